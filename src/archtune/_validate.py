@@ -1,0 +1,89 @@
+"""Small validators shared by config dataclasses and layer specs."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Literal, get_args, get_origin
+
+from .errors import ArchtuneError, unknown
+
+
+def check_keys(data: dict[str, Any], allowed: typing.Iterable[str], where: str) -> None:
+    """Raise for the first key of ``data`` not in ``allowed``, with a did-you-mean."""
+    allowed = list(allowed)
+    for key in data:
+        if key not in allowed:
+            raise unknown("key", str(key), allowed, where)
+
+
+def coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a simple type annotation; ints are accepted for floats."""
+    origin = get_origin(annotation)
+    if origin is Literal:
+        choices = get_args(annotation)
+        if value not in choices:
+            raise unknown("value", str(value), [str(c) for c in choices], where)
+        return value
+    if origin in (types.UnionType, typing.Union):
+        args = get_args(annotation)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, where)
+            except ArchtuneError as err:
+                errors.append(str(err))
+        raise ArchtuneError(errors[0] if len(errors) == 1 else f"{where}: invalid value {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ArchtuneError(f"{where}: expected a list, got {value!r}")
+        (inner, *_) = get_args(annotation) or (Any,)
+        return [coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    if annotation is Any:
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ArchtuneError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ArchtuneError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ArchtuneError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ArchtuneError(f"{where}: expected a string, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(annotation):
+        return from_dict(annotation, value, where)
+    return value
+
+
+def from_dict(cls: Any, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a dict, checking keys and types; then run its ``validate``."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ArchtuneError(f"{where}: expected a mapping of keys to values, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    check_keys(data, names, where)
+    kwargs = {k: coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        validate(where)
+    return obj
+
+
+def require(cond: bool, where: str, message: str) -> None:
+    if not cond:
+        raise ArchtuneError(f"{where}: {message}")

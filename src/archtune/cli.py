@@ -1,0 +1,199 @@
+"""The ``archtune`` command: verbs over the public Python API (each one call)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import log as _log
+from .errors import ArchtuneError
+
+DEFAULT_SPEC = "default"
+
+
+def _overrides(options: dict[str, object], sets: tuple[str, ...]) -> list[str]:
+    """Turn shortcut flags (--epochs 15) into section.key=value overrides, before --set ones."""
+    out = []
+    for key, value in options.items():
+        if value is not None:
+            out.append(f"{key}={json.dumps(value) if isinstance(value, str | bool) else value}")
+    return out + list(sets)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More output (-v: debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Warnings and results only; no progress bars.")
+@click.version_option(package_name="archtune")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """Build, train, tune and explain neural-network image classifiers."""
+    _log.configure(-1 if quiet else verbose)
+    ctx.obj = {"quiet": quiet}
+
+
+@cli.command()
+@click.argument("pattern", default="*")
+def specs(pattern: str) -> None:
+    """List built-in architectures with their parameters and FLOPs."""
+    from .specs import infer_shapes, list_specs, load_spec, totals
+
+    names = list_specs(pattern)
+    if not names:
+        raise ArchtuneError(f"no built-in spec matches '{pattern}'")
+    click.echo(f"{'name':<20}{'params':>12}{'FLOPs/image':>14}  description")
+    for name in names:
+        spec = load_spec(name)
+        t = totals(infer_shapes(spec))
+        click.echo(f"{name:<20}{t.params:>12,}{t.flops:>14,}  {spec.description[:70]}")
+
+
+@cli.command()
+@click.argument("spec", default=DEFAULT_SPEC)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override, e.g. train.lr=0.05.")
+def summary(spec: str, sets: tuple[str, ...]) -> None:
+    """Keras-style summary of SPEC (built-in name or YAML/JSON file), before any training."""
+    from .specs import load_spec
+    from .specs import summary as make_summary
+
+    click.echo(make_summary(load_spec(spec, list(sets))))
+
+
+@cli.command()
+@click.argument("spec", default=DEFAULT_SPEC)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override, e.g. train.lr=0.05.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Save the resolved spec here.")
+def config(spec: str, sets: tuple[str, ...], output: str | None) -> None:
+    """Print the fully resolved spec (layers, train, data) as YAML, or save it with -o."""
+    from .specs import load_spec
+
+    text = load_spec(spec, list(sets)).to_yaml()
+    if output:
+        Path(output).write_text(text)
+        click.echo(f"saved {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
+@click.argument("name", default="fashion-mnist")
+@click.option("--data-dir", type=click.Path(), help="Folder holding the data set's files.")
+@click.option("--dev-fraction", default=0.2, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the train/dev split.")
+def data(name: str, data_dir: str | None, dev_fraction: float, seed: int) -> None:
+    """Sizes and class counts per split of a data set (name, .npz file or image folder)."""
+    from .data import load_dataset, split_dataset
+
+    ds = load_dataset(name, data_dir=data_dir)
+    s = split_dataset(ds, dev_fraction=dev_fraction, seed=seed)
+    counts = s.class_counts()
+    test_counts = [int((ds.y_test == i).sum()) for i in range(len(ds.classes))]
+    c, h, w = ds.input_shape
+    click.echo(f"{ds.name}: {h}x{w}x{c} images, {len(ds.classes)} classes, read from {ds.source}")
+    click.echo(f"split: train {len(s.train.y):,} / dev {len(s.dev.y):,} / test {len(ds.y_test):,} "
+               f"(dev fraction {dev_fraction}, seed {seed}, stratified)")
+    click.echo(f"{'class':<16}{'train':>8}{'dev':>8}{'test':>8}")
+    for i, cls in enumerate(ds.classes):
+        click.echo(f"{cls:<16}{counts['train'][i]:>8,}{counts['dev'][i]:>8,}{test_counts[i]:>8,}")
+
+
+@cli.command()
+@click.argument("spec", default=DEFAULT_SPEC)
+@click.option("--epochs", type=int, help="Shortcut for --set train.epochs=N.")
+@click.option("--batch-size", type=int, help="Shortcut for --set train.batch_size=N.")
+@click.option("--optimizer", type=str, help="sgd | adam | adamw | rmsprop.")
+@click.option("--lr", type=float, help="Learning rate (peak lr for one-cycle).")
+@click.option("--seed", type=int, help="Seed of weights, batch order and augmentation.")
+@click.option("--precision", type=str, help="auto | fp32 | bf16.")
+@click.option("--data", "dataset", type=str, help="fashion-mnist | mnist | path to .npz or image folder.")
+@click.option("--data-dir", type=str, help="Folder holding the data set's files.")
+@click.option("--train-subset", type=int, help="Train on this many images (stratified), for quick runs.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any override, e.g. train.lr=0.05.")
+@click.option("--run-dir", type=click.Path(), help="Run folder (default: runs/<spec>-<time>).")
+@click.option("--device", type=str, help="cpu | cuda (default: cuda when available).")
+@click.option("--threads", type=int, help="CPU threads (default: all cores available).")
+@click.pass_context
+def train(ctx: click.Context, spec: str, epochs: int | None, batch_size: int | None, optimizer: str | None,
+          lr: float | None, seed: int | None, precision: str | None, dataset: str | None,
+          data_dir: str | None, train_subset: int | None, sets: tuple[str, ...], run_dir: str | None,
+          device: str | None, threads: int | None) -> None:
+    """Train SPEC (default: 'default') and save a run folder; prints dev accuracy and the folder."""
+    from .specs import load_spec
+    from .train import train as run_training
+
+    shortcuts = {"train.epochs": epochs, "train.batch_size": batch_size, "train.optimizer": optimizer,
+                 "train.lr": lr, "train.seed": seed, "train.precision": precision,
+                 "data.dataset": dataset, "data.data_dir": data_dir, "data.train_subset": train_subset}
+    loaded = load_spec(spec, _overrides(shortcuts, sets))
+    try:
+        run = run_training(loaded, run_dir=run_dir, device=device, threads=threads,
+                           progress=not ctx.obj["quiet"])
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: the run folder keeps the best checkpoint so far", err=True)
+        sys.exit(130)
+    best = run.metrics.get("best") or {}
+    click.echo(f"best dev accuracy {best.get('dev_accuracy', float('nan')) * 100:.2f}% "
+               f"(epoch {run.metrics.get('best_epoch')} of {run.metrics.get('epochs_run')}, "
+               f"{run.metrics.get('train_seconds', 0):.0f}s)")
+    click.echo(f"run saved in {run.path}")
+
+
+@cli.command()
+@click.argument("run", type=str)
+@click.option("--split", default="dev", show_default=True, help="train | dev | test.")
+@click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")
+@click.option("--data-dir", type=str, help="Where the data set's files are, if not where training found them.")
+@click.option("--tta/--no-tta", default=None, help="Flip test-time augmentation (default: the spec's).")
+@click.option("--device", type=str)
+def evaluate(run: str, split: str, as_json: bool, data_dir: str | None, tta: bool | None,
+             device: str | None) -> None:
+    """Evaluate a run's best weights on a split (the test split only when asked)."""
+    from .evaluate import evaluate as run_eval
+    from .evaluate import format_evaluation
+
+    result = run_eval(run, split, data_dir=data_dir, tta=tta, device=device)
+    click.echo(json.dumps(result, indent=2) if as_json else format_evaluation(result))
+
+
+@cli.command()
+@click.option("--root", default="runs", show_default=True, type=click.Path(), help="Folder of runs.")
+def runs(root: str) -> None:
+    """Table of saved runs: spec, status, epochs, dev and test accuracy, time."""
+    from .train import list_runs
+
+    found = list_runs(root)
+    if not found:
+        click.echo(f"no runs under {root}/")
+        return
+    click.echo(f"{'run':<36}{'spec':<16}{'status':<12}{'epochs':>7}{'dev acc':>9}{'test acc':>9}{'time':>8}")
+    for r in found:
+        best = r.metrics.get("best") or {}
+        test = r.evaluation("test")
+        dev_acc = f"{best['dev_accuracy'] * 100:.2f}" if "dev_accuracy" in best else "-"
+        test_acc = f"{test['accuracy'] * 100:.2f}" if test else "-"
+        click.echo(f"{r.name[:35]:<36}{r.spec.name[:15]:<16}{r.status:<12}{r.metrics.get('epochs_run', 0):>7}"
+                   f"{dev_acc:>9}{test_acc:>9}{r.metrics.get('train_seconds', 0):>7.0f}s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors print one clear line and exit with code 2, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="archtune", standalone_mode=False)
+    except ArchtuneError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

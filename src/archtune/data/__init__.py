@@ -1,0 +1,20 @@
+"""Data loading: registered IDX data sets, .npz files and image folders; stratified splits."""
+
+from archtune.data.datasets import Dataset, list_datasets, load_dataset
+from archtune.data.idx import read_idx, write_idx
+from archtune.data.sources import locate
+from archtune.data.split import Split, Splits, channel_stats, split_dataset, test_split
+
+__all__ = [
+    "Dataset",
+    "Split",
+    "Splits",
+    "channel_stats",
+    "list_datasets",
+    "load_dataset",
+    "locate",
+    "read_idx",
+    "split_dataset",
+    "test_split",
+    "write_idx",
+]

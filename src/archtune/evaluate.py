@@ -1,0 +1,153 @@
+"""Evaluation: loss, accuracy, per-class metrics, confusion matrix, worst mistakes, capacity verdict."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+from .data import Split, load_dataset, split_dataset, test_split
+from .errors import ArchtuneError
+from .train.device import pick_device
+from .train.loop import predict_logits
+from .train.runs import Run, load_run, write_csv, write_json
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "dev", "test")
+
+
+def metrics_from_logits(logits: torch.Tensor, y: torch.Tensor, classes: list[str], *,
+                        top_wrong: int = 16) -> dict[str, Any]:
+    """All metrics of one split from its logits (pure: no files, no model)."""
+    logits, y = logits.float().cpu(), y.cpu()
+    probs = logits.softmax(1)
+    pred = probs.argmax(1)
+    labels = list(range(len(classes)))
+    yt, yp = y.numpy(), pred.numpy()
+    p, r, f1, support = precision_recall_fscore_support(yt, yp, labels=labels, zero_division=0)
+    per_class = {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f1[i]),
+                     "support": int(support[i])} for i, c in enumerate(classes)}
+    wrong = (pred != y).nonzero().flatten()
+    conf = probs[wrong, pred[wrong]]
+    order = conf.argsort(descending=True)[:top_wrong]
+    worst = [{"index": int(wrong[i]), "true": classes[int(y[wrong[i]])],
+              "predicted": classes[int(pred[wrong[i]])], "probability": float(conf[i])} for i in order]
+    return {
+        "n": int(len(y)),
+        "accuracy": float((pred == y).float().mean()),
+        "loss": float(F.cross_entropy(logits, y)),
+        "macro_f1": float(np.mean(f1)),
+        "per_class": per_class,
+        "confusion_matrix": confusion_matrix(yt, yp, labels=labels).tolist(),
+        "most_confident_wrong": worst,
+    }
+
+
+def capacity_verdict(history: list[dict[str, float]]) -> dict[str, Any]:
+    """Read under-/over-fitting from the train/dev curves, with the numbers that led to it.
+
+    over-fitting: dev loss rose more than 10% above its minimum by the end, or train accuracy
+    exceeds dev accuracy by more than 3 points. under-fitting: train loss still fell by more
+    than 5% over the last third of training (more epochs or capacity would help) and dev
+    accuracy is at least as high as train accuracy (no gap yet). Otherwise: fine.
+    """
+    if not history:
+        return {"verdict": "unknown", "reason": "no epochs recorded"}
+    last = history[-1]
+    dev_losses = [h["dev_loss"] for h in history]
+    best_i = int(np.argmin(dev_losses))
+    rise = (dev_losses[-1] - dev_losses[best_i]) / max(dev_losses[best_i], 1e-12)
+    gap = last["train_accuracy"] - last["dev_accuracy"]
+    k = max(len(history) // 3, 1)
+    ref = history[-1 - k]["train_loss"] if len(history) > k else history[0]["train_loss"]
+    still_falling = (ref - last["train_loss"]) / max(ref, 1e-12) if len(history) > 1 else math.nan
+    numbers = {"train_accuracy": last["train_accuracy"], "dev_accuracy": last["dev_accuracy"],
+               "accuracy_gap": gap, "best_dev_loss_epoch": best_i + 1, "epochs": len(history),
+               "dev_loss_rise_from_min": rise, "train_loss_drop_last_third": still_falling}
+    if rise > 0.10 or gap > 0.03:
+        why = (f"dev loss rose {rise:.0%} above its minimum (epoch {best_i + 1})" if rise > 0.10
+               else f"train accuracy exceeds dev accuracy by {gap * 100:.1f} points")
+        return {"verdict": "over-fitting", "reason": why, "numbers": numbers}
+    if len(history) > 1 and still_falling > 0.05 and gap <= 0.0:
+        return {"verdict": "under-fitting",
+                "reason": f"train loss still fell {still_falling:.0%} over the last {k} epochs with no "
+                          f"train/dev gap ({gap * 100:+.1f} points): train longer or add capacity",
+                "numbers": numbers}
+    return {"verdict": "fine", "reason": f"train/dev gap {gap * 100:+.1f} points, dev loss "
+                                         f"{rise:.0%} above its minimum", "numbers": numbers}
+
+
+def split_of_run(run: Run, split: str, data_dir: str | None = None) -> Split:
+    """Rebuild one split of a run's data exactly as training saw it (same data set and seeds)."""
+    if split not in SPLITS:
+        raise ArchtuneError(f"unknown split '{split}'; expected one of: {', '.join(SPLITS)}")
+    d = run.spec.data
+    ds = load_dataset(d.dataset, data_dir=data_dir or d.data_dir,
+                      image_size=tuple(d.image_size) if d.image_size else None, channels=d.channels)
+    if split == "test":
+        return test_split(ds)
+    s = split_dataset(ds, dev_fraction=d.dev_fraction, seed=d.split_seed, train_subset=d.train_subset)
+    return s.train if split == "train" else s.dev
+
+
+def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None = None,
+             tta: bool | None = None, device: str | None = None, save: bool = True,
+             data: Split | None = None) -> dict[str, Any]:
+    """Evaluate a run's best weights on a split; saves ``eval_<split>.json`` in the run folder.
+
+    ``tta`` defaults to the run's ``train.tta``. Only this function reads the test split.
+    """
+    if not isinstance(run, Run):
+        run = load_run(run)
+    if not (run.path / "best.pt").exists():
+        raise ArchtuneError(f"{run.path}: has no checkpoint yet (status: {run.status}); nothing to evaluate")
+    dev = pick_device(device)
+    model = run.load_model(dev)
+    data = data if data is not None else split_of_run(run, split, data_dir)
+    use_tta = run.spec.train.tta if tta is None else tta
+    channels_last = any(layer.type == "Conv2D" for layer in run.spec.layers)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    logits = predict_logits(model, data.x.to(dev), batch_size=run.spec.train.eval_batch_size,
+                            channels_last=channels_last, tta=use_tta)
+    result = metrics_from_logits(logits, data.y, run.classes)
+    for w in result["most_confident_wrong"]:
+        w["source_index"] = int(data.indices[w["index"]])
+    result = {"run": str(run.path), "split": split, "tta": use_tta, **result,
+              "capacity": capacity_verdict(run.history)}
+    if save:
+        write_json(run.path / f"eval_{split}.json", result)
+        rows = [{"true\\pred": c, **dict(zip(run.classes, row, strict=True))}
+                for c, row in zip(run.classes, result["confusion_matrix"], strict=True)]
+        write_csv(run.path / f"confusion_{split}.csv", rows)
+    return result
+
+
+def format_evaluation(result: dict[str, Any]) -> str:
+    """Terminal text: headline, per-class table, confusion matrix, verdict."""
+    classes = list(result["per_class"])
+    lines = [f"{result['split']} split ({result['n']:,} images{', flip TTA' if result.get('tta') else ''}): "
+             f"accuracy {result['accuracy'] * 100:.2f}%  loss {result['loss']:.4f}  "
+             f"macro F1 {result['macro_f1']:.4f}", "",
+             f"{'class':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
+    for c, m in result["per_class"].items():
+        lines.append(f"{c[:13]:<14}{m['precision']:>10.4f}{m['recall']:>10.4f}{m['f1']:>10.4f}{m['support']:>9}")
+    short = [c[:5] for c in classes]
+    lines += ["", "confusion matrix (rows: true, columns: predicted)",
+              " " * 14 + "".join(f"{s:>7}" for s in short)]
+    for c, row in zip(classes, result["confusion_matrix"], strict=True):
+        lines.append(f"{c[:13]:<14}" + "".join(f"{v:>7}" for v in row))
+    worst = result["most_confident_wrong"][:5]
+    if worst:
+        lines += ["", "most confident mistakes:"]
+        lines += [f"  #{w['index']}: {w['true']} predicted as {w['predicted']} ({w['probability']:.1%})"
+                  for w in worst]
+    cap = result["capacity"]
+    lines += ["", f"capacity: {cap['verdict']} ({cap['reason']})"]
+    return "\n".join(lines)

@@ -1,0 +1,29 @@
+"""Logging setup. Library modules only log; the CLI (or a notebook user) calls ``configure``."""
+
+from __future__ import annotations
+
+import logging
+
+from tqdm.auto import tqdm
+
+
+class _TqdmHandler(logging.StreamHandler):
+    """Write log lines through tqdm so they do not break a progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record))
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
+
+
+def configure(verbosity: int = 0) -> None:
+    """verbosity -1: warnings only; 0: info; 1+: debug."""
+    level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
+    root = logging.getLogger("archtune")
+    root.handlers.clear()
+    handler = _TqdmHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False

@@ -1,0 +1,56 @@
+"""Registry of built-in specs (YAML files in ``specs/builtin``), timm-style."""
+
+from __future__ import annotations
+
+import fnmatch
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ArchtuneError, did_you_mean
+from .schema import Spec, apply_overrides, read_spec_file, spec_from_dict
+
+
+@cache
+def _builtin() -> dict[str, dict[str, Any]]:
+    out = {}
+    for entry in resources.files("archtune.specs").joinpath("builtin").iterdir():
+        if entry.name.endswith(".yaml"):
+            data = yaml.safe_load(entry.read_text())
+            out[data["name"]] = data
+    return out
+
+
+def list_specs(pattern: str = "*") -> list[str]:
+    """Names of built-in specs matching a glob pattern, e.g. ``list_specs("cnn*")``."""
+    return sorted(n for n in _builtin() if fnmatch.fnmatch(n, pattern))
+
+
+def raw_spec(name_or_path: str | Path | dict[str, Any]) -> dict[str, Any]:
+    """The unvalidated dict of a built-in name, a YAML/JSON file or a dict."""
+    if isinstance(name_or_path, dict):
+        return dict(name_or_path)
+    text = str(name_or_path)
+    if text in _builtin():
+        return dict(_builtin()[text])
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml", ".json") or path.exists():
+        return read_spec_file(path)
+    raise ArchtuneError(
+        f"unknown spec '{text}'{did_you_mean(text, _builtin())}: not a built-in spec "
+        f"({', '.join(list_specs())}) nor a .yaml/.json file")
+
+
+def load_spec(name_or_path: str | Path | dict[str, Any], overrides: list[str] | None = None) -> Spec:
+    """Load and validate a spec from a built-in name, a YAML/JSON file or a dict.
+
+    ``overrides`` are ``section.key=value`` strings such as ``train.lr=0.05``.
+    """
+    raw = raw_spec(name_or_path)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    source = str(name_or_path) if not isinstance(name_or_path, dict) else "spec"
+    return spec_from_dict(raw, source=source)

@@ -1,0 +1,123 @@
+"""A spec: an architecture as data (Keras-style layer list) plus its train and data sections."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .._validate import check_keys
+from ..config import DataConfig, TrainConfig, data_config, to_dict, train_config
+from ..errors import ArchtuneError
+from .layers import Layer, normalize_layer
+
+SPEC_KEYS = ("name", "description", "input_shape", "layers", "train", "data", "search")
+DEFAULT_INPUT_SHAPE = (28, 28, 1)  # Keras order: height, width, channels
+
+
+@dataclass
+class Spec:
+    """A validated spec. ``input_shape`` is Keras-ordered (height, width, channels)."""
+
+    name: str
+    layers: list[Layer]
+    input_shape: tuple[int, int, int] = DEFAULT_INPUT_SHAPE
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    description: str = ""
+
+    @property
+    def chw(self) -> tuple[int, int, int]:
+        h, w, c = self.input_shape
+        return (c, h, w)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "input_shape": list(self.input_shape),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "train": to_dict(self.train),
+            "data": to_dict(self.data),
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _input_shape(value: Any) -> tuple[int, int, int]:
+    if (not isinstance(value, list | tuple) or len(value) not in (2, 3)
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+        raise ArchtuneError(
+            f"input_shape: expected [height, width, channels] of positive integers, got {value!r}")
+    h, w, *c = value
+    return (h, w, c[0] if c else 1)
+
+
+def spec_from_dict(raw: dict[str, Any], *, source: str = "spec") -> Spec:
+    """Validate a spec dict (layers, train, data) and infer/check all shapes."""
+    from .shapes import infer_shapes  # local: shapes imports Spec
+
+    if not isinstance(raw, dict):
+        raise ArchtuneError(f"{source}: a spec must be a mapping with 'layers', got {type(raw).__name__}")
+    try:
+        check_keys(raw, SPEC_KEYS, source)
+        if "search" in raw:
+            raise ArchtuneError(
+                "this is a search space ('search' section); use it with 'archtune search'")
+        layers_raw = raw.get("layers")
+        if not isinstance(layers_raw, list) or not layers_raw:
+            raise ArchtuneError("'layers' must be a non-empty list of layers")
+        layers = [normalize_layer(entry, i) for i, entry in enumerate(layers_raw)]
+        spec = Spec(
+            name=str(raw.get("name") or "spec"),
+            description=str(raw.get("description") or ""),
+            layers=layers,
+            input_shape=_input_shape(raw.get("input_shape", list(DEFAULT_INPUT_SHAPE))),
+            train=train_config(raw.get("train")),
+            data=data_config(raw.get("data")),
+        )
+        infer_shapes(spec)
+    except ArchtuneError as err:
+        msg = str(err)
+        raise ArchtuneError(msg if msg.startswith(source) else f"{source}: {msg}") from None
+    return spec
+
+
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON spec file into a dict (no validation)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArchtuneError(f"{path}: no such spec file")
+    text = path.read_text()
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise ArchtuneError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}") from None
+    if not isinstance(data, dict):
+        raise ArchtuneError(f"{path}: a spec must be a mapping with 'layers'")
+    data.setdefault("name", path.stem)
+    return data
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides (values parsed as YAML) to a copy of a spec dict."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ArchtuneError(f"--set {item!r}: expected KEY=VALUE, e.g. train.lr=0.05")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        if parts[0] not in ("train", "data", "input_shape", "name", "description"):
+            raise ArchtuneError(f"--set {item!r}: only train.*, data.*, name and description can be set")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ArchtuneError(f"--set {item!r}: '{part}' is not a section")
+        node[parts[-1]] = yaml.safe_load(value)
+    return out

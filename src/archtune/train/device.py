@@ -1,0 +1,91 @@
+"""Device, precision and thread choices, recorded in every run's env.json."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """'cuda' when present unless told otherwise; 'cpu' always works."""
+    if requested:
+        dev = torch.device(requested)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            from ..errors import ArchtuneError
+
+            raise ArchtuneError("--device cuda: no CUDA device is available on this machine")
+        return dev
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX); else autocast is emulated."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine() == "arm64"  # Apple silicon has bf16
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(requested: str, device: torch.device) -> tuple[str, str]:
+    """Return (precision, reason). 'auto' picks bf16 only where the hardware has it."""
+    if requested == "fp32":
+        return "fp32", "requested"
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+    else:
+        ok = cpu_has_bf16()
+    if requested == "bf16":
+        if not ok:
+            log.warning("bf16 requested but %s has no native bf16: it will be emulated (slow)", device)
+        return "bf16", "requested"
+    if ok:
+        return "bf16", f"auto: {device.type} supports bf16"
+    return "fp32", f"auto: {device.type} has no native bf16"
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def set_threads(threads: int | None) -> int:
+    """Use ``threads`` intra-op threads (default: the cores this process may use)."""
+    if threads is None:
+        env = os.environ.get("ARCHTUNE_THREADS")
+        threads = int(env) if env else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    torch.set_num_threads(max(1, threads))
+    return torch.get_num_threads()
+
+
+def environment(device: torch.device, precision: str, reason: str, threads: int) -> dict:
+    import sys
+    from importlib.metadata import version
+
+    import numpy
+
+    __version__ = version("archtune")
+
+    env = {
+        "archtune": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "device": str(device),
+        "precision": precision,
+        "precision_reason": reason,
+        "threads": threads,
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env

@@ -1,0 +1,119 @@
+"""Train one epoch and evaluate in batches: the hot path, kept small and allocation-light."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import TrainConfig
+from .augment import augment
+from .device import autocast
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    accuracy: float
+    grad_norms: dict[str, float]
+
+
+def param_layers(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Weight tensor of each spec layer that has one, keyed by the layer's name."""
+    out = {}
+    for name, block in model.blocks.named_children():
+        for p_name, p in block.named_parameters():
+            if p_name.endswith("weight") and p.dim() > 1:
+                out[name] = p
+                break
+    return out
+
+
+def to_model_layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def train_epoch(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: TrainConfig,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    gen: torch.Generator,
+    *,
+    precision: str,
+    channels_last: bool,
+    on_step: Callable[[int, float, float], None] | None = None,
+) -> EpochStats:
+    """One pass over (x, y) in shuffled mini-batches; returns running loss/accuracy and grad norms."""
+    model.train()
+    device = x.device
+    n = x.shape[0]
+    order = torch.randperm(n, generator=gen, device=gen.device).to(device)
+    layers = param_layers(model) if cfg.grad_norm_every else {}
+    norm_sums = {k: 0.0 for k in layers}
+    norm_count = 0
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    steps = n // cfg.batch_size if n >= cfg.batch_size else 1  # drop the ragged last batch
+    for step in range(steps):
+        idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        xb, yb = x[idx], y[idx]
+        if cfg.augment.active:
+            xb = augment(xb, cfg.augment, gen)
+        xb = to_model_layout(xb, channels_last)
+        with autocast(device, precision):
+            logits = model(xb)
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if layers and step % cfg.grad_norm_every == 0:
+            norms = torch.stack(torch._foreach_norm([p.grad for p in layers.values()])).tolist()
+            for k, v in zip(layers, norms, strict=True):
+                norm_sums[k] += v
+            norm_count += 1
+        opt.step()
+        sched.step()
+        loss_sum += loss.detach() * len(idx)
+        correct += (logits.detach().argmax(1) == yb).sum()
+        seen += len(idx)
+        if on_step is not None and (step % 20 == 0 or step == steps - 1):
+            on_step(step + 1, loss_sum.item() / seen, correct.item() / seen)
+    grad = {k: v / norm_count for k, v in norm_sums.items()} if norm_count else {}
+    return EpochStats(loss_sum.item() / seen, correct.item() / seen, grad)
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    batch_size: int = 1000,
+    precision: str = "fp32",
+    channels_last: bool = False,
+    tta: bool = False,
+) -> torch.Tensor:
+    """Logits for all of x in batches (float32, on x's device). ``tta`` averages with the mirror."""
+    model.eval()
+    out = []
+    for i in range(0, x.shape[0], batch_size):
+        xb = to_model_layout(x[i:i + batch_size], channels_last)
+        with autocast(x.device, precision):
+            logits = model(xb).float()
+            if tta:
+                # average probabilities of the image and its mirror, back in log space
+                p = logits.softmax(1) + model(xb.flip(3)).float().softmax(1)
+                logits = (p / 2).log()
+        out.append(logits)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def loss_and_accuracy(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    loss = F.cross_entropy(logits, y).item()
+    acc = (logits.argmax(1) == y).float().mean().item()
+    return loss, acc
