@@ -177,6 +177,21 @@ def runs(root: str) -> None:
                    f"{dev_acc:>9}{test_acc:>9}{r.metrics.get('train_seconds', 0):>7.0f}s")
 
 
+def _register_extensions() -> None:
+    """Subcommands that live next to their feature (search, report, serve) add themselves here."""
+    import importlib
+
+    for module in ("archtune.search.cli", "archtune.report.cli", "archtune.serve.cli"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+
+
+_register_extensions()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors print one clear line and exit with code 2, never a traceback."""
     try:
