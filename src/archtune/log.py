@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from tqdm.auto import tqdm
 
 
 class _TqdmHandler(logging.StreamHandler):
-    """Write log lines through tqdm so they do not break a progress bar."""
+    """Write log lines (to stderr) through tqdm so they do not break a progress bar."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            tqdm.write(self.format(record))
+            tqdm.write(self.format(record), file=sys.stderr)
         except Exception:  # pragma: no cover - logging must never raise
             self.handleError(record)
 

@@ -85,6 +85,7 @@ def train(
     threads: int | None = None,
     progress: bool = True,
     epoch_callback: EpochCallback | None = None,
+    model: ArchtuneNet | None = None,
 ) -> Run:
     """Train a spec and save the run folder; returns the loaded :class:`Run` (model included).
 
@@ -100,10 +101,11 @@ def train(
     dev = pick_device(device)
     n_threads = set_threads(threads)
     precision, reason = resolve_precision(cfg.precision, dev)
-    mean, std = channel_stats(splits.train.x) if spec.data.standardize else (None, None)
-
     torch.manual_seed(cfg.seed)
-    model = build_model(spec, mean, std).to(dev)
+    if model is None:
+        mean, std = channel_stats(splits.train.x) if spec.data.standardize else (None, None)
+        model = build_model(spec, mean, std)
+    model = model.to(dev)
     channels_last = any(layer.type == "Conv2D" for layer in spec.layers)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -1,0 +1,38 @@
+"""Write one section of bench/RESULTS.md (replacing an older section of the same title)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    import torch
+
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {cores} cores, {dev}, torch {torch.__version__}, {platform.system()}"
+
+
+def write_section(title: str, body: str, command: str) -> None:
+    """Replace (or append) '## title' in RESULTS.md with the body, machine, date and command."""
+    stamp = time.strftime("%Y-%m-%d %H:%M %Z")
+    section = (f"## {title}\n\nMachine: {machine()}. Date: {stamp}.\n"
+               f"Command: `{command}`\n\n{body.strip()}\n")
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nEach section is written by the script named in it; rerun it to refresh.\n"
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    RESULTS.write_text(text)

@@ -1,0 +1,134 @@
+"""Training speed and time-to-accuracy: archtune against a plain PyTorch loop, same run.
+
+For each recipe (cnn-classic: Adam, batch 32; default: the built-in default recipe) this trains
+with ``archtune.train`` and with a plain loop written the obvious way (DataLoader over a
+TensorDataset, per-sample augmentation in the Dataset, NCHW, default threads), same model,
+optimiser, schedule, epochs and seed. After every epoch it evaluates the *test* split, outside
+the timed training, to report the time needed to reach 90.7% and 93% test accuracy. (This is a
+measurement only; training decisions never see the test split.)
+
+    python bench/train_bench.py [--recipes cnn-classic default] [--epochs-classic 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+from _results import write_section  # noqa: I001  (bench-local helper)
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+import archtune as at
+from archtune.data import load_dataset, split_dataset, test_split
+from archtune.train.optim import make_optimizer, make_scheduler
+
+TARGETS = (0.907, 0.93)
+
+
+def test_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, tta: bool) -> float:
+    logits = at.train.predict_logits(model, x, batch_size=1000, tta=tta)
+    return (logits.argmax(1) == y).float().mean().item()
+
+
+class FlipDataset(Dataset):
+    """The obvious way to augment: a per-sample random flip in __getitem__."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, flip: bool):
+        self.x, self.y, self.flip = x, y, flip
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img = self.x[i]
+        if self.flip and torch.rand(()) < 0.5:
+            img = img.flip(-1)
+        return img, self.y[i]
+
+
+def plain_loop(spec: at.Spec, splits, x_test, y_test) -> list[tuple[float, float]]:
+    """Returns (cumulative training seconds, test accuracy) per epoch."""
+    cfg = spec.train
+    torch.manual_seed(cfg.seed)
+    mean, std = at.data.channel_stats(splits.train.x) if spec.data.standardize else (None, None)
+    model = at.build_model(spec, mean, std)
+    opt = make_optimizer(model, cfg)
+    ds = FlipDataset(splits.train.x, splits.train.y, cfg.augment.hflip) if cfg.augment.active \
+        else TensorDataset(splits.train.x, splits.train.y)
+    loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True)
+    dev_loader = DataLoader(TensorDataset(splits.dev.x, splits.dev.y), batch_size=cfg.batch_size)
+    sched = make_scheduler(opt, cfg, len(loader))
+    out, elapsed = [], 0.0
+    for _ in range(cfg.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        for xb, yb in loader:
+            opt.zero_grad()
+            loss = F.cross_entropy(model(xb), yb, label_smoothing=cfg.label_smoothing)
+            loss.backward()
+            opt.step()
+            sched.step()
+        model.eval()
+        with torch.no_grad():  # validation as Keras' validation_data does it
+            sum(F.cross_entropy(model(xb), yb, reduction="sum").item() for xb, yb in dev_loader)
+        elapsed += time.perf_counter() - t0
+        out.append((elapsed, test_accuracy(model, x_test, y_test, cfg.tta)))
+    return out
+
+
+def archtune_loop(spec: at.Spec, splits, x_test, y_test) -> list[tuple[float, float]]:
+    torch.manual_seed(spec.train.seed)
+    mean, std = at.data.channel_stats(splits.train.x) if spec.data.standardize else (None, None)
+    model = at.build_model(spec, mean, std)
+    out: list[tuple[float, float]] = []
+    elapsed = [0.0]
+
+    def on_epoch(epoch: int, row: dict) -> None:
+        elapsed[0] += row["seconds"]
+        out.append((elapsed[0], test_accuracy(model, x_test, y_test, spec.train.tta)))
+
+    at.train(spec, splits=splits, run_dir=f"runs/bench-{spec.name}-{time.time():.0f}",
+             progress=False, epoch_callback=on_epoch, model=model)
+    return out
+
+
+def first_reaching(curve: list[tuple[float, float]], target: float) -> str:
+    for i, (t, acc) in enumerate(curve):
+        if acc >= target:
+            return f"{t:.0f} s (epoch {i + 1})"
+    return f"not reached (best {max(a for _, a in curve) * 100:.2f}%)"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--recipes", nargs="+", default=["cnn-classic", "default"])
+    ap.add_argument("--skip-plain", action="store_true")
+    args = ap.parse_args()
+    ds = load_dataset("fashion-mnist")
+    test = test_split(ds)
+    rows = []
+    for name in args.recipes:
+        spec = at.load_spec(name)
+        splits = split_dataset(ds, dev_fraction=spec.data.dev_fraction, seed=spec.data.split_seed)
+        loops = [("archtune", archtune_loop)] + ([] if args.skip_plain else [("plain PyTorch", plain_loop)])
+        for label, fn in loops:
+            curve = fn(spec, splits, test.x, test.y)
+            per_epoch = curve[-1][0] / len(curve)
+            print(f"{name} {label}: {per_epoch:.1f} s/epoch; test acc per epoch "
+                  f"{[round(a * 100, 2) for _, a in curve]}", flush=True)
+            rows.append(f"| {name} | {label} | {spec.train.epochs} | {spec.train.batch_size} | {per_epoch:.1f} | "
+                        f"{first_reaching(curve, TARGETS[0])} | {first_reaching(curve, TARGETS[1])} | "
+                        f"{curve[-1][1] * 100:.2f}% |")
+    body = ("Seconds per epoch include the dev-set evaluation. Times to a test accuracy are "
+            "cumulative training seconds at the end of the first epoch whose test accuracy reaches it.\n\n"
+            "| recipe | loop | epochs | batch | s/epoch | time to 90.7% test | time to 93% test | final test acc |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows))
+    write_section("Training speed: archtune vs a plain PyTorch loop", body,
+                  "python bench/train_bench.py " + " ".join(["--recipes", *args.recipes]))
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
