@@ -68,11 +68,10 @@ def set_threads(threads: int | None) -> int:
 
 def environment(device: torch.device, precision: str, reason: str, threads: int) -> dict:
     import sys
-    from importlib.metadata import version
 
     import numpy
 
-    __version__ = version("archtune")
+    from .. import __version__
 
     env = {
         "archtune": __version__,
