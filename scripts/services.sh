@@ -24,7 +24,7 @@ if ! "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
     RUN=""
   fi
   $RUN "$PGBIN/initdb" -D "$PGDATA" -A trust -U archtune >&2
-  $RUN "$PGBIN/pg_ctl" -D "$PGDATA" -o "-p $PGPORT -k /tmp -c listen_addresses=127.0.0.1" -l "$PGDATA/log" -w start >&2
+  $RUN "$PGBIN/pg_ctl" -D "$PGDATA" -o "-p $PGPORT -k /tmp -c listen_addresses=127.0.0.1" -l "$PGDATA/log" -w -t 180 start >&2
 fi
 echo "export ARCHTUNE_TEST_PG_URL=postgresql://archtune@127.0.0.1:$PGPORT/postgres"
 echo "export ARCHTUNE_CHROMIUM=$(command -v chromium)"

@@ -1,0 +1,190 @@
+"""The HTTP app (FastAPI, ASGI): predictions, model facts, health and a small web page.
+
+::
+
+    GET  /              the web page: drop an image, see it as the model does, bars, activations
+    POST /predict       one or many images (multipart, raw image body or JSON pixels) -> top-k
+    POST /explain       one image -> prediction, the 28x28 input and first-conv activation maps
+    GET  /model         spec summary, classes, metrics, preprocessing and limits
+    GET  /health        liveness and micro-batching counters
+    GET  /openapi.json  the OpenAPI schema
+
+Every client mistake is a 4xx with ``{"error": code, "detail": message}``; predictions of
+concurrent requests share forward passes through a :class:`~.batcher.MicroBatcher`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..specs import infer_shapes, totals
+from ..train.runs import Run
+from .batcher import MicroBatcher
+from .explain import explain_image
+from .inputs import ApiError, Limits, read_inputs
+from .predict import Predictor
+from .preprocess import ImageError
+from .schemas import (
+    ERRORS,
+    REQUEST_BODY,
+    ExplainResponse,
+    HealthResponse,
+    ModelInfo,
+    PredictResponse,
+)
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+_STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+                 413: "request_too_large", 415: "unsupported_media_type"}
+
+
+def _error(status: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, err: ApiError) -> JSONResponse:
+        return _error(err.status, err.code, err.message)
+
+    @app.exception_handler(ImageError)
+    async def image_error(_: Request, err: ImageError) -> JSONResponse:
+        return _error(err.status, err.code, str(err))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(err.status_code, "error" if err.status_code >= 500 else "bad_request")
+        return _error(err.status_code, code, str(err.detail))
+
+    @app.exception_handler(Exception)
+    async def server_error(_: Request, err: Exception) -> JSONResponse:  # a bug, not the client's
+        log.exception("internal error")
+        return _error(500, "internal_error", "internal server error (logged on the server)")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, err: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in err.errors()]
+        return _error(422, "invalid_request", "; ".join(parts) or "invalid request")
+
+
+def model_info(predictor: Predictor, limits: Limits, invert: str) -> dict[str, Any]:
+    """What ``GET /model`` answers: spec summary, classes, metrics (no file-system paths)."""
+    run = predictor.run
+    infos = infer_shapes(predictor.spec)
+    t = totals(infos)
+    metrics: dict[str, Any] = {}
+    if run is not None:
+        metrics = {k: run.metrics.get(k) for k in ("status", "best_epoch", "epochs_run", "best")}
+        test = run.evaluation("test")
+        if test:
+            metrics["test_accuracy"] = test.get("accuracy")
+    fmt = predictor.format
+    return {"name": predictor.name, "run": run.name if run else None,
+            "input_shape": [fmt.height, fmt.width, fmt.channels], "classes": predictor.classes,
+            "params": t.params, "flops": t.flops,
+            "layers": [{"name": i.name, "type": i.layer.type, "output_shape": i.keras_shape,
+                        "params": i.params} for i in infos],
+            "metrics": metrics,
+            "preprocessing": {"resize": "keep aspect ratio, bilinear, pad with the background",
+                              "background": fmt.background or "unknown", "invert": invert,
+                              "scale": "pixels / 255; standardisation is inside the model",
+                              "accepted": ["PNG", "JPEG", "BMP", "WebP"]},
+            "limits": limits.to_dict()}
+
+
+def _prediction_dicts(predictor: Predictor, probs: Any, inputs: Any, top: int,
+                      all_classes: bool) -> list[dict[str, Any]]:
+    out = []
+    for pred, name, prep in zip(predictor.decode(probs, top), inputs.names, inputs.prepared,
+                                strict=True):
+        out.append({"file": name, **pred.to_dict(all_classes=all_classes),
+                    "inverted": prep.inverted if prep is not None else None})
+    return out
+
+
+def _add_info_routes(app: FastAPI, predictor: Predictor, batcher: MicroBatcher,
+                     info: dict[str, Any]) -> None:
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/health", response_model=HealthResponse)
+    async def health() -> dict[str, Any]:
+        s = batcher.stats
+        return {"status": "ok", "model": predictor.name, "batches": s.batches, "images": s.images,
+                "mean_batch": round(s.mean_batch, 3), "pending": batcher.pending}
+
+    @app.get("/model", response_model=ModelInfo)
+    async def model() -> dict[str, Any]:
+        return info
+
+
+def _add_prediction_routes(app: FastAPI, predictor: Predictor, batcher: MicroBatcher,
+                           limits: Limits, invert: str) -> None:
+    @app.post("/predict", response_model=PredictResponse, responses=ERRORS,
+              openapi_extra=REQUEST_BODY)
+    async def predict(request: Request,
+                      top: int = Query(3, ge=1, le=1000, description="How many classes to list."),
+                      probabilities: bool = Query(False, description="Add every class's probability."),
+                      ) -> dict[str, Any]:
+        """Predict one or many images: multipart files, a raw image body, or JSON pixels."""
+        inputs = await read_inputs(request, predictor, limits, invert)
+        probs = await batcher.submit(inputs.pixels)
+        return {"model": predictor.name,
+                "predictions": _prediction_dicts(predictor, probs, inputs, top, probabilities)}
+
+    @app.post("/explain", response_model=ExplainResponse, responses=ERRORS,
+              openapi_extra=REQUEST_BODY)
+    async def explain(request: Request) -> dict[str, Any]:
+        """One image: its prediction, the input as the model sees it, first-conv activations."""
+        inputs = await read_inputs(request, predictor, limits, invert)
+        if len(inputs.pixels) != 1:
+            raise ApiError(422, "one_image_expected",
+                           f"/explain takes one image, got {len(inputs.pixels)}; use /predict")
+        probs = await batcher.submit(inputs.pixels)
+        pred = _prediction_dicts(predictor, probs, inputs, len(predictor.classes), True)[0]
+        extra = await run_in_threadpool(explain_image, predictor, inputs.pixels[0])
+        return {"model": predictor.name, "classes": predictor.classes, "prediction": pred, **extra}
+
+
+def create_app(run: Run | str | Path | Predictor, *, limits: Limits | None = None,
+               invert: str = "auto", max_batch: int = 64, max_wait_ms: float = 2.0,
+               device: str = "cpu") -> FastAPI:
+    """The ASGI app serving a run folder's best model (or a ready :class:`Predictor`).
+
+    ``max_batch`` and ``max_wait_ms`` tune the micro-batcher; ``invert`` is the preprocessing's
+    inversion policy (auto | always | never); ``limits`` bounds request size, pixels and images.
+    """
+    predictor = run if isinstance(run, Predictor) else Predictor.from_run(run, device=device)
+    limits = limits or Limits()
+    batcher = MicroBatcher(predictor.probabilities, max_batch=max_batch, max_wait_ms=max_wait_ms)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        log.debug("serving %s (%d classes, input %s)", predictor.name, len(predictor.classes),
+                  predictor.format.chw)
+        yield
+        await batcher.close()
+
+    app = FastAPI(title="archtune", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,  # their pages load scripts from a CDN
+                  description=f"Predictions of the archtune model '{predictor.name}'.")
+    app.state.predictor, app.state.batcher, app.state.limits = predictor, batcher, limits
+    _install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _add_info_routes(app, predictor, batcher, model_info(predictor, limits, invert))
+    _add_prediction_routes(app, predictor, batcher, limits, invert)
+    return app
