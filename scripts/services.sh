@@ -15,16 +15,13 @@ fi
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 PGDATA=${ARCHTUNE_PGDATA:-/tmp/archtune-pg}
 PGPORT=${ARCHTUNE_PGPORT:-54329}
-if ! "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+RUN=""; [ "$(id -u)" -eq 0 ] && RUN="runuser -u postgres --"   # pg_ctl refuses to run as root
+if ! "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PGPORT"; then  # reuse a server already listening
   rm -rf "$PGDATA"; mkdir -p "$PGDATA"
-  if [ "$(id -u)" -eq 0 ]; then
-    chown postgres "$PGDATA"
-    RUN="runuser -u postgres --"
-  else
-    RUN=""
-  fi
+  [ -z "$RUN" ] || chown postgres "$PGDATA"
   $RUN "$PGBIN/initdb" -D "$PGDATA" -A trust -U archtune >&2
-  $RUN "$PGBIN/pg_ctl" -D "$PGDATA" -o "-p $PGPORT -k /tmp -c listen_addresses=127.0.0.1" -l "$PGDATA/log" -w -t 180 start >&2
+  $RUN "$PGBIN/pg_ctl" -D "$PGDATA" -o "-p $PGPORT -k /tmp -c listen_addresses=127.0.0.1" \
+    -l "$PGDATA/log" -w -t 180 start >&2
 fi
 echo "export ARCHTUNE_TEST_PG_URL=postgresql://archtune@127.0.0.1:$PGPORT/postgres"
 echo "export ARCHTUNE_CHROMIUM=$(command -v chromium)"
