@@ -67,3 +67,10 @@ def test_evaluate_run_on_given_split(tiny_splits, tmp_path) -> None:
     assert result["accuracy"] == pytest.approx(acc)
     assert sum(map(sum, result["confusion_matrix"])) == len(tiny_splits.dev.y)
     assert result["capacity"]["verdict"] in ("fine", "over-fitting", "under-fitting")
+
+
+def test_capacity_verdict_flags_a_net_at_chance() -> None:
+    stuck = _hist([0.1, 0.1, 0.1], [0.1, 0.1, 0.1], [2.303, 2.303, 2.303], [2.303, 2.303, 2.303])
+    v = capacity_verdict(stuck, chance=0.1)
+    assert v["verdict"] == "under-fitting" and "not learning" in v["reason"]
+    assert capacity_verdict(stuck)["verdict"] == "fine"  # without the chance level it cannot tell

@@ -9,6 +9,7 @@ The public API, each step one call (the CLI is a thin layer over these)::
     result = at.evaluate(run, "test")
 """
 
+from ._factory import create_model
 from .data import Dataset, Splits, list_datasets, load_dataset, split_dataset, test_split
 from .errors import ArchtuneError
 from .evaluate import capacity_verdict, evaluate, format_evaluation, metrics_from_logits
@@ -17,12 +18,6 @@ from .specs import Spec, infer_shapes, list_specs, load_spec, summary
 from .train import Run, list_runs, load_checkpoint, load_run, train
 
 __version__ = "0.1.0"
-
-
-def create_model(spec: str | dict | Spec) -> ArchtuneNet:
-    """Build the torch module of a built-in name, a spec file, a dict or a Spec (timm-style)."""
-    return build_model(spec if isinstance(spec, Spec) else load_spec(spec))
-
 
 __all__ = [
     "ArchtuneError", "ArchtuneNet", "Dataset", "Run", "Spec", "Splits", "build_model",

@@ -82,7 +82,9 @@ def config(spec: str, sets: tuple[str, ...], output: str | None) -> None:
 @click.option("--data-dir", type=click.Path(), help="Folder holding the data set's files.")
 @click.option("--dev-fraction", default=0.2, show_default=True, type=float)
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the train/dev split.")
-def data(name: str, data_dir: str | None, dev_fraction: float, seed: int) -> None:
+@click.option("--plots", type=click.Path(file_okay=False),
+              help="Also write samples.png and class_distribution.png into this folder.")
+def data(name: str, data_dir: str | None, dev_fraction: float, seed: int, plots: str | None) -> None:
     """Sizes and class counts per split of a data set (name, .npz file or image folder)."""
     from .data import load_dataset, split_dataset
 
@@ -97,6 +99,11 @@ def data(name: str, data_dir: str | None, dev_fraction: float, seed: int) -> Non
     click.echo(f"{'class':<16}{'train':>8}{'dev':>8}{'test':>8}")
     for i, cls in enumerate(ds.classes):
         click.echo(f"{cls:<16}{counts['train'][i]:>8,}{counts['dev'][i]:>8,}{test_counts[i]:>8,}")
+    if plots:
+        from .report.api import data_plots
+
+        for path in data_plots(ds, s, plots, seed=seed):
+            click.echo(f"wrote {path}")
 
 
 @cli.command()

@@ -49,17 +49,24 @@ def metrics_from_logits(logits: torch.Tensor, y: torch.Tensor, classes: list[str
     }
 
 
-def capacity_verdict(history: list[dict[str, float]]) -> dict[str, Any]:
+def capacity_verdict(history: list[dict[str, float]], chance: float | None = None) -> dict[str, Any]:
     """Read under-/over-fitting from the train/dev curves, with the numbers that led to it.
 
     over-fitting: dev loss rose more than 10% above its minimum by the end, or train accuracy
     exceeds dev accuracy by more than 3 points. under-fitting: train loss still fell by more
     than 5% over the last third of training (more epochs or capacity would help) and dev
-    accuracy is at least as high as train accuracy (no gap yet). Otherwise: fine.
+    accuracy is at least as high as train accuracy (no gap yet). A best dev accuracy below 1.5x
+    ``chance`` (1 / number of classes) is under-fitting too: the net is not learning. Otherwise: fine.
     """
     if not history:
         return {"verdict": "unknown", "reason": "no epochs recorded"}
     last = history[-1]
+    best_dev = max(h["dev_accuracy"] for h in history)
+    if chance is not None and best_dev < 1.5 * chance:
+        return {"verdict": "under-fitting",
+                "reason": f"not learning: best dev accuracy {best_dev:.1%} is near chance ({chance:.0%}); "
+                          f"check the learning rate, initialisation and activations",
+                "numbers": {"best_dev_accuracy": best_dev, "chance": chance, "epochs": len(history)}}
     dev_losses = [h["dev_loss"] for h in history]
     best_i = int(np.argmin(dev_losses))
     rise = (dev_losses[-1] - dev_losses[best_i]) / max(dev_losses[best_i], 1e-12)
@@ -120,7 +127,7 @@ def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None 
     for w in result["most_confident_wrong"]:
         w["source_index"] = int(data.indices[w["index"]])
     result = {"run": str(run.path), "split": split, "tta": use_tta, **result,
-              "capacity": capacity_verdict(run.history)}
+              "capacity": capacity_verdict(run.history, 1 / max(len(run.classes), 1))}
     if save:
         write_json(run.path / f"eval_{split}.json", result)
         rows = [{"true\\pred": c, **dict(zip(run.classes, row, strict=True))}

@@ -1,0 +1,69 @@
+"""``archtune report``, ``archtune compare`` and ``archtune inspect`` (registered on the main group).
+
+Imported when the CLI starts, so torch and matplotlib are imported inside the commands only.
+"""
+
+from __future__ import annotations
+
+import click
+
+from archtune.cli import cli
+
+
+@cli.command()
+@click.argument("path", type=str)
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Where to write the page (default: PATH/report.html).")
+@click.option("--data-dir", type=str, help="Where the data set's files are, if not where training found them.")
+@click.option("--image", "images", type=int, multiple=True, default=(0,), show_default=True,
+              help="Dev image(s) whose activation maps the run report shows.")
+@click.option("--best-report/--no-best-report", default=True, show_default=True,
+              help="Study: also write the best trial's run report and link it.")
+@click.option("--device", type=str, help="cpu | cuda, for the dev evaluation.")
+def report(path: str, output: str | None, data_dir: str | None, images: tuple[int, ...],
+           best_report: bool, device: str | None) -> None:
+    """Write a self-contained HTML report of a run folder or a study folder."""
+    from .api import report as make_report
+
+    out = make_report(path, output, data_dir=data_dir, device=device, images=tuple(images),
+                      best_report=best_report)
+    click.echo(f"report written to {out}")
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True)
+@click.option("-o", "--output", default="compare.html", show_default=True,
+              type=click.Path(dir_okay=False), help="Where to write the page.")
+@click.option("--data-dir", type=str, help="Where the data set's files are.")
+@click.option("--device", type=str, help="cpu | cuda, for the dev evaluations.")
+def compare(runs: tuple[str, ...], output: str, data_dir: str | None, device: str | None) -> None:
+    """Compare several runs side by side in one HTML page (table, curves, confusion matrices)."""
+    from .compare import compare_report
+
+    out = compare_report(list(runs), output, data_dir=data_dir, device=device)
+    click.echo(f"comparison written to {out}")
+
+
+@cli.command()
+@click.argument("run", type=str)
+@click.option("--image", type=int, required=True, help="Index of the image in the split.")
+@click.option("--layer", "layers", type=int, multiple=True,
+              help="Spec index of a Conv2D layer (repeatable; default: every conv layer).")
+@click.option("--split", default="test", show_default=True, help="train | dev | test.")
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False),
+              help="Folder for the PNGs (default: the run folder).")
+@click.option("--data-dir", type=str, help="Where the data set's files are.")
+def inspect(run: str, image: int, layers: tuple[int, ...], split: str, output_dir: str | None,
+            data_dir: str | None) -> None:
+    """Activation maps of a run's conv layers for one image, written as PNGs."""
+    from .api import inspect_run
+
+    done = inspect_run(run, image, list(layers) or None, split=split, output_dir=output_dir,
+                       data_dir=data_dir)
+    for d in done:
+        cmax = d.maps.channel_max
+        quiet = int((cmax <= 0).sum())
+        click.echo(f"layer {d.maps.layer} ({d.maps.name}): {len(cmax)} channels of "
+                   f"{d.maps.maps.shape[1]}x{d.maps.maps.shape[2]}, {quiet} at or below 0 for "
+                   f"{d.split} image {d.image} ({d.label}), strongest {cmax.max():.3g} "
+                   f"-> {d.path}")

@@ -1,0 +1,131 @@
+"""Draw a study's plot data (:mod:`archtune.report.study`) with matplotlib.
+
+Thousands of trials are drawn as one LineCollection or one scatter per figure, which keeps a
+1,000-trial study well within a second per figure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+
+from .figures import BLUE, DPI, GREY, RED, _new
+from .study import History, Parallel, SliceData
+
+
+def draw_history(h: History, objective: str, direction: str) -> Figure:
+    fig = _new(8.5, 3.6)
+    ax = fig.subplots()
+    if h.pruned_numbers:
+        ax.scatter(h.pruned_numbers, h.pruned_values, s=10, marker="x", color=GREY, alpha=0.6,
+                   label="pruned (last reported value)")
+    ax.scatter(h.numbers, h.values, s=12, color=BLUE, alpha=0.75, label="complete")
+    if h.numbers:
+        ax.step(h.numbers, h.best_so_far, where="post", color=RED, lw=1.6, label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(objective)
+    ax.set_title(f"Optimisation history ({direction})", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def draw_importances(imp: dict[str, float]) -> Figure:
+    names = sorted(imp, key=lambda k: imp[k])
+    fig = _new(6.5, 0.35 * len(names) + 1.2)
+    ax = fig.subplots()
+    ax.barh(names, [imp[n] for n in names], color=BLUE)
+    for i, n in enumerate(names):
+        ax.text(imp[n], i, f" {imp[n]:.2f}", va="center", fontsize=8)
+    ax.set_xlabel("importance (PED-ANOVA, normalised)")
+    ax.set_title("Parameter importances", fontsize=10)
+    ax.margins(x=0.15)
+    return fig
+
+
+def draw_parallel(p: Parallel) -> Figure:
+    """One line per complete trial through every axis it has a value on; colour: objective."""
+    from matplotlib import colormaps
+
+    n_axes = len(p.axes)
+    fig = _new(max(7.0, 1.3 * n_axes), 4.2)
+    ax = fig.subplots()
+    lo, hi = (float(p.values.min()), float(p.values.max())) if len(p.values) else (0.0, 1.0)
+    cmap = colormaps["viridis"]
+    segments, colors = [], []
+    for i in np.argsort(p.values):  # the best trials are drawn last, on top
+        pts = [(j, y) for j, y in enumerate(p.positions[i]) if np.isfinite(y)]
+        if len(pts) > 1:
+            segments.append(pts)
+            colors.append(cmap((p.values[i] - lo) / (hi - lo) if hi > lo else 0.5))
+    lines = LineCollection(segments, colors=colors, linewidths=0.8, alpha=0.55)
+    ax.add_collection(lines)
+    for j, ticks in enumerate(p.tick_labels):
+        ax.axvline(j, color="black", lw=0.8)
+        for y, label in ticks:
+            ax.text(j + 0.04, y, label, fontsize=7, va="center", ha="left",
+                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
+    ax.set_xlim(-0.2, n_axes - 0.6)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xticks(range(n_axes), p.axes, rotation=20, ha="right", fontsize=8)
+    ax.set_yticks([])
+    ax.set_title("Parallel coordinates of complete trials (colour: objective)", fontsize=10)
+    return fig
+
+
+def draw_slices(slices: Sequence[SliceData], objective: str, *, ncols: int = 4) -> Figure:
+    n = max(len(slices), 1)
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(3.0 * ncols, 2.6 * nrows + 0.4), dpi=DPI)  # no constrained layout: fast
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, sharey=True)).ravel()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.3 / nrows, top=1 - 0.55 / (2.6 * nrows),
+                        wspace=0.08, hspace=0.45)
+    for ax in axes[len(slices):]:
+        ax.set_axis_off()
+    for ax, s in zip(axes, slices, strict=False):
+        ax.scatter(s.x, s.y, c=s.numbers, cmap="Blues", s=10, edgecolors="none", alpha=0.8)
+        if s.info.kind == "categorical":
+            ax.set_xticks(range(len(s.info.choices)), [str(c) for c in s.info.choices], fontsize=7)
+        elif s.info.log:
+            ax.set_xscale("log")
+        elif s.info.kind == "int":
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(s.name, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(objective)
+    fig.suptitle("Slice plots: objective against each parameter (darker: later trials)",
+                 fontsize=10)
+    return fig
+
+
+def draw_intermediate(curves: Sequence[tuple[int, str, list[int], list[float]]],
+                      objective: str) -> Figure:
+    """Per-epoch values of every trial: complete in blue, pruned in grey, failed in red."""
+    fig = _new(8.5, 3.6)
+    ax = fig.subplots()
+    groups: dict[str, list[list[tuple[int, float]]]] = {}
+    for _, status, steps, values in curves:
+        pts = list(zip(steps, values, strict=True))
+        if len(pts) == 1:
+            pts = pts * 2
+        groups.setdefault(status, []).append(pts)
+    style = {"complete": (BLUE, 0.35), "pruned": (GREY, 0.35), "failed": (RED, 0.5)}
+    for status, segs in groups.items():
+        color, alpha = style.get(status, ("#9467bd", 0.4))
+        ax.add_collection(LineCollection(segs, colors=color, linewidths=0.8, alpha=alpha,
+                                         label=f"{status} ({len(segs)})"))
+    ax.autoscale()
+    ax.set_xlabel("step (epoch index)")
+    ax.set_ylabel(objective)
+    ax.set_title("Intermediate values (learning curves) of every trial", fontsize=10)
+    ax.grid(alpha=0.3)
+    if groups:
+        ax.legend(fontsize=8)
+    return fig

@@ -1,0 +1,227 @@
+"""The report of a whole search: history, importances, parallel coordinates, slices, learning
+curves of every trial, the sortable trials table and the best trial's run report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import ArchtuneError
+from ..train.runs import load_run
+from . import study as sy
+from .html import (
+    Section,
+    cards,
+    details,
+    figure,
+    kv_table,
+    link,
+    note,
+    num,
+    pre,
+    table,
+    write_atomic,
+)
+
+log = logging.getLogger(__name__)
+
+
+def study_report(folder: str | Path, output: str | Path | None = None, *,
+                 best_report: bool = True, data_dir: str | None = None,
+                 device: str | None = None) -> Path:
+    """Write a self-contained HTML report of a study folder (default ``<study>/report.html``).
+
+    With ``best_report`` the best trial's run report is written into its run folder (when the
+    trial kept one) and linked from the page.
+    """
+    from .html import render_page
+
+    sd = sy.load_study_data(folder)
+    if not sd.trials:
+        raise ArchtuneError(f"{sd.folder}: the study has no trials yet; nothing to report")
+    out = Path(output) if output else sd.folder / "report.html"
+    objective = str(sd.meta.get("objective", "objective"))
+    best = sy.best_trial(sd.trials, sd.direction)
+    sections = [_overview(sd, best), _best(sd, best, out, best_report, data_dir, device),
+                _history(sd, objective), _importances(sd), _parallel(sd, objective),
+                _slices(sd, objective), _intermediate(sd, objective), _trials(sd, objective),
+                _space(sd)]
+    subtitle = (f"{len(sd.trials):,} trials - {sd.direction} {objective} - sampler "
+                f"{sd.meta.get('sampler', '-')}, pruner {sd.meta.get('pruner', '-')} - {sd.folder}")
+    write_atomic(out, render_page(f"Study report: {sd.name}", subtitle, sections))
+    log.info("wrote %s", out)
+    return out
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds:,.1f} s ({seconds / 3600:.2f} h)"
+
+
+def _overview(sd: sy.StudyData, best: sy.TrialRecord | None) -> Section:
+    summary = sy.status_summary(sd.trials)
+    total_cpu = sum(s[2] for s in summary)
+    counts = dict((s[0], s[1]) for s in summary)
+    body = cards([("trials", f"{len(sd.trials):,}"), ("complete", f"{counts.get('complete', 0):,}"),
+                  ("pruned", f"{counts.get('pruned', 0):,}"),
+                  ("best " + str(sd.meta.get("objective", "value")),
+                   "-" if best is None else f"{best.value:.4f}"),
+                  ("CPU time", f"{total_cpu / 3600:.2f} h")])
+    rows = [(status, n, (_hours(cpu), cpu), (f"{cpu / total_cpu:.0%}" if total_cpu else "-",
+                                             cpu / total_cpu if total_cpu else 0.0))
+            for status, n, cpu in summary]
+    body += table(["status", "trials", "CPU time", "share of CPU time"], rows, id="status-table")
+    body += note("CPU time: the trials' recorded durations (duration_s), summed per status.")
+    keys = ("study", "direction", "objective", "sampler", "pruner", "seed", "created", "storage",
+            "space_hash", "archtune")
+    body += kv_table([(k, str(sd.meta.get(k, sd.direction if k == "direction" else "-")))
+                      for k in keys], id="study-meta")
+    return Section("overview", "Overview", body)
+
+
+def trial_run_dir(sd: sy.StudyData, t: sy.TrialRecord) -> Path | None:
+    """The trial's run folder: its ``run_dir`` attribute, else ``<study>/trials/<number>``."""
+    candidates = []
+    raw = t.attrs.get("run_dir")
+    if raw:
+        p = Path(raw)
+        candidates += [p] if p.is_absolute() else [p, sd.folder / p, sd.folder / "trials" / p.name]
+    candidates.append(sd.folder / "trials" / str(t.number))
+    return next((c for c in candidates if (c / "metrics.json").is_file()), None)
+
+
+def _best(sd: sy.StudyData, best: sy.TrialRecord | None, out: Path, write_report: bool,
+          data_dir: str | None, device: str | None) -> Section:
+    title = "Best trial"
+    if best is None:
+        return Section("best", title, note("No trial has completed yet."))
+    a = best.attrs
+    items = [("trial", best.number), ("value", best.value), ("epochs", a.get("epochs")),
+             ("duration (s)", _seconds(a.get("duration_s"))), ("parameters", a.get("params_count")),
+             ("FLOPs per image", a.get("flops")), ("seed", a.get("seed"))]
+    body = kv_table([(k, v if v is not None else "-") for k, v in items], id="best")
+    body += table(["parameter", "value"], [(k, _shown(v)) for k, v in best.params.items()],
+                  id="best-params")
+    body += _best_run(sd, best, out, write_report, data_dir, device)
+    return Section("best", title, body)
+
+
+def _best_run(sd: sy.StudyData, best: sy.TrialRecord, out: Path, write_report: bool,
+              data_dir: str | None, device: str | None) -> str:
+    from . import data as pd
+    from . import figures as fg
+    from .run import run_report
+
+    run_dir = trial_run_dir(sd, best)
+    if run_dir is None:
+        return note("The best trial kept no run folder, so there is no run report to link; "
+                    "'archtune retrain STUDY' trains it again into one.")
+    try:
+        run = load_run(run_dir)
+        curves = pd.learning_curves(run.history, run.metrics)
+        report = run_report(run, data_dir=data_dir, device=device) if write_report \
+            else run_dir / "report.html"
+    except ArchtuneError as err:
+        return note(f"The best trial's run folder {run_dir} cannot be reported on: {err}")
+    body = ""
+    if report.is_file():
+        href = os.path.relpath(report.resolve(), out.resolve().parent)
+        body += f'<p id="best-run-link">Full run report of the best trial: {link(href, href)}</p>'
+    body += figure(fg.draw_curves(curves), f"Learning curves of trial {best.number} "
+                   f"({run_dir}).", id="fig-best-curves")
+    return body
+
+
+def _history(sd: sy.StudyData, objective: str) -> Section:
+    from .figures_study import draw_history
+
+    h = sy.history(sd.trials, sd.direction)
+    fig = draw_history(h, objective, sd.direction)
+    return Section("history", "Optimisation history", figure(
+        fig, f"{objective} of every complete trial (blue), pruned trials at their last reported "
+             f"value (grey), and the best value so far (red).", id="fig-history"))
+
+
+def _importances(sd: sy.StudyData) -> Section:
+    from .figures_study import draw_importances
+
+    imp = sy.importances(sd)
+    if not imp:
+        return Section("importances", "Parameter importances",
+                       note("Too few complete trials to estimate parameter importances."))
+    body = figure(draw_importances(imp), "How much each parameter decides whether a trial "
+                  "lands among the best (Optuna's PED-ANOVA evaluator).", id="fig-importances")
+    body += table(["parameter", "importance"], sorted(imp.items(), key=lambda kv: -kv[1]),
+                  id="importances-table")
+    return Section("importances", "Parameter importances", body)
+
+
+def _parallel(sd: sy.StudyData, objective: str) -> Section:
+    from .figures_study import draw_parallel
+
+    p = sy.parallel(sd.trials, sd.params, objective)
+    if not len(p.values):
+        return Section("parallel", "Parallel coordinates", note("No complete trials yet."))
+    return Section("parallel", "Parallel coordinates", figure(
+        draw_parallel(p), "Each line is a complete trial through its parameter values "
+        "(categorical axes list their choices; log-scaled parameters use a log axis). "
+        "Conditional parameters a trial did not use are skipped.", id="fig-parallel"))
+
+
+def _slices(sd: sy.StudyData, objective: str) -> Section:
+    from .figures_study import draw_slices
+
+    s = sy.slices(sd.trials, sd.params)
+    if not s or not any(len(x.y) for x in s):
+        return Section("slices", "Slice plots", note("No complete trials yet."))
+    return Section("slices", "Slice plots", figure(
+        draw_slices(s, objective), f"{objective} against each parameter's value.",
+        id="fig-slices"))
+
+
+def _intermediate(sd: sy.StudyData, objective: str) -> Section:
+    from .figures_study import draw_intermediate
+
+    curves = sy.intermediate(sd.trials)
+    if not curves:
+        return Section("intermediate", "Learning curves of all trials",
+                       note("No trial reported per-epoch values."))
+    return Section("intermediate", "Learning curves of all trials", figure(
+        draw_intermediate(curves, objective), f"{objective} reported after each epoch; pruned "
+        f"trials stop early.", id="fig-intermediate"))
+
+
+def _seconds(v: Any) -> Any:
+    return (f"{v:.1f}", v) if isinstance(v, int | float) else "-"
+
+
+def _shown(v: Any) -> Any:
+    return v if isinstance(v, int | float | str) else json.dumps(v)
+
+
+def _trials(sd: sy.StudyData, objective: str) -> Section:
+    names = list(sd.params)
+    headers = ["trial", "status", objective] + names + ["epochs", "duration (s)", "params",
+                                                         "FLOPs", "error"]
+    rows = []
+    for t in sorted(sd.trials, key=lambda t: t.number):
+        a = t.attrs
+        value = t.value if t.value is not None else a.get("dev_accuracy")
+        params = [_shown(t.params[n]) if n in t.params else ("-", "") for n in names]
+        rows.append([t.number, t.status, (num(value), value) if value is not None else ("-", ""),
+                     *params, a.get("epochs", "-"), _seconds(a.get("duration_s")),
+                     a.get("params_count", "-"), a.get("flops", "-"),
+                     str(a.get("error") or "")[:120]])
+    body = note(f"{len(rows):,} trials; click a column header to sort. For pruned trials the "
+                f"value is the best {objective} reached before pruning.")
+    body += table(headers, rows, id="trials-table", sortable=True, scroll=True)
+    return Section("trials", "Trials", body)
+
+
+def _space(sd: sy.StudyData) -> Section:
+    space = sd.meta.get("space")
+    text = json.dumps(space, indent=2, default=str) if space is not None else "(not recorded)"
+    return Section("space", "Search space", details("the search space as recorded in study.json",
+                                                    pre(text)))

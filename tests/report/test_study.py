@@ -1,0 +1,124 @@
+"""Study folders: loading by the contract, plot data as numbers, the study report's content."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from archtune.errors import ArchtuneError
+from archtune.report import study as sy
+from archtune.report.study_report import study_report
+from tests.report.conftest import STUDY_TRIALS as N
+
+
+def test_load_reads_every_trial_by_the_contract(study_dir: Path) -> None:
+    sd = sy.load_study_data(study_dir)
+    assert sd.name == "s1" and sd.direction == "maximize" and len(sd.trials) == N
+    statuses = {t.number: t.status for t in sd.trials}
+    assert statuses[5] == statuses[22] == "failed" and statuses[1] == statuses[4] == "pruned"
+    assert statuses[0] == "complete"
+    assert sd.params["lr"].log and sd.params["batch_size"].kind == "categorical"
+    assert sd.params["blocks"].kind == "int" and "filters_2" in sd.params
+    pruned = next(t for t in sd.trials if t.number == 1)
+    assert pruned.value is None and sorted(pruned.intermediate) == [0, 1]
+
+
+def test_history_and_status_summary(study_dir: Path) -> None:
+    sd = sy.load_study_data(study_dir)
+    h = sy.history(sd.trials, "maximize")
+    done = [t for t in sd.trials if t.status == "complete"]
+    assert h.numbers == [t.number for t in done]
+    assert h.best_so_far == list(np.maximum.accumulate(h.values))
+    assert h.best_so_far[-1] == max(t.value for t in done)
+    assert len(h.pruned_numbers) == sum(t.status == "pruned" for t in sd.trials)
+    lo = sy.history(sd.trials, "minimize")
+    assert lo.best_so_far == list(np.minimum.accumulate(lo.values))
+    summary = {s: (n, cpu) for s, n, cpu in sy.status_summary(sd.trials)}
+    assert summary["failed"] == (2, 3.0)  # 1.5 s each
+    n_pruned = summary["pruned"][0]
+    assert summary["pruned"][1] == pytest.approx(8.0 * n_pruned)  # 2 epochs x 4 s
+    assert summary["complete"] == (N - 2 - n_pruned, pytest.approx(16.0 * (N - 2 - n_pruned)))
+    best = sy.best_trial(sd.trials)
+    assert best is not None and best.value == h.best_so_far[-1]
+
+
+def test_parallel_slices_and_curves(study_dir: Path) -> None:
+    sd = sy.load_study_data(study_dir)
+    p = sy.parallel(sd.trials, sd.params, "dev_accuracy")
+    done = [t for t in sd.trials if t.value is not None]
+    assert p.axes[-1] == "dev_accuracy" and p.positions.shape == (len(done), len(sd.params) + 1)
+    finite = p.positions[np.isfinite(p.positions)]
+    assert finite.min() >= 0 and finite.max() <= 1
+    j = p.axes.index("filters_2")  # conditional: only trials with 3 blocks have it
+    has = np.array(["filters_2" in t.params for t in done])
+    assert np.isnan(p.positions[~has, j]).all() and np.isfinite(p.positions[has, j]).all()
+    lr = p.axes.index("lr")  # log scale: positions are linear in log10(lr)
+    logs = np.log10([t.params["lr"] for t in done])
+    np.testing.assert_allclose(p.positions[:, lr], (logs - logs.min()) / np.ptp(logs))
+    slices = {s.name: s for s in sy.slices(sd.trials, sd.params)}
+    assert len(slices["filters_2"].y) == has.sum() and len(slices["lr"].y) == len(done)
+    assert set(slices["optimizer"].x) <= {0.0, 1.0}
+    curves = sy.intermediate(sd.trials)
+    assert {c[1] for c in curves} == {"complete", "pruned"}
+    assert all(len(c[2]) == (2 if c[1] == "pruned" else 4) for c in curves)
+    imp = sy.importances(sd)
+    assert set(imp) == set(sd.params) and sum(imp.values()) == pytest.approx(1.0)
+
+
+def test_relative_sqlite_storage_resolves_and_is_never_created(study_dir: Path, tmp_path: Path,
+                                                              monkeypatch) -> None:
+    monkeypatch.chdir(study_dir.parent)
+    url = "sqlite:///s1/study.db"
+    assert sy.resolve_storage(url, study_dir) == url  # relative to the current folder, as Optuna
+    monkeypatch.chdir(tmp_path)
+    assert sy.resolve_storage(url, study_dir) == f"sqlite:///{study_dir / 'study.db'}"
+    with pytest.raises(ArchtuneError, match="does not exist"):
+        sy.resolve_storage("sqlite:///nowhere/x.db", tmp_path)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_study_report_content(study_dir: Path, pages: dict[str, Path]) -> None:
+    page = pages["study"].read_text()
+    for title in ("Overview", "Best trial", "Optimisation history", "Parameter importances",
+                  "Parallel coordinates", "Slice plots", "Learning curves of all trials",
+                  "Trials", "Search space"):
+        assert f"<h2>{title}</h2>" in page
+    for fig in ("history", "importances", "parallel", "slices", "intermediate"):
+        assert f'<figure id="fig-{fig}"><img' in page
+    sd = sy.load_study_data(study_dir)
+    table = page[page.index('id="trials-table"'):]
+    table = table[:table.index("</table>")]
+    assert table.count("<tr>") == N + 1  # header + one row per trial
+    best = sy.best_trial(sd.trials)
+    assert best is not None
+    assert re.search(rf'id="best-value"[^>]*>{best.value:.4f}<', page)
+    assert re.search(r'<td>pruned</td><td class="num" data-v="\d+">\d+</td>', page)
+    assert "&quot;lr&quot;: {" in page  # the search space, escaped in a <pre>
+    assert not list(study_dir.glob(".*.tmp"))
+
+
+def test_study_without_database_is_an_error(tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "study.json").write_text(json.dumps({"study": "broken",
+                                                   "storage": "sqlite:///nothere/study.db"}))
+    with pytest.raises(ArchtuneError, match="database"):
+        study_report(folder)
+    assert not (folder / "report.html").exists()
+
+
+def test_study_without_trials_is_an_error(tmp_path: Path) -> None:
+    import optuna
+
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    storage = f"sqlite:///{folder / 'study.db'}"
+    (folder / "study.json").write_text(json.dumps({"study": "empty", "storage": storage}))
+    optuna.create_study(study_name="empty", storage=storage)
+    with pytest.raises(ArchtuneError, match="no trials yet"):
+        study_report(folder)
+    assert not (folder / "report.html").exists()
