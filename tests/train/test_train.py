@@ -155,3 +155,42 @@ def test_grad_norms_recorded_per_layer(tiny_splits, tmp_path: Path) -> None:
     layers = [k for k in run.grad_norms[0] if k != "epoch"]
     assert layers == ["conv2d_0", "dense_5"]
     assert all(run.grad_norms[0][k] > 0 for k in layers)
+
+
+def test_bf16_precision_is_recorded_and_trains(tiny_splits, tmp_path: Path) -> None:
+    run = train(tiny(epochs=2, precision="bf16"), splits=tiny_splits, run_dir=tmp_path / "r",
+                progress=False)
+    env = json.loads((run.path / "env.json").read_text())
+    assert env["precision"] == "bf16" and env["precision_reason"] == "requested"
+    assert run.history[-1]["train_loss"] < run.history[0]["train_loss"]
+
+
+def test_auto_precision_falls_back_to_fp32_without_native_bf16(monkeypatch) -> None:
+    from archtune.train import device
+
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: False)
+    assert device.resolve_precision("auto", torch.device("cpu"))[0] == "fp32"
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
+    assert device.resolve_precision("auto", torch.device("cpu")) == ("bf16", "auto: cpu supports bf16")
+    with pytest.raises(ArchtuneError, match="no CUDA device") if not torch.cuda.is_available() else _noop():
+        device.pick_device("cuda")
+
+
+class _noop:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def test_auto_bf16_is_checked_against_fp32_after_epoch_one(tiny_splits, tmp_path: Path, monkeypatch) -> None:
+    import archtune.train.trainer as trainer
+
+    monkeypatch.setattr(trainer, "resolve_precision", lambda req, dev: ("bf16", "auto: cpu supports bf16"))
+    run = train(tiny(epochs=2), splits=tiny_splits, run_dir=tmp_path / "r", progress=False)
+    env = json.loads((run.path / "env.json").read_text())
+    check = env["bf16_check"]
+    assert set(check) == {"dev_accuracy_bf16", "dev_accuracy_fp32"}
+    agree = abs(check["dev_accuracy_bf16"] - check["dev_accuracy_fp32"]) <= 0.005
+    assert env["precision"] == ("bf16" if agree else "fp32")
