@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -185,7 +186,7 @@ class _noop:
 
 
 def test_auto_bf16_is_checked_against_fp32_after_epoch_one(tiny_splits, tmp_path: Path, monkeypatch) -> None:
-    import archtune.train.trainer as trainer
+    trainer = importlib.import_module("archtune.train.trainer")
 
     monkeypatch.setattr(trainer, "resolve_precision", lambda req, dev: ("bf16", "auto: cpu supports bf16"))
     run = train(tiny(epochs=2), splits=tiny_splits, run_dir=tmp_path / "r", progress=False)
