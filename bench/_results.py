@@ -30,7 +30,9 @@ def machine() -> str:
 def write_section(title: str, body: str, command: str) -> None:
     """Replace (or append) '## title' in RESULTS.md with the body, machine, date and command."""
     stamp = time.strftime("%Y-%m-%d %H:%M %Z")
-    section = (f"## {title}\n\nMachine: {machine()}. Date: {stamp}.\n"
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    section = (f"## {title}\n\nMachine: {machine()}. Date: {stamp}. Load average at the end "
+               f"(1, 5, 15 min): {load}.\n"
                f"Command: `{command}`\n\n{body.strip()}\n")
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nEach section is written by the script named in it; rerun it to refresh.\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
