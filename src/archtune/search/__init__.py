@@ -1,0 +1,64 @@
+"""Hyperparameter and architecture search on Optuna: resumable, parallel, distributed.
+
+::
+
+    from archtune import search as at_search
+    space = at_search.load_space("seed-cnn-grid")          # or a YAML/JSON path or a dict
+    study = at_search.search(space, fraction=0.1, seed=7)   # studies/seed-cnn-grid/
+    df = at_search.trials_dataframe(study)                  # one row per trial
+    run = at_search.retrain(study)                          # best trial -> a normal run folder
+
+Names are imported on first use, so ``archtune --help`` does not load Optuna.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "SearchSpace": "._space", "load_space": "._space", "list_spaces": "._space",
+    "Dim": "._dims",
+    "SearchSettings": "._settings", "SAMPLERS": "._settings", "PRUNERS": "._settings",
+    "search": "._run", "worker": "._run", "load_search_splits": "._run",
+    "open_study": "._study",
+    "refine_space": "._refine",
+    "trial_seed": "._objective",
+    "trials_dataframe": "._results", "best_trial": "._results", "best_summary": "._results",
+    "list_studies": "._results", "retrain": "._results", "trial_state": "._results",
+}
+
+__all__ = [
+    "PRUNERS", "SAMPLERS", "Dim", "SearchSettings", "SearchSpace", "best_summary", "best_trial",
+    "list_spaces", "list_studies", "load_search_splits", "load_space", "open_study", "refine_space",
+    "retrain", "search", "trial_seed", "trial_state", "trials_dataframe", "worker",
+]
+
+if TYPE_CHECKING:
+    from ._dims import Dim
+    from ._objective import trial_seed
+    from ._refine import refine_space
+    from ._results import (
+        best_summary,
+        best_trial,
+        list_studies,
+        retrain,
+        trial_state,
+        trials_dataframe,
+    )
+    from ._run import load_search_splits, search, worker
+    from ._settings import PRUNERS, SAMPLERS, SearchSettings
+    from ._space import SearchSpace, list_spaces, load_space
+    from ._study import open_study
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'archtune.search' has no attribute '{name}'")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

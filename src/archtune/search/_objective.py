@@ -1,0 +1,142 @@
+"""One trial: sample a candidate, shape-check it, train it, report each epoch, record the row.
+
+The training loop only reports (dev accuracy per epoch through ``trial.report``); the study's
+pruner decides, and a pruned trial stops after the epoch it was judged on.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ArchtuneError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ..data import Splits
+    from ._space import SearchSpace
+
+log = logging.getLogger(__name__)
+
+
+def trial_seed(study_seed: int, number: int) -> int:
+    """The seed of trial ``number``: fixed by the study seed, so any trial can be rerun exactly."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([study_seed, number]).generate_state(1)[0] % 2**31)
+
+
+@dataclass
+class TrialContext:
+    """What every trial of one worker shares."""
+
+    space: SearchSpace
+    splits: Splits
+    study_seed: int
+    epochs: int | None = None  # search fidelity: at most this many epochs
+    train_subset: int | None = None  # search fidelity: the data subset in use (for the record)
+    data_dir: str | None = None
+    runs_dir: Path | None = None  # keep trial run folders here (trials/<number>)
+    threads: int | None = None
+    device: str | None = None
+
+
+@dataclass
+class TrialResult:
+    state: str  # complete | pruned | failed | invalid
+    value: float | None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def _fidelity(spec_dict: dict[str, Any], ctx: TrialContext) -> dict[str, Any]:
+    """The spec as trained during the search: fewer epochs and a data subset when asked."""
+    out = copy.deepcopy(spec_dict)
+    if ctx.epochs is not None:
+        out["train"]["epochs"] = min(out["train"]["epochs"], ctx.epochs)
+    if ctx.train_subset is not None:
+        out["data"]["train_subset"] = ctx.train_subset
+    if ctx.data_dir is not None:
+        out["data"]["data_dir"] = ctx.data_dir
+    return out
+
+
+def _summary(history: list[dict[str, float]]) -> dict[str, Any]:
+    if not history:
+        return {"dev_accuracy": None, "dev_loss": None, "epochs": 0}
+    best = max(history, key=lambda r: r["dev_accuracy"])
+    return {"dev_accuracy": best["dev_accuracy"], "dev_loss": best["dev_loss"], "epochs": len(history)}
+
+
+def run_trial(trial: optuna.Trial, ctx: TrialContext, original_number: int) -> TrialResult:
+    """Run one trial; only KeyboardInterrupt (and errors of the storage) escape."""
+    from ..specs import infer_shapes, spec_from_dict, totals
+    from ..train import check_compatible
+
+    started = time.perf_counter()
+    seed = trial_seed(ctx.study_seed, original_number)
+    attrs: dict[str, Any] = {"seed": seed, "run_dir": None, "error": None, "dev_accuracy": None,
+                             "dev_loss": None, "epochs": 0, "params_count": None, "flops": None,
+                             "fidelity": {"epochs": ctx.epochs, "train_subset": ctx.train_subset}}
+    raw = ctx.space.sample(trial)
+    raw.setdefault("train", {})["seed"] = seed
+    attrs["spec"] = raw
+    try:
+        spec = spec_from_dict(raw, source="candidate")
+        check_compatible(spec, ctx.splits)
+    except ArchtuneError as err:
+        attrs.update(status="invalid", error=str(err), duration_s=time.perf_counter() - started)
+        return TrialResult("invalid", None, attrs)
+    t = totals(infer_shapes(spec))
+    attrs.update(spec=spec.to_dict(), params_count=t.params, flops=t.flops)
+    state, error, history, run_dir = _train(trial, spec_from_dict(_fidelity(spec.to_dict(), ctx)), ctx)
+    attrs.update(_summary(history), status=state, error=error, run_dir=run_dir,
+                 history=history, duration_s=time.perf_counter() - started)
+    value = attrs["dev_accuracy"] if state == "complete" else None
+    if state == "complete" and value is None:
+        attrs.update(status="failed", error="training ended before its first epoch")
+        return TrialResult("failed", None, attrs)
+    return TrialResult(state, value, attrs)
+
+
+def _train(trial: optuna.Trial, spec: Any, ctx: TrialContext
+           ) -> tuple[str, str | None, list[dict[str, float]], str | None]:
+    """(state, error, per-epoch history, kept run folder) of training one candidate."""
+    import optuna
+
+    from ..train import train
+
+    history: list[dict[str, float]] = []
+
+    def on_epoch(epoch: int, row: dict[str, float]) -> None:
+        history.append({k: float(v) for k, v in row.items()})
+        trial.report(row["dev_accuracy"], step=epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+
+    keep = ctx.runs_dir is not None
+    run_dir = ctx.runs_dir / str(trial.number) if ctx.runs_dir is not None else \
+        Path(tempfile.mkdtemp(prefix="archtune-trial-"))
+    if keep and run_dir.exists():
+        shutil.rmtree(run_dir)  # left by a worker that died during this trial number
+    try:
+        train(spec, splits=ctx.splits, run_dir=run_dir, progress=False, threads=ctx.threads,
+              device=ctx.device, epoch_callback=on_epoch)
+        state, error = "complete", None
+    except optuna.TrialPruned:
+        state, error = "pruned", None
+    except ArchtuneError as err:
+        state, error = "failed", str(err)
+    except Exception as err:  # a trial that crashes is recorded; the search goes on
+        log.debug("trial %d crashed", trial.number, exc_info=True)
+        state, error = "failed", f"{type(err).__name__}: {err}"
+    finally:
+        if not keep:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return state, error, history, str(run_dir) if keep else None

@@ -1,0 +1,225 @@
+"""``search()`` and ``worker()``: run trials in this process, or in N processes that divide
+the cores between them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ArchtuneError
+from ._objective import TrialContext
+from ._refine import refine_space
+from ._settings import as_dict, settings
+from ._space import SearchSpace, load_space
+from ._storage import Handle
+from ._study import attach, prepare
+from ._worker import Budget, run_worker
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ..data import Splits
+
+log = logging.getLogger(__name__)
+TRAINER = "archtune.train.trainer"
+
+
+class NoStoppedRuns(logging.Filter):
+    """A pruned trial's run stops on purpose; its 'run ... stopped' warning is noise (the CLI
+    installs this filter; worker processes copy it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("run %s: %s after")
+                    and isinstance(record.args, tuple) and "stopped" in record.args)
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def load_search_splits(space: SearchSpace, *, train_subset: int | None = None,
+                       data_dir: str | None = None) -> Splits:
+    """The train and dev splits of the space's data set (the test split is never read)."""
+    from ..config import data_config
+    from ..data import load_dataset, split_dataset
+
+    d = data_config(space.raw.get("data"))
+    ds = load_dataset(d.dataset, data_dir=data_dir or d.data_dir, channels=d.channels,
+                      image_size=tuple(d.image_size) if d.image_size else None)
+    return split_dataset(ds, dev_fraction=d.dev_fraction, seed=d.split_seed,
+                         train_subset=train_subset or d.train_subset)
+
+
+def check_data(space: SearchSpace, splits: Splits) -> None:
+    """Fail at once when no candidate can fit the data (instead of N invalid trials)."""
+    h, w, *c = space.raw.get("input_shape") or [28, 28, 1]
+    if (c[0] if c else 1, h, w) != tuple(splits.input_shape):
+        ch, hh, ww = splits.input_shape
+        raise ArchtuneError(f"space '{space.name}' expects input_shape {[h, w, *c]} but the data "
+                            f"set's images are [{hh}, {ww}, {ch}]; set input_shape: [{hh}, {ww}, "
+                            f"{ch}] in the space")
+    last = space.raw.get("layers", [None])[-1]
+    units = last.get("Dense", {}).get("units") if isinstance(last, dict) else None
+    if isinstance(units, int) and units != len(splits.classes):
+        raise ArchtuneError(f"space '{space.name}' ends with Dense({units}) but the data set has "
+                            f"{len(splits.classes)} classes")
+
+
+def _context(handle: Handle, *, splits: Splits | None, threads: int | None, device: str | None,
+             data_dir: str | None, keep_runs: bool) -> TrialContext:
+    from ..train.device import pick_device
+
+    info = handle.info
+    space = SearchSpace(info["space"], source=f"study '{handle.name}'")
+    if device is not None:
+        pick_device(device)  # a device this machine lacks fails here, not in every trial
+    if splits is None:
+        splits = load_search_splits(space, train_subset=info.get("train_subset"), data_dir=data_dir)
+    check_data(space, splits)
+    return TrialContext(space, splits, info["seed"], epochs=info.get("epochs"),
+                        train_subset=info.get("train_subset"), data_dir=data_dir,
+                        runs_dir=handle.folder / "trials" if keep_runs else None,
+                        threads=threads, device=device)
+
+
+def search(space: SearchSpace | str | Path | dict[str, Any], *, study: str | None = None,
+           storage: str | None = None, trials: int | None = None, sampler: str | None = None,
+           pruner: str | None = None, timeout: float | None = None, target: float | None = None,
+           fraction: float | None = None, train_subset: int | None = None, epochs: int | None = None,
+           seed: int | None = None, jobs: int | None = None, threads: int | None = None,
+           device: str | None = None, studies_dir: str | Path = "studies", new: bool = False,
+           keep_runs: bool = False, data_dir: str | None = None, splits: Splits | None = None,
+           refine: str | Path | None = None, top: int | None = None,
+           create_only: bool = False) -> optuna.Study:
+    """Search ``space`` (a built-in name, a file, a dict or a SearchSpace) and return the study.
+
+    Arguments left as None take the space's ``search:`` section, then the defaults (TPE, 20
+    trials; a grid runs all its candidates). Running the same call again resumes the study.
+    ``refine`` names a finished study: its top trials narrow the space, which is then searched
+    at full fidelity (no train subset, full epochs) in a study named ``<refine>-refine``.
+    ``create_only`` creates the study (and its grid queue) for ``worker()`` processes to run.
+    """
+    space = load_space(space)
+    if splits is not None and (jobs or space.settings.jobs) > 1:
+        raise ArchtuneError("splits= are used in this process only; run with jobs=1")
+    base = as_dict(space.settings)
+    extra: dict[str, Any] = {"keep_runs": keep_runs}
+    if refine is not None:
+        space, numbers = refine_space(space, attach(refine, studies_dir=studies_dir).study, top=top)
+        base.update(train_subset=None, epochs=None, fraction=None)
+        extra.update(refined_from=Path(refine).name, refine_top=numbers)
+    s = settings(base, dict(sampler=sampler, pruner=pruner, trials=trials, timeout=timeout,
+                            target=target, fraction=fraction, train_subset=train_subset,
+                            epochs=epochs, seed=seed, jobs=jobs), where="search settings")
+    name = study or (f"{Path(refine).name}-refine" if refine is not None else space.name)
+    handle = prepare(space, s, name=name, storage=storage, studies_dir=studies_dir, new=new,
+                     extra=extra)
+    if not create_only:
+        budget = Budget(trials=handle.info["trials"], timeout=s.timeout, target=s.target)
+        _execute(handle, budget, jobs=s.jobs, threads=threads, device=device, data_dir=data_dir,
+                 keep_runs=keep_runs, splits=splits)
+    return handle.study
+
+
+def worker(study: str | Path, *, storage: str | None = None, studies_dir: str | Path = "studies",
+           trials: int | None = None, timeout: float | None = None, target: float | None = None,
+           jobs: int = 1, threads: int | None = None, device: str | None = None,
+           data_dir: str | None = None, keep_runs: bool | None = None) -> int:
+    """Join an existing study (from this or another machine) and run its trials until its
+    budget is spent; returns how many trials this call ran (0 with several jobs)."""
+    handle = attach(study, storage=storage, studies_dir=studies_dir, stream=os.getpid())
+    budget = Budget(trials=trials or handle.info.get("trials"), timeout=timeout, target=target)
+    keep = handle.info.get("keep_runs", False) if keep_runs is None else keep_runs
+    return _execute(handle, budget, jobs=jobs, threads=threads, device=device, data_dir=data_dir,
+                    keep_runs=keep, splits=None)
+
+
+def _execute(handle: Handle, budget: Budget, *, jobs: int, threads: int | None, device: str | None,
+             data_dir: str | None, keep_runs: bool, splits: Splits | None) -> int:
+    grid = handle.info["sampler"] == "grid"
+    if jobs <= 1:
+        ctx = _context(handle, splits=splits, threads=threads, device=device, data_dir=data_dir,
+                       keep_runs=keep_runs)
+        return run_worker(handle, ctx, budget, grid=grid)
+    each = threads or max(1, cores() // jobs)
+    log.info("running %d worker processes with %d threads each", jobs, each)
+    args = (handle.storage.url, handle.name, str(handle.folder.parent), budget, each, device,
+            data_dir, keep_runs, _levels())
+    _spawn(jobs, args)
+    return 0
+
+
+def _levels() -> dict[str, int]:
+    """This process's logging choices, for worker processes to copy."""
+    import optuna
+
+    names = ("archtune", "archtune.train", "archtune.data")
+    filtered = any(isinstance(f, NoStoppedRuns) for f in logging.getLogger(TRAINER).filters)
+    return {n: logging.getLogger(n).level for n in names} | {
+        "optuna": optuna.logging.get_verbosity(), "filter": int(filtered)}
+
+
+def _spawn(jobs: int, args: tuple[Any, ...]) -> None:
+    import multiprocessing
+
+    mp = multiprocessing.get_context("spawn")
+    procs = [mp.Process(target=_child, args=(*args, i + 1), name=f"archtune-worker-{i + 1}")
+             for i in range(jobs)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        _stop_children(procs)
+        raise
+    failed = [p.exitcode for p in procs if p.exitcode != 0]
+    if failed:
+        raise ArchtuneError(f"{len(failed)} of {jobs} worker processes failed (exit codes "
+                            f"{', '.join(map(str, failed))}); see the messages above")
+
+
+def _stop_children(procs: list[Any]) -> None:
+    """Children got Ctrl-C too and requeue their trials; make sure they do, then wait."""
+    for p in procs:
+        p.join(timeout=5)
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGINT)
+    for p in procs:
+        p.join(timeout=60)
+        if p.is_alive():
+            p.terminate()
+
+
+def _child(url: str, name: str, studies_dir: str, budget: Budget, threads: int,
+           device: str | None, data_dir: str | None, keep_runs: bool, levels: dict[str, int],
+           stream: int) -> None:
+    """Worker process ``stream`` (1 to N) of ``search(jobs=N)``."""
+    from .. import log as archtune_log
+
+    if logging.getLogger("archtune").handlers == [] and levels["archtune"] != logging.NOTSET:
+        archtune_log.configure({logging.WARNING: -1, logging.DEBUG: 1}.get(levels["archtune"], 0))
+    for logger, level in levels.items():
+        if logger == "optuna":
+            import optuna
+
+            optuna.logging.set_verbosity(level)
+        elif logger == "filter":
+            if level:
+                logging.getLogger(TRAINER).addFilter(NoStoppedRuns())
+        else:
+            logging.getLogger(logger).setLevel(level)
+    try:
+        handle = attach(name, storage=url, studies_dir=studies_dir, stream=stream)
+        ctx = _context(handle, splits=None, threads=threads, device=device, data_dir=data_dir,
+                       keep_runs=keep_runs)
+        run_worker(handle, ctx, budget, grid=handle.info["sampler"] == "grid")
+    except ArchtuneError as err:
+        logging.getLogger(__name__).error("worker %d: %s", os.getpid(), err)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

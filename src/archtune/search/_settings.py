@@ -1,0 +1,102 @@
+"""Search settings (a space's ``search:`` section, overridden by arguments) and the Optuna
+samplers and pruners they name."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .._validate import from_dict, require
+from ..errors import unknown
+
+if TYPE_CHECKING:
+    import optuna
+
+SAMPLERS = ("grid", "random", "tpe")
+PRUNERS = ("none", "median", "sha", "hyperband")
+DEFAULT_TRIALS = 20
+# Settings that define a study: resuming with a different value is refused (budgets may change).
+IDENTITY = ("sampler", "pruner", "seed", "fraction", "train_subset", "epochs")
+
+
+@dataclass
+class SearchSettings:
+    sampler: str = "tpe"  # grid | random | tpe (Bayesian)
+    pruner: str | None = None  # none | median | sha | hyperband (default: none for grid, else median)
+    trials: int | None = None  # trials to finish in the study (default: the selected grid, else 20)
+    timeout: float | None = None  # seconds after which no new trial starts (per command)
+    target: float | None = None  # stop once a trial reaches this dev accuracy (0-1)
+    fraction: float | None = None  # grid: try this random share of the grid (rounded down, >= 1)
+    train_subset: int | None = None  # coarse pass: each trial trains on this many images
+    epochs: int | None = None  # at most this many epochs per trial during the search
+    seed: int = 0  # seed of the sampler, the grid order and every trial's seed
+    jobs: int = 1  # trials at once on this machine, each in its own process
+    start: list[dict[str, Any]] | None = None  # parameters to try first (e.g. a known recipe)
+
+    def validate(self, where: str) -> None:
+        if self.sampler not in SAMPLERS:
+            raise unknown("sampler", str(self.sampler), SAMPLERS, where)
+        if self.pruner is not None and self.pruner not in PRUNERS:
+            raise unknown("pruner", str(self.pruner), PRUNERS, where)
+        require(self.trials is None or self.trials >= 1, f"{where}.trials", "must be >= 1")
+        require(self.timeout is None or self.timeout > 0, f"{where}.timeout", "must be > 0 seconds")
+        require(self.target is None or 0 < self.target <= 1, f"{where}.target",
+                f"is a dev accuracy between 0 and 1 (e.g. 0.93 for 93%), got {self.target}")
+        require(self.fraction is None or 0 < self.fraction <= 1, f"{where}.fraction",
+                f"must be in (0, 1], got {self.fraction}")
+        require(self.fraction is None or self.sampler == "grid", f"{where}.fraction",
+                f"samples a share of a grid: use it with sampler 'grid', not '{self.sampler}'")
+        require(self.train_subset is None or self.train_subset >= 1, f"{where}.train_subset",
+                "must be >= 1")
+        require(self.epochs is None or self.epochs >= 1, f"{where}.epochs", "must be >= 1")
+        require(self.jobs >= 1, f"{where}.jobs", "must be >= 1")
+
+    @property
+    def pruner_name(self) -> str:
+        if self.pruner is not None:
+            return self.pruner
+        return "none" if self.sampler == "grid" else "median"
+
+
+def settings(section: dict[str, Any] | None, overrides: dict[str, Any] | None = None,
+             where: str = "search") -> SearchSettings:
+    """The ``search:`` section with ``overrides`` (None values ignored) applied, validated."""
+    merged = dict(section or {})
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return from_dict(SearchSettings, merged, where)
+
+
+def as_dict(s: SearchSettings) -> dict[str, Any]:
+    return dataclasses.asdict(s)
+
+
+def make_sampler(name: str, seed: int, trials: int | None) -> optuna.samplers.BaseSampler:
+    """grid studies run from Optuna's trial queue (every point enqueued once), so their sampler
+    is never asked for a value; random and tpe are Optuna's samplers, seeded."""
+    import optuna
+
+    if name in ("grid", "random"):
+        return optuna.samplers.RandomSampler(seed=seed)
+    startup = max(4, min(10, (trials or DEFAULT_TRIALS) // 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # multivariate + group model the joint and conditional structure of a space; the
+        # constant liar keeps parallel workers from proposing the same point.
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True,
+                                          group=True, constant_liar=True)
+
+
+def make_pruner(name: str, max_epochs: int | None) -> optuna.pruners.BasePruner:
+    """Pruners decide from the dev accuracy each trial reports after every epoch."""
+    import optuna
+
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs or "auto",
+                                          reduction_factor=3)

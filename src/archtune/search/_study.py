@@ -1,0 +1,200 @@
+"""Create, resume and open studies; run a search in this process or in several.
+
+A study is identified by its name and storage. Resuming it with a changed space or strategy
+(sampler, pruner, seed, fraction, fidelity) is refused unless ``new=True`` replaces it; budgets
+(trials, timeout, target, jobs) may change freely.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ArchtuneError
+from ._settings import DEFAULT_TRIALS, IDENTITY, SearchSettings, make_pruner, make_sampler
+from ._space import SearchSpace, canonical_json
+from ._storage import (
+    Handle,
+    check_name,
+    connect,
+    default_storage,
+    find_folder,
+    load,
+    public_url,
+    read_info,
+    storage_for_folder,
+    study_info,
+    write_info,
+)
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger(__name__)
+
+
+def _new_info(space: SearchSpace, s: SearchSettings, name: str, url: str,
+              extra: dict[str, Any]) -> dict[str, Any]:
+    from .. import __version__
+
+    return {
+        "study": name, "storage": public_url(url), "space": space.raw, "space_hash": space.hash,
+        "sampler": s.sampler, "pruner": s.pruner_name, "seed": s.seed, "direction": "maximize",
+        "objective": "dev_accuracy",
+        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "archtune": __version__, "fraction": s.fraction, "train_subset": s.train_subset,
+        "epochs": s.epochs, "refined_from": None, "refine_top": None, **extra,
+    }
+
+
+def _identity(s: SearchSettings) -> dict[str, Any]:
+    values = {k: getattr(s, k) for k in IDENTITY}
+    values["pruner"] = s.pruner_name
+    return values
+
+
+def _check_same(info: dict[str, Any], space: SearchSpace, s: SearchSettings, name: str) -> None:
+    """Refuse to resume a study with a different space or strategy."""
+    fix = f"; run with --new to replace study '{name}' (its trials are deleted), or use --study OTHER"
+    if info.get("space_hash") != space.hash:
+        old = SearchSpace(info["space"], source="stored")
+        before = {d.name: d.distribution_key() for d in old.dims}
+        after = {d.name: d.distribution_key() for d in space.dims}
+        changed = sorted(n for n in before.keys() | after.keys() if before.get(n) != after.get(n))
+        what = f"dimensions {', '.join(changed[:6])}" if changed else "its fixed values"
+        raise ArchtuneError(f"study '{name}' exists with a different search space ({what} changed)"
+                            f"{fix}")
+    for key, value in _identity(s).items():
+        if info.get(key) != value:
+            raise ArchtuneError(f"study '{name}' was created with {key} {info.get(key)!r}, not "
+                                f"{value!r}; pass the same value to resume it{fix}")
+
+
+def _enqueue(handle: Handle, candidates: list[dict[str, Any]]) -> None:
+    """Put every grid candidate in the study's queue once (completing an interrupted queue)."""
+    queued = {canonical_json(t.system_attrs.get("fixed_params"))
+              for t in handle.study.get_trials(deepcopy=False)}
+    todo = [c for c in candidates if canonical_json(c) not in queued]
+    t0 = time.perf_counter()
+    for params in todo:
+        handle.study.enqueue_trial(params)
+    handle.info["queued"] = len(candidates)
+    handle.study.set_user_attr("archtune", handle.info)
+    log.info("queued %d grid candidates in %.1fs", len(todo), time.perf_counter() - t0)
+
+
+def prepare(space: SearchSpace, s: SearchSettings, *, name: str, storage: str | None,
+            studies_dir: str | Path, new: bool = False, extra: dict[str, Any] | None = None) -> Handle:
+    """Create the study, or check that the existing one matches and resume it."""
+    import optuna
+
+    check_name(name)
+    folder = Path(studies_dir) / name
+    local = read_info(folder)
+    url = storage or (local["storage"] if local else default_storage(studies_dir, name))
+    if local is not None and storage is not None and public_url(storage) != local["storage"]:
+        raise ArchtuneError(f"{folder} holds study '{name}' of storage '{local['storage']}', not "
+                            f"'{public_url(storage)}'; choose another --study or --studies-dir")
+    candidates, grid_size = space.select(s.fraction, s.seed) if s.sampler == "grid" else (None, None)
+    if storage is None and local is None:
+        folder.mkdir(parents=True, exist_ok=True)
+    rdb = connect(storage_for_folder(folder, local) if local and storage is None else url)
+    exists = name in [x.study_name for x in rdb.get_all_studies()]
+    if exists and new:
+        log.warning("--new: deleting study '%s' and its %s", name, folder / "trials")
+        optuna.delete_study(study_name=name, storage=rdb)
+        shutil.rmtree(folder / "trials", ignore_errors=True)
+        exists = False
+    if not exists:
+        info = _new_info(space, s, name, url, {
+            "trials": s.trials or (len(candidates) if candidates is not None else DEFAULT_TRIALS),
+            "grid_size": grid_size, "candidates": None if candidates is None else len(candidates),
+            **(extra or {})})
+        try:
+            study = optuna.create_study(study_name=name, storage=rdb, direction="maximize",
+                                        sampler=make_sampler(s.sampler, s.seed, info["trials"]),
+                                        pruner=make_pruner(s.pruner_name, _max_epochs(space, s)))
+            study.set_user_attr("archtune", info)
+            for params in (s.start or []) if candidates is None else []:
+                study.enqueue_trial(params)  # known-good points first
+        except optuna.exceptions.DuplicatedStudyError:
+            exists = True  # another process created it just now
+    if exists:
+        study = load(rdb, name, url)
+        info = study_info(study)
+        _check_same(info, space, s, name)
+        if s.trials is not None and s.trials != info.get("trials"):
+            info["trials"] = s.trials
+            study.set_user_attr("archtune", info)
+        study = _with_strategy(study, info, rdb, space)
+    handle = Handle(study, rdb, info, folder)
+    if candidates is not None and info.get("queued") != len(candidates):
+        _enqueue(handle, candidates)
+    write_info(folder, handle.info)
+    return handle
+
+
+def _max_epochs(space: SearchSpace, s: SearchSettings) -> int | None:
+    top = space.max_value("train", "epochs")
+    top = top if isinstance(top, int) else None
+    return s.epochs if s.epochs is not None and (top is None or s.epochs < top) else top
+
+
+def sampler_seed(seed: int, stream: int) -> int:
+    """Stream 0 (a search in one process) uses the study seed itself, so it is reproducible;
+    every other worker process gets its own stream, so parallel workers do not propose the
+    same points."""
+    import numpy as np
+
+    if stream == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, 7919, stream]).generate_state(1)[0] % 2**31)
+
+
+def _with_strategy(study: optuna.Study, info: dict[str, Any], rdb: Any, space: SearchSpace,
+                   stream: int = 0) -> optuna.Study:
+    """The study loaded with the sampler and pruner it was created with."""
+    import optuna
+
+    s = SearchSettings(sampler=info["sampler"], pruner=info["pruner"], seed=info["seed"],
+                       epochs=info.get("epochs"))
+    seed = sampler_seed(s.seed, stream)
+    return optuna.load_study(study_name=study.study_name, storage=rdb,
+                             sampler=make_sampler(s.sampler, seed, info.get("trials")),
+                             pruner=make_pruner(s.pruner_name, _max_epochs(space, s)))
+
+
+def attach(study: str | Path, *, storage: str | None = None, studies_dir: str | Path = "studies",
+           stream: int = 0) -> Handle:
+    """Open an existing study (by folder, by name under ``studies_dir``, or by name in
+    ``storage``) with its sampler and pruner, ready for workers (``stream``: see
+    :func:`sampler_seed`)."""
+    if storage is not None:
+        name = str(study)
+        rdb = connect(storage)
+        loaded = load(rdb, name, storage)
+        folder = Path(studies_dir) / name
+    else:
+        folder = find_folder(study, studies_dir)
+        local = read_info(folder) or {}
+        url = storage_for_folder(folder, local)
+        rdb = connect(url, must_exist=url.startswith("sqlite:///"))
+        loaded = load(rdb, local.get("study", folder.name), url)
+    info = study_info(loaded)
+    space = SearchSpace(info["space"], source="stored")
+    handle = Handle(_with_strategy(loaded, info, rdb, space, stream), rdb, info, folder)
+    if storage is not None and read_info(folder) is None:
+        write_info(folder, info)  # so trials, best and retrain work from this machine too
+    return handle
+
+
+def open_study(path_or_name: str | Path, studies_dir: str | Path = "studies", *,
+               storage: str | None = None) -> tuple[optuna.Study, dict[str, Any]]:
+    """Open a study: its folder, its name under ``studies_dir``, or its name in ``storage``.
+    Returns the Optuna study and its archtune info (the contents of study.json)."""
+    handle = attach(path_or_name, storage=storage, studies_dir=studies_dir)
+    return handle.study, handle.info

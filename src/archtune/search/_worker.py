@@ -1,0 +1,246 @@
+"""The worker loop: take a trial, run it with a heartbeat, record it; until a budget is spent.
+
+Several workers (processes, machines) can share a study. Grid studies take only queued
+trials, which the storage hands out atomically, so every grid point runs exactly once. A trial
+left running by a dead worker is failed and queued again with the same parameters: at once
+when the worker ran on this machine (its process is gone), otherwise when its heartbeat stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._objective import TrialContext, TrialResult, run_trial, trial_seed
+from ._storage import HEARTBEAT_S, Handle
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Budget:
+    trials: int | None = None  # finished trials the study should hold
+    timeout: float | None = None  # seconds after which this worker starts no new trial
+    target: float | None = None  # stop once the best dev accuracy reaches this
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def this_worker() -> dict[str, Any]:
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "boot": _boot_id(), "pid": pid, "start": _start_time(pid)}
+
+
+def _is_dead(worker: Any) -> bool:
+    """True only for a worker of this machine whose process is gone."""
+    me = this_worker()
+    if not isinstance(worker, dict) or worker.get("host") != me["host"] or worker.get("boot") != me["boot"]:
+        return False
+    pid = worker.get("pid")
+    if not isinstance(pid, int) or pid == me["pid"]:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return worker.get("start") is not None and _start_time(pid) != worker.get("start")
+
+
+class _Heartbeat:
+    """Record the trial's heartbeat every HEARTBEAT_S seconds while it runs."""
+
+    def __init__(self, handle: Handle, trial_id: int):
+        self.storage, self.trial_id = handle.storage, trial_id
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True, name="archtune-heartbeat")
+
+    def _beat(self) -> None:
+        while not self.stop.wait(HEARTBEAT_S):
+            try:
+                self.storage.record_heartbeat(self.trial_id)
+            except Exception as err:  # the next beat may get through; the trial goes on
+                log.warning("heartbeat of trial %d not recorded: %s", self.trial_id, err)
+
+    def __enter__(self) -> _Heartbeat:
+        self.storage.record_heartbeat(self.trial_id)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def retried_numbers(trials: list[optuna.trial.FrozenTrial]) -> dict[int, int]:
+    """{number of a failed trial: number of the trial that retried it}."""
+    out = {}
+    for t in trials:
+        for old in t.system_attrs.get("retry_history", []):
+            out[old] = t.number
+    return out
+
+
+def counted(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """Finished trials that count towards the budget: not the ones a retry replaced."""
+    replaced = retried_numbers(trials)
+    return [t for t in trials if t.state.is_finished() and t.number not in replaced]
+
+
+def _retry(handle: Handle, trial_id: int) -> None:
+    """Fail a trial that did not finish and queue a copy with the same parameters."""
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        if not handle.storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            return
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return  # another worker got there first
+    callback = handle.storage.get_heartbeat_stale_trial_callback()
+    frozen = handle.storage.get_trial(trial_id)
+    if callback is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            callback(handle.study, frozen)
+    log.warning("trial %d did not finish (its worker stopped); it runs again as a new trial",
+                frozen.number)
+
+
+def _recover(handle: Handle) -> None:
+    """Retry trials of dead workers: this machine's at once, others' when their heartbeat stops."""
+    import optuna
+    from optuna.trial import TrialState
+
+    for t in handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if _is_dead(t.system_attrs.get("archtune:worker")):
+            _retry(handle, t._trial_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(handle.study)
+
+
+def _claim_waiting(handle: Handle) -> int | None:
+    """Atomically take a queued trial (as Optuna's own queue does); None when there is none."""
+    import optuna
+    from optuna.trial import TrialState
+
+    for t in handle.storage.get_all_trials(handle.study._study_id, deepcopy=False,
+                                           states=(TrialState.WAITING,)):
+        try:
+            if handle.storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+                return t._trial_id
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    return None
+
+
+def _next_trial(handle: Handle, grid: bool) -> optuna.Trial | None:
+    import optuna
+
+    trial_id = _claim_waiting(handle)
+    if trial_id is not None:
+        return optuna.Trial(handle.study, trial_id)
+    if grid:
+        return None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        return handle.study.ask()
+
+
+def _stop_reason(handle: Handle, budget: Budget, started: float, grid: bool) -> str | None:
+    from optuna.trial import TrialState
+
+    trials = handle.study.get_trials(deepcopy=False)
+    done = counted(trials)
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    if budget.trials is not None and len(done) + running >= budget.trials:
+        return f"the study has its {budget.trials} trials" + (f" ({running} still running)" if running else "")
+    if budget.timeout is not None and time.monotonic() - started >= budget.timeout:
+        return f"the time budget of {budget.timeout:g}s is spent"
+    values = [t.value for t in done if t.state == TrialState.COMPLETE and t.value is not None]
+    if budget.target is not None and values and max(values) >= budget.target:
+        return f"the target dev accuracy {budget.target:.2%} is reached ({max(values):.2%})"
+    if grid and not any(t.state == TrialState.WAITING for t in trials):
+        return "every grid point has been taken"
+    return None
+
+
+def run_worker(handle: Handle, ctx: TrialContext, budget: Budget, *, grid: bool) -> int:
+    """Run trials until a budget is spent (or the grid queue is empty); returns how many ran."""
+    started, ran = time.monotonic(), 0
+    while True:
+        _recover(handle)  # before counting: a dead worker's trial is not running any more
+        reason = _stop_reason(handle, budget, started, grid)
+        trial = None if reason else _next_trial(handle, grid)
+        if trial is None:
+            log.info("worker stops: %s", reason or "every grid point has been taken")
+            return ran
+        _run_one(handle, ctx, trial)
+        ran += 1
+
+
+def _run_one(handle: Handle, ctx: TrialContext, trial: optuna.Trial) -> None:
+    import optuna
+
+    trial_id = trial._trial_id
+    frozen = handle.storage.get_trial(trial_id)
+    original = frozen.system_attrs.get("failed_trial", trial.number)
+    worker = this_worker()
+    handle.storage.set_trial_system_attr(trial_id, "archtune:worker", worker)
+    trial.set_user_attr("worker", f"{worker['host']}:{worker['pid']}")
+    trial.set_user_attr("seed", trial_seed(ctx.study_seed, original))
+    try:
+        with _Heartbeat(handle, trial_id):
+            result = run_trial(trial, ctx, original)
+    except BaseException:
+        try:
+            _retry(handle, trial_id)
+        except Exception as err:  # keep the original error; the heartbeat will catch up
+            log.warning("could not requeue trial %d: %s", trial.number, err)
+        raise
+    for key, value in result.attrs.items():
+        trial.set_user_attr(key, value)
+    state = {"complete": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED
+             }.get(result.state, optuna.trial.TrialState.FAIL)
+    handle.study.tell(trial, result.value if result.state == "complete" else None, state=state)
+    _log_result(handle, trial.number, result)
+
+
+def _log_result(handle: Handle, number: int, result: TrialResult) -> None:
+    a = result.attrs
+    if result.state in ("invalid", "failed"):
+        log.warning("trial %d %s: %s", number, result.state, a.get("error"))
+        return
+    try:
+        best = handle.study.best_trial
+        best_text = f"best {best.value:.2%} (trial {best.number})"
+    except ValueError:
+        best_text = "no complete trial yet"
+    log.info("trial %d %s: dev accuracy %.2f%% after %d epochs, %.0fs | %s", number, result.state,
+             100 * (a.get("dev_accuracy") or 0.0), a.get("epochs", 0), a.get("duration_s", 0.0),
+             best_text)

@@ -1,0 +1,111 @@
+"""Searches across processes: a killed search resumes, --jobs and workers share a study through
+SQLite and PostgreSQL, and no grid point ever runs twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from archtune.search import load_space, search
+from archtune.search._space import canonical_json
+from archtune.search._storage import connect
+
+from .conftest import GRID_SPACE, TINY_SPACE, archtune_cmd, run_cli, space
+
+PG_URL = os.environ.get("ARCHTUNE_TEST_PG_URL")
+
+
+def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=connect(url)).get_trials(deepcopy=False)
+
+
+def _wait_mid_trial(proc: subprocess.Popen, url: str, name: str, done: int) -> int:
+    """Wait until ``done`` trials are complete and the next one has reported an epoch."""
+    deadline = time.monotonic() + 120
+    study = None
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the search ended before it could be killed mid-trial"
+        try:
+            study = study or optuna.load_study(study_name=name, storage=connect(url))
+            trials = study.get_trials(deepcopy=False)
+        except Exception:  # the study or its tables may not exist yet
+            time.sleep(0.2)
+            continue
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        running = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
+        if len(complete) >= done and running:
+            return running[0].number
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for a running trial")
+
+
+def test_a_killed_search_resumes_with_the_dead_trial_retried(tmp_path: Path, big_npz: Path) -> None:
+    raw = space(TINY_SPACE, big_npz, epochs=5, lr={"choice": [0.01, 0.02, 0.03]})
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
+    args = ["search", "s.yaml", "--trials", "2", "--pruner", "none", "--sampler", "random"]
+    url = f"sqlite:///{tmp_path}/studies/tiny/study.db"
+    proc = subprocess.Popen(archtune_cmd(*args), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        killed = _wait_mid_trial(proc, url, "tiny", done=1)
+        before = {t.number: (t.datetime_complete, t.value) for t in _trials(url, "tiny")
+                  if t.state == TrialState.COMPLETE}
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    trials = {t.number: t for t in _trials(url, "tiny")}
+    complete = [t for t in trials.values() if t.state == TrialState.COMPLETE]
+    assert len(complete) == 2  # the count asked for
+    for number, (finished, value) in before.items():  # completed trials are intact
+        assert (trials[number].datetime_complete, trials[number].value) == (finished, value)
+    assert trials[killed].state == TrialState.FAIL
+    retry = [t for t in complete if t.system_attrs.get("failed_trial") == killed]
+    assert len(retry) == 1 and retry[0].params == trials[killed].params
+    assert retry[0].user_attrs["seed"] == trials[killed].user_attrs["seed"]  # rerun exactly
+
+
+def test_jobs_share_a_sqlite_grid_each_point_once(tmp_path: Path, big_npz: Path) -> None:
+    study = search(space(GRID_SPACE, big_npz, epochs=2), jobs=2, studies_dir=tmp_path)
+    trials = study.get_trials()
+    assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({canonical_json(t.params) for t in trials}) == 4
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert len(workers) == 2 and str(os.getpid()) not in " ".join(workers)  # two processes
+
+
+@pytest.mark.skipif(not PG_URL, reason="ARCHTUNE_TEST_PG_URL is not set (scripts/services.sh)")
+def test_two_workers_share_a_postgres_grid_study(tmp_path: Path, big_npz: Path) -> None:
+    name = f"pg-grid-{uuid.uuid4().hex[:8]}"
+    raw = space(GRID_SPACE, big_npz, epochs=2)
+    search(raw, storage=PG_URL, study=name, create_only=True, studies_dir=tmp_path)
+    args = ["worker", name, "--storage", PG_URL, "--studies-dir", "elsewhere"]
+    workers = [subprocess.Popen(archtune_cmd(*args), cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        outputs = [w.communicate(timeout=240) for w in workers]
+        assert [w.returncode for w in workers] == [0, 0], outputs
+        trials = _trials(PG_URL, name)
+        grid = load_space(raw).grid()
+        assert len(trials) == len(grid) == 4
+        assert all(t.state == TrialState.COMPLETE for t in trials)
+        assert sorted(canonical_json(t.params) for t in trials) == \
+            sorted(canonical_json(p) for p in grid)  # every point once, nothing duplicated
+        assert len({t.user_attrs["worker"] for t in trials}) == 2
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+        optuna.delete_study(study_name=name, storage=connect(PG_URL))

@@ -1,0 +1,288 @@
+"""Searches in this process on the tiny synthetic data set: what a study and its trials record."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from archtune import ArchtuneError, train
+from archtune.search import (
+    best_trial,
+    load_space,
+    open_study,
+    retrain,
+    search,
+    trial_seed,
+    trials_dataframe,
+)
+from archtune.search._objective import TrialContext, run_trial
+from archtune.search._space import canonical_json
+from archtune.search._worker import Budget, _stop_reason
+from archtune.specs import infer_shapes, spec_from_dict, totals
+from tests.conftest import make_splits
+
+from .conftest import GRID_SPACE, TINY_SPACE, space
+
+ATTRS = {"dev_accuracy", "dev_loss", "epochs", "duration_s", "params_count", "flops", "seed",
+         "run_dir", "status", "error", "spec"}
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[optuna.Study, Path, object]:
+    """Three trials of the tiny space, run folders kept: shared by the read-only tests."""
+    root = tmp_path_factory.mktemp("studies")
+    splits = make_splits()
+    study = search(space(TINY_SPACE, epochs=2), trials=3, pruner="none", studies_dir=root,
+                   splits=splits, keep_runs=True)
+    return study, root, splits
+
+
+def test_study_folder_and_trial_rows_follow_the_contract(tiny_study) -> None:
+    study, root, _ = tiny_study
+    info = json.loads((root / "tiny" / "study.json").read_text())
+    assert info["study"] == "tiny" and info["storage"] == f"sqlite:///{root.as_posix()}/tiny/study.db"
+    assert info["space_hash"] == hashlib.sha256(canonical_json(info["space"]).encode()).hexdigest()
+    assert (info["sampler"], info["pruner"], info["seed"]) == ("tpe", "none", 0)
+    assert (info["direction"], info["objective"]) == ("maximize", "dev_accuracy")
+    assert info["created"] and info["archtune"]
+    trials = study.get_trials()
+    assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
+    for t in trials:
+        a = t.user_attrs
+        assert ATTRS <= set(a) and a["status"] == "complete" and a["error"] is None
+        assert a["seed"] == trial_seed(0, t.number) == a["spec"]["train"]["seed"]
+        assert a["epochs"] == 2 == len(t.intermediate_values)
+        assert t.value == max(t.intermediate_values.values()) == a["dev_accuracy"]
+        spec = spec_from_dict(a["spec"])
+        assert a["params_count"] == totals(infer_shapes(spec)).params
+        assert set(t.params) <= set(load_space(info["space"]).names)
+        run_dir = Path(a["run_dir"])  # kept: a normal run folder under the study
+        assert run_dir == root / "tiny" / "trials" / str(t.number)
+        assert json.loads((run_dir / "metrics.json").read_text())["status"] == "complete"
+
+
+def test_trials_dataframe_has_one_row_per_trial(tiny_study) -> None:
+    df = trials_dataframe(tiny_study[0])
+    assert list(df["number"]) == [0, 1, 2] and set(df["state"]) == {"complete"}
+    assert {"dev_accuracy", "dev_loss", "epochs", "duration_s", "params_count", "flops", "seed",
+            "run_dir", "param.train.lr", "param.conv.n"} <= set(df.columns)
+    assert df["seed"].tolist() == [trial_seed(0, n) for n in range(3)]
+
+
+def test_a_trial_reruns_exactly_from_its_spec_and_seed(tiny_study, tmp_path: Path) -> None:
+    study, _, splits = tiny_study
+    t = study.trials[1]
+    run = train(t.user_attrs["spec"], splits=splits, run_dir=tmp_path / "again", progress=False)
+    assert [r["dev_accuracy"] for r in run.history] == list(t.intermediate_values.values())
+
+
+def test_timeout_budget_stops_new_trials(tiny_study) -> None:
+    from archtune.search._study import attach
+
+    handle = attach("tiny", studies_dir=tiny_study[1])
+    assert _stop_reason(handle, Budget(trials=5), time.monotonic(), grid=False) is None
+    reason = _stop_reason(handle, Budget(trials=5, timeout=10), time.monotonic() - 11, grid=False)
+    assert "time budget" in reason
+    assert "has its 3 trials" in _stop_reason(handle, Budget(trials=3), time.monotonic(), grid=False)
+
+
+def test_impossible_candidates_are_recorded_not_crashed_on(tmp_path: Path, tiny_splits) -> None:
+    raw = space(GRID_SPACE)
+    raw["layers"][0]["Conv2D"].update(padding="valid", kernel_size={"choice": [3, 29]})
+    raw["train"]["lr"] = 0.01
+    raw["layers"][0]["Conv2D"]["filters"] = 2
+    study = search(raw, studies_dir=tmp_path, splits=tiny_splits)
+    states = {t.params["layers.0.kernel_size"]: t for t in study.trials}
+    assert set(states) == {3, 29}
+    bad = states[29]
+    assert bad.state.name == "FAIL" and bad.user_attrs["status"] == "invalid"
+    assert "does not fit" in bad.user_attrs["error"] and bad.user_attrs["spec"]["layers"]
+    assert states[3].state.name == "COMPLETE"
+    assert trials_dataframe(study).set_index("number").loc[bad.number, "state"] == "invalid"
+
+
+def test_rerunning_resumes_without_rerunning_finished_trials(tmp_path: Path, tiny_splits) -> None:
+    raw = space(TINY_SPACE, epochs=1)
+    first = search(raw, trials=1, studies_dir=tmp_path, splits=tiny_splits).get_trials()
+    again = search(raw, trials=2, studies_dir=tmp_path, splits=tiny_splits).get_trials()
+    assert len(again) == 2
+    old, new = first[0], again[0]
+    assert (old.number, old.datetime_complete, old.params) == (new.number, new.datetime_complete,
+                                                               new.params)
+    assert len(search(raw, studies_dir=tmp_path, trials=2, splits=tiny_splits).get_trials()) == 2
+
+
+def test_changed_space_or_strategy_is_refused_unless_new(tmp_path: Path, tiny_splits) -> None:
+    raw = space(TINY_SPACE, epochs=1)
+    search(raw, trials=1, studies_dir=tmp_path, splits=tiny_splits)
+    changed = space(TINY_SPACE, epochs=1, lr={"float": [0.001, 0.05], "log": True})
+    with pytest.raises(ArchtuneError, match=r"different search space \(dimensions train.lr changed\)"):
+        search(changed, trials=2, studies_dir=tmp_path, splits=tiny_splits)
+    with pytest.raises(ArchtuneError, match="created with sampler 'tpe', not 'random'"):
+        search(raw, trials=2, sampler="random", studies_dir=tmp_path, splits=tiny_splits)
+    study, _ = open_study("tiny", tmp_path)
+    assert len(study.trials) == 1  # nothing was damaged
+    fresh = search(changed, trials=1, studies_dir=tmp_path, splits=tiny_splits, new=True)
+    assert len(fresh.trials) == 1
+    assert open_study("tiny", tmp_path)[1]["space"]["train"]["lr"]["float"] == [0.001, 0.05]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"sampler": "bayes"}, "unknown sampler 'bayes'"),
+    ({"pruner": "hyperbnd"}, "did you mean 'hyperband'"),
+    ({"storage": "redis://localhost/0"}, "unsupported database"),
+    ({"storage": "sqlite:////dev/null/x.db"}, "cannot make folder"),
+    ({"study": "bad/name"}, "study name"),
+    ({"target": 93.0}, "0.93 for 93%"),
+])
+def test_bad_settings_fail_before_anything_is_written(tmp_path: Path, kwargs, message) -> None:
+    with pytest.raises(ArchtuneError, match=message):
+        search(space(TINY_SPACE), studies_dir=tmp_path / "studies", **kwargs)
+    assert not (tmp_path / "studies").exists()
+
+
+def test_grid_runs_each_point_once_and_then_stops(tmp_path: Path, tiny_splits) -> None:
+    study = search(space(GRID_SPACE), studies_dir=tmp_path, splits=tiny_splits)
+    params = [canonical_json(t.params) for t in study.trials]
+    assert len(params) == 4 == len(set(params))
+    assert open_study("grid", tmp_path)[1]["candidates"] == 4
+    assert len(search(space(GRID_SPACE), studies_dir=tmp_path, splits=tiny_splits).trials) == 4
+
+
+def test_fraction_of_a_grid_and_budgets(tmp_path: Path, tiny_splits) -> None:
+    study = search(space(GRID_SPACE), fraction=0.5, seed=3, studies_dir=tmp_path, splits=tiny_splits)
+    assert len(study.trials) == 2
+    expected = load_space(space(GRID_SPACE)).select(0.5, 3)[0]
+    assert [t.params for t in study.trials] == expected
+    target = search(space(TINY_SPACE, epochs=1), trials=6, target=0.2, study="t", studies_dir=tmp_path,
+                    splits=tiny_splits)
+    assert len(target.trials) == 1  # the first trial already beat the target
+
+
+class _PruneAfterFirstEpoch:
+    """A stand-in trial whose pruner says 'prune' once the first epoch is reported."""
+
+    number = 0
+
+    def __init__(self, trial: optuna.Trial):
+        self.trial, self.reports = trial, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.trial, name)
+
+    def report(self, value: float, step: int) -> None:
+        self.reports.append((step, value))
+
+    def should_prune(self) -> bool:
+        return True
+
+
+def test_pruned_trials_stop_after_the_epoch_they_were_judged_on(tiny_splits) -> None:
+    s = load_space(space(TINY_SPACE, epochs=5))
+    fake = _PruneAfterFirstEpoch(optuna.create_study().ask())
+    result = run_trial(fake, TrialContext(s, tiny_splits, study_seed=0), 0)
+    assert result.state == "pruned" and result.attrs["epochs"] == 1 and len(fake.reports) == 1
+
+
+def test_median_pruner_prunes_hopeless_trials(tmp_path: Path, tiny_splits) -> None:
+    raw = space(GRID_SPACE, epochs=3, lr={"choice": [0.05, 1e-7], "name": "lr"})
+    raw["layers"][0]["Conv2D"]["filters"] = {"choice": [2, 3, 4], "name": "filters"}
+    study = search(raw, pruner="median", seed=1, studies_dir=tmp_path, splits=tiny_splits)
+    pruned = [t for t in study.trials if t.state.name == "PRUNED"]
+    assert pruned and all(t.params["lr"] == 1e-7 and t.user_attrs["epochs"] < 3 for t in pruned)
+
+
+def test_fidelity_and_retrain_at_full_fidelity(tmp_path: Path, tiny_npz: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    import archtune.data.split as split_module
+
+    def never(*_a, **_k):
+        raise AssertionError("the test split was read during a search")
+
+    monkeypatch.setattr(split_module, "test_split", never)
+    study = search(space(TINY_SPACE, tiny_npz, epochs=2), trials=1, train_subset=100, epochs=1)
+    t = best_trial(study)
+    assert t.user_attrs["epochs"] == 1 and t.user_attrs["fidelity"] == {"epochs": 1,
+                                                                         "train_subset": 100}
+    run = retrain("tiny")
+    assert run.metrics["status"] == "complete" and run.metrics["epochs_run"] == 2
+    assert run.metrics["data"]["n_train"] == 240  # all the train split, not the subset
+    assert run.spec.train.seed == t.user_attrs["seed"]
+    assert json.loads((run.path / "search.json").read_text())["trial"] == t.number
+
+
+def test_refine_searches_a_narrowed_space_at_full_fidelity(tmp_path: Path, tiny_splits) -> None:
+    raw = space(TINY_SPACE, epochs=1)
+    search(raw, trials=3, train_subset=100, studies_dir=tmp_path, splits=tiny_splits)
+    fine = search(raw, refine=tmp_path / "tiny", trials=1, studies_dir=tmp_path, splits=tiny_splits)
+    info = open_study(fine.study_name, tmp_path)[1]
+    assert fine.study_name == "tiny-refine" and info["refined_from"] == "tiny"
+    assert info["train_subset"] is None and len(info["refine_top"]) == 3
+    assert info["space_hash"] != open_study("tiny", tmp_path)[1]["space_hash"]
+
+
+def test_a_trial_whose_remote_worker_went_silent_is_retried(tmp_path: Path, tiny_splits) -> None:
+    """Optuna's heartbeat: a trial of another machine without a heartbeat for longer than the
+    grace period is failed and queued again with its parameters."""
+    import sqlite3
+
+    from archtune.search._study import attach
+
+    raw = space(TINY_SPACE, epochs=1)
+    search(raw, trials=1, studies_dir=tmp_path, splits=tiny_splits)
+    handle = attach("tiny", studies_dir=tmp_path)
+    with pytest.warns(UserWarning, match="Heartbeat"):
+        lost = handle.study.ask()  # a trial another machine started, then lost
+    lost.suggest_categorical("train.optimizer", ["sgd", "adam"])
+    handle.storage.set_trial_system_attr(lost._trial_id, "archtune:worker",
+                                         {"host": "elsewhere", "boot": "", "pid": 1})
+    handle.storage.record_heartbeat(lost._trial_id)
+    with sqlite3.connect(tmp_path / "tiny" / "study.db") as db:
+        db.execute("UPDATE trial_heartbeats SET heartbeat = datetime('now', '-1 hour')")
+    study = search(raw, trials=2, studies_dir=tmp_path, splits=tiny_splits)
+    trials = {t.number: t for t in study.get_trials()}
+    assert trials[lost.number].state.name == "FAIL"
+    retry = [t for t in trials.values() if t.system_attrs.get("failed_trial") == lost.number]
+    assert len(retry) == 1 and retry[0].state.name == "COMPLETE"
+    assert retry[0].params["train.optimizer"] == trials[lost.number].params["train.optimizer"]
+    df = trials_dataframe(study).set_index("number")
+    assert "retried as trial" in df.loc[lost.number, "error"]
+    assert df.loc[retry[0].number, "retry_of"] == lost.number
+
+
+def test_ctrl_c_puts_the_running_trial_back_in_the_queue(tmp_path: Path, tiny_splits,
+                                                        monkeypatch) -> None:
+    import sys
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys.modules["archtune.train"], "train", interrupted)
+    raw = space(TINY_SPACE, epochs=1)
+    with pytest.raises(KeyboardInterrupt):
+        search(raw, trials=1, studies_dir=tmp_path, splits=tiny_splits)
+    monkeypatch.undo()
+    trials = open_study("tiny", tmp_path)[0].get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "WAITING"]
+    study = search(raw, trials=1, studies_dir=tmp_path, splits=tiny_splits)
+    assert [t.state.name for t in study.get_trials()] == ["FAIL", "COMPLETE"]
+    assert study.trials[1].params == trials[0].params
+
+
+def test_start_points_run_first(tmp_path: Path, tiny_splits) -> None:
+    raw = space(TINY_SPACE, epochs=1)
+    first = {"conv.n": 1, "conv.1.filters": 4, "train.lr": 0.02, "train.optimizer": "adam"}
+    raw["search"] = {"start": [first]}
+    study = search(raw, trials=2, studies_dir=tmp_path, splits=tiny_splits)
+    assert study.trials[0].params == first and len(study.trials) == 2
+
+
+def test_a_continuous_space_cannot_be_a_grid(tmp_path: Path) -> None:
+    with pytest.raises(ArchtuneError, match="train.lr' is a continuous range"):
+        search(space(TINY_SPACE), sampler="grid", studies_dir=tmp_path / "studies")
+    assert not (tmp_path / "studies").exists()
