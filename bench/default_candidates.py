@@ -68,7 +68,7 @@ def run_one(name: str) -> dict:
 
     from archtune.data import load_dataset, split_dataset, test_split
     from archtune.data.split import channel_stats
-    from archtune.train.loop import predict_logits
+    from archtune.training.loop import predict_logits
 
     spec = spec_for(name)
     ds = load_dataset("fashion-mnist")

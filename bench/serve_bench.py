@@ -35,7 +35,7 @@ from PIL import Image
 import archtune as at
 from archtune.data import load_dataset, test_split
 from archtune.serve import Predictor
-from archtune.train.device import set_threads
+from archtune.training.device import set_threads
 
 HOST = "127.0.0.1"
 CLI = [sys.executable, "-c", "from archtune.cli import main; main()"]

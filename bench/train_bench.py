@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import archtune as at
 from archtune.data import load_dataset, split_dataset, test_split
-from archtune.train.loop import predict_logits
-from archtune.train.optim import make_optimizer, make_scheduler
+from archtune.training.loop import predict_logits
+from archtune.training.optim import make_optimizer, make_scheduler
 
 TARGETS = (0.907, 0.93)
 

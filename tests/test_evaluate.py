@@ -56,7 +56,7 @@ def test_capacity_verdicts() -> None:
 
 
 def test_evaluate_run_on_given_split(tiny_splits, tmp_path) -> None:
-    from tests.train.test_train import tiny
+    from tests.training.test_train import tiny
 
     run = train(tiny(epochs=2), splits=tiny_splits, run_dir=tmp_path / "r", progress=False)
     result = evaluate(run, "dev", data=tiny_splits.dev)

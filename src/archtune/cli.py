@@ -128,7 +128,7 @@ def train(ctx: click.Context, spec: str, epochs: int | None, batch_size: int | N
           device: str | None, threads: int | None) -> None:
     """Train SPEC (default: 'default') and save a run folder; prints dev accuracy and the folder."""
     from .specs import load_spec
-    from .train import train as run_training
+    from .training import train as run_training
 
     shortcuts = {"train.epochs": epochs, "train.batch_size": batch_size, "train.optimizer": optimizer,
                  "train.lr": lr, "train.seed": seed, "train.precision": precision,
@@ -168,7 +168,7 @@ def evaluate(run: str, split: str, as_json: bool, data_dir: str | None, tta: boo
 @click.option("--root", default="runs", show_default=True, type=click.Path(), help="Folder of runs.")
 def runs(root: str) -> None:
     """Table of saved runs: spec, status, epochs, dev and test accuracy, time."""
-    from .train import list_runs
+    from .training import list_runs
 
     found = list_runs(root)
     if not found:

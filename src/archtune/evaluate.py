@@ -14,9 +14,9 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from .data import Split, load_dataset, split_dataset, test_split
 from .errors import ArchtuneError
-from .train.device import pick_device
-from .train.loop import predict_logits
-from .train.runs import Run, load_run, write_csv, write_json
+from .training.device import pick_device
+from .training.loop import predict_logits
+from .training.runs import Run, load_run, write_csv, write_json
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "dev", "test")

@@ -262,7 +262,7 @@ def test_ctrl_c_puts_the_running_trial_back_in_the_queue(tmp_path: Path, tiny_sp
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sys.modules["archtune.train"], "train", interrupted)
+    monkeypatch.setattr(sys.modules["archtune.training"], "train", interrupted)
     raw = space(TINY_SPACE, epochs=1)
     with pytest.raises(KeyboardInterrupt):
         search(raw, trials=1, studies_dir=tmp_path, splits=tiny_splits)

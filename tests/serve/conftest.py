@@ -15,7 +15,7 @@ from PIL import Image
 
 import archtune
 from archtune.data import load_dataset, test_split
-from archtune.train import Run
+from archtune.training import Run
 from tests.conftest import SHARED, make_splits, synthetic_arrays
 
 TINY_CNN = {

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from archtune.cli import main
-from archtune.train import Run
+from archtune.training import Run
 from tests.serve.conftest import encode, write_png
 
 

@@ -13,7 +13,7 @@ import torch
 from archtune import ArchtuneError, build_model, load_spec
 from archtune.serve import Predictor, export_model, read_torchscript_metadata
 from archtune.serve.export import TOLERANCE, check_images
-from archtune.train import Run
+from archtune.training import Run
 
 
 def _check_metadata(meta: dict[str, str], predictor: Predictor) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from archtune import ArchtuneError
 from archtune.serve import MicroBatcher, Predictor, predict_images
-from archtune.train import Run
+from archtune.training import Run
 from tests.serve.conftest import encode, write_png
 
 

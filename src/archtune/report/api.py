@@ -10,7 +10,7 @@ import torch
 
 from ..data import Dataset, Splits
 from ..errors import ArchtuneError
-from ..train.runs import RUN_FILES, Run, load_run
+from ..training.runs import RUN_FILES, Run, load_run
 from .inspect import ActivationMaps
 
 log = logging.getLogger(__name__)

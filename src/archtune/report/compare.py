@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import ArchtuneError
 from ..evaluate import capacity_verdict
-from ..train.runs import Run, load_run
+from ..training.runs import Run, load_run
 from . import data as pd
 from .html import (
     Html,

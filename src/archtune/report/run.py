@@ -15,7 +15,7 @@ from ..data import Dataset, Splits, load_dataset, split_dataset
 from ..errors import ArchtuneError
 from ..evaluate import capacity_verdict, evaluate
 from ..models import ArchtuneNet
-from ..train.runs import Run, load_run
+from ..training.runs import Run, load_run
 from . import data as pd
 from .html import Section, render_page, write_atomic
 

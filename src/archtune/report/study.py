@@ -117,7 +117,12 @@ def load_study_data(folder: str | Path) -> StudyData:
     meta = read_meta(folder)
     storage = resolve_storage(str(meta.get("storage") or f"sqlite:///{folder / 'study.db'}"), folder)
     try:
-        study = optuna.load_study(study_name=meta["study"], storage=storage)
+        if storage.startswith("sqlite"):
+            study = optuna.load_study(study_name=meta["study"], storage=storage)
+        else:  # PostgreSQL & co. go through the search package's driver handling
+            from ..search._storage import connect
+
+            study = optuna.load_study(study_name=meta["study"], storage=connect(storage, must_exist=True))
     except KeyError:
         raise ArchtuneError(f"{folder}: no study named '{meta['study']}' in {storage}") from None
     trials = study.get_trials(deepcopy=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArchtuneError
-from ..train.runs import load_run
+from ..training.runs import load_run
 from . import study as sy
 from .html import (
     Section,

@@ -77,7 +77,7 @@ def _summary(history: list[dict[str, float]]) -> dict[str, Any]:
 def run_trial(trial: optuna.Trial, ctx: TrialContext, original_number: int) -> TrialResult:
     """Run one trial; only KeyboardInterrupt (and errors of the storage) escape."""
     from ..specs import infer_shapes, spec_from_dict, totals
-    from ..train import check_compatible
+    from ..training import check_compatible
 
     started = time.perf_counter()
     seed = trial_seed(ctx.study_seed, original_number)
@@ -110,7 +110,7 @@ def _train(trial: optuna.Trial, spec: Any, ctx: TrialContext
     """(state, error, per-epoch history, kept run folder) of training one candidate."""
     import optuna
 
-    from ..train import train
+    from ..training import train
 
     history: list[dict[str, float]] = []
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
-    from ..train import Run
+    from ..training import Run
 
 COLUMNS = ("number", "state", "dev_accuracy", "dev_loss", "epochs", "duration_s", "params_count",
            "flops", "seed", "run_dir", "retry_of", "retried_as", "worker", "started", "error")
@@ -145,8 +145,8 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     training split and full epochs (or ``epochs``); returns the normal run folder, which also
     holds ``search.json`` naming the study and trial."""
     from ..specs import spec_from_dict
-    from ..train import train
-    from ..train.runs import new_run_dir, write_json
+    from ..training import train
+    from ..training.runs import new_run_dir, write_json
 
     study, info = _resolve(study, studies_dir, storage)
     chosen = best_trial(study) if trial is None else get_trial(study, trial)

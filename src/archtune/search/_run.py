@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..data import Splits
 
 log = logging.getLogger(__name__)
-TRAINER = "archtune.train.trainer"
+TRAINER = "archtune.training.trainer"
 
 
 class NoStoppedRuns(logging.Filter):
@@ -71,7 +71,7 @@ def check_data(space: SearchSpace, splits: Splits) -> None:
 
 def _context(handle: Handle, *, splits: Splits | None, threads: int | None, device: str | None,
              data_dir: str | None, keep_runs: bool) -> TrialContext:
-    from ..train.device import pick_device
+    from ..training.device import pick_device
 
     info = handle.info
     space = SearchSpace(info["space"], source=f"study '{handle.name}'")
@@ -157,7 +157,7 @@ def _levels() -> dict[str, int]:
     """This process's logging choices, for worker processes to copy."""
     import optuna
 
-    names = ("archtune", "archtune.train", "archtune.data")
+    names = ("archtune", "archtune.training", "archtune.data")
     filtered = any(isinstance(f, NoStoppedRuns) for f in logging.getLogger(TRAINER).filters)
     return {n: logging.getLogger(n).level for n in names} | {
         "optuna": optuna.logging.get_verbosity(), "filter": int(filtered)}

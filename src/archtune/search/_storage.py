@@ -182,7 +182,7 @@ def read_info(folder: Path) -> dict[str, Any] | None:
 
 
 def write_info(folder: Path, info: dict[str, Any]) -> None:
-    from ..train.runs import write_json
+    from ..training.runs import write_json
 
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / STUDY_FILE, info)

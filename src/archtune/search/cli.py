@@ -30,8 +30,8 @@ def _quiet_libraries() -> None:
 
     debug = logging.getLogger("archtune").level == logging.DEBUG
     optuna.logging.set_verbosity(logging.INFO if debug else logging.WARNING)
-    logging.getLogger("archtune.train").setLevel(logging.NOTSET if debug else logging.WARNING)
-    trainer = logging.getLogger("archtune.train.trainer")
+    logging.getLogger("archtune.training").setLevel(logging.NOTSET if debug else logging.WARNING)
+    trainer = logging.getLogger("archtune.training.trainer")
     if not any(isinstance(f, NoStoppedRuns) for f in trainer.filters):
         trainer.addFilter(NoStoppedRuns())
 

@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..specs import infer_shapes, totals
-from ..train.runs import Run
+from ..training.runs import Run
 from .batcher import MicroBatcher
 from .explain import explain_image
 from .inputs import ApiError, Limits, read_inputs

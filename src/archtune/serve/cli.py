@@ -45,7 +45,7 @@ def predict(run: str, images: tuple[str, ...], top: int, as_json: bool, invert: 
     the aspect ratio and padded, inverted when the background is light). Exits with code 2
     when any file could not be read (the others are still predicted).
     """
-    from ..train.device import set_threads
+    from ..training.device import set_threads
     from .predict import Predictor
 
     set_threads(threads)
@@ -116,7 +116,7 @@ def serve(run: str, host: str, port: int, max_mb: float, max_pixels: int, max_im
     import uvicorn
     from PIL import Image
 
-    from ..train.device import set_threads
+    from ..training.device import set_threads
     from .app import create_app
     from .inputs import Limits
 

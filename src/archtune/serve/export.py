@@ -31,7 +31,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import ArchtuneError
-from ..train.runs import Run
+from ..training.runs import Run
 from .predict import Predictor
 from .preprocess import __doc__ as PREPROCESSING_DOC
 

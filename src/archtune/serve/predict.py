@@ -21,8 +21,8 @@ from torch import nn
 from ..errors import ArchtuneError
 from ..models import ArchtuneNet
 from ..specs import Spec, spec_from_dict
-from ..train.loop import predict_logits
-from ..train.runs import Run, load_checkpoint, load_run
+from ..training.loop import predict_logits
+from ..training.runs import Run, load_checkpoint, load_run
 from .preprocess import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,

@@ -9,9 +9,9 @@ import torch
 
 from archtune import ArchtuneError, load_run, train
 from archtune.config import AugmentConfig, TrainConfig
-from archtune.train import load_checkpoint
-from archtune.train.augment import augment, erase, translate
-from archtune.train.optim import lr_factor
+from archtune.training import load_checkpoint
+from archtune.training.augment import augment, erase, translate
+from archtune.training.optim import lr_factor
 
 TINY = {
     "name": "tiny",
@@ -167,7 +167,7 @@ def test_bf16_precision_is_recorded_and_trains(tiny_splits, tmp_path: Path) -> N
 
 
 def test_auto_precision_falls_back_to_fp32_without_native_bf16(monkeypatch) -> None:
-    from archtune.train import device
+    from archtune.training import device
 
     monkeypatch.setattr(device, "cpu_has_bf16", lambda: False)
     assert device.resolve_precision("auto", torch.device("cpu"))[0] == "fp32"
@@ -186,7 +186,7 @@ class _noop:
 
 
 def test_auto_bf16_is_checked_against_fp32_after_epoch_one(tiny_splits, tmp_path: Path, monkeypatch) -> None:
-    trainer = importlib.import_module("archtune.train.trainer")
+    trainer = importlib.import_module("archtune.training.trainer")
 
     monkeypatch.setattr(trainer, "resolve_precision", lambda req, dev: ("bf16", "auto: cpu supports bf16"))
     run = train(tiny(epochs=2), splits=tiny_splits, run_dir=tmp_path / "r", progress=False)

@@ -1,0 +1,5 @@
+"""``python -m archtune`` runs the CLI."""
+
+from archtune.cli import main
+
+main()
