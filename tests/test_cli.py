@@ -11,17 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from archtune.cli import main
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests._cli import run_cli
 
 
 def test_specs_lists_reference_counts(capsys) -> None:

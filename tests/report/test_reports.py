@@ -11,22 +11,12 @@ from pathlib import Path
 import pytest
 
 from archtune import Run
-from archtune.cli import main
 from archtune.report.run import collect, run_report, section_plan
+from tests._cli import run_cli
 
 RUN_FIGURES = ("curves", "dev-scores", "dev-confusion", "test-scores", "test-confusion",
                "mistakes", "samples", "distribution", "filters", "act-0-0", "act-0-2", "dead",
                "gradients")
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def cell(page: str, ident: str) -> str:

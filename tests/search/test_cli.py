@@ -9,20 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from archtune.cli import main
 from archtune.search import open_study
+from tests._cli import run_cli as run
 
 from .conftest import GRID_SPACE, TINY_SPACE, space
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_dry_run_lists_a_seeded_tenth_of_the_reference_grid(capsys) -> None:
