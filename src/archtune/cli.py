@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from . import log as _log
 from .errors import ArchtuneError
+
+if TYPE_CHECKING:
+    from .training import Run
 
 DEFAULT_SPEC = "default"
 
@@ -21,6 +26,21 @@ def _overrides(options: dict[str, object], sets: tuple[str, ...]) -> list[str]:
         if value is not None:
             out.append(f"{key}={json.dumps(value) if isinstance(value, str | bool) else value}")
     return out + list(sets)
+
+
+def report_training(start: Callable[[], Run]) -> Run:
+    """Run a training call; print its best dev accuracy and folder (exit 130 on Ctrl-C)."""
+    try:
+        run = start()
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: the run folder keeps the best checkpoint so far", err=True)
+        sys.exit(130)
+    best = run.metrics.get("best") or {}
+    click.echo(f"best dev accuracy {best.get('dev_accuracy', float('nan')) * 100:.2f}% "
+               f"(epoch {run.metrics.get('best_epoch')} of {run.metrics.get('epochs_run')}, "
+               f"{run.metrics.get('train_seconds', 0):.0f}s)")
+    click.echo(f"run saved in {run.path}")
+    return run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -134,17 +154,8 @@ def train(ctx: click.Context, spec: str, epochs: int | None, batch_size: int | N
                  "train.lr": lr, "train.seed": seed, "train.precision": precision,
                  "data.dataset": dataset, "data.data_dir": data_dir, "data.train_subset": train_subset}
     loaded = load_spec(spec, _overrides(shortcuts, sets))
-    try:
-        run = run_training(loaded, run_dir=run_dir, device=device, threads=threads,
-                           progress=not ctx.obj["quiet"])
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: the run folder keeps the best checkpoint so far", err=True)
-        sys.exit(130)
-    best = run.metrics.get("best") or {}
-    click.echo(f"best dev accuracy {best.get('dev_accuracy', float('nan')) * 100:.2f}% "
-               f"(epoch {run.metrics.get('best_epoch')} of {run.metrics.get('epochs_run')}, "
-               f"{run.metrics.get('train_seconds', 0):.0f}s)")
-    click.echo(f"run saved in {run.path}")
+    report_training(lambda: run_training(loaded, run_dir=run_dir, device=device, threads=threads,
+                                         progress=not ctx.obj["quiet"]))
 
 
 @cli.command()

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ..cli import cli
+from ..cli import cli, report_training
 from ..errors import ArchtuneError, unknown
 
 STUDIES_DIR = click.option("--studies-dir", default="studies", show_default=True, type=click.Path(),
@@ -302,16 +302,7 @@ def retrain(ctx: click.Context, study: str, **kw: Any) -> None:
     """Retrain a trial of STUDY (the best by default) with its seed into a normal run folder."""
     from ._results import retrain as run_retrain
 
-    try:
-        run = run_retrain(study, progress=not ctx.obj["quiet"], **kw)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: the run folder keeps the best checkpoint so far", err=True)
-        sys.exit(130)
-    best_row = run.metrics.get("best") or {}
-    click.echo(f"best dev accuracy {best_row.get('dev_accuracy', float('nan')) * 100:.2f}% "
-               f"(epoch {run.metrics.get('best_epoch')} of {run.metrics.get('epochs_run')}, "
-               f"{run.metrics.get('train_seconds', 0):.0f}s)")
-    click.echo(f"run saved in {run.path}")
+    run = report_training(lambda: run_retrain(study, progress=not ctx.obj["quiet"], **kw))
     click.echo(f"test it: archtune evaluate {run.path} --split test")
 
 
