@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from . import log as _log
+from ._cli_common import report_training
 from .errors import ArchtuneError
-
-if TYPE_CHECKING:
-    from .training import Run
 
 DEFAULT_SPEC = "default"
 
@@ -26,21 +22,6 @@ def _overrides(options: dict[str, object], sets: tuple[str, ...]) -> list[str]:
         if value is not None:
             out.append(f"{key}={json.dumps(value) if isinstance(value, str | bool) else value}")
     return out + list(sets)
-
-
-def report_training(start: Callable[[], Run]) -> Run:
-    """Run a training call; print its best dev accuracy and folder (exit 130 on Ctrl-C)."""
-    try:
-        run = start()
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: the run folder keeps the best checkpoint so far", err=True)
-        sys.exit(130)
-    best = run.metrics.get("best") or {}
-    click.echo(f"best dev accuracy {best.get('dev_accuracy', float('nan')) * 100:.2f}% "
-               f"(epoch {run.metrics.get('best_epoch')} of {run.metrics.get('epochs_run')}, "
-               f"{run.metrics.get('train_seconds', 0):.0f}s)")
-    click.echo(f"run saved in {run.path}")
-    return run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -195,16 +176,24 @@ def runs(root: str) -> None:
                    f"{dev_acc:>9}{test_acc:>9}{r.metrics.get('train_seconds', 0):>7.0f}s")
 
 
-def _register_extensions() -> None:
-    """Subcommands that live next to their feature (search, report, serve) add themselves here."""
-    import importlib
+@cli.command()
+@click.argument("pattern", default="*")
+def layers(pattern: str) -> None:
+    """Layer types a spec may use (e.g. 'conv*'): arguments, kinds, defaults; activations and
+    initialisers."""
+    from .specs import layers_table
 
-    for module in ("archtune.search.cli", "archtune.report.cli", "archtune.serve.cli"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if not (err.name and module.startswith(err.name)):  # a missing feature package only
-                raise
+    click.echo(layers_table(pattern))
+
+
+def _register_extensions() -> None:
+    """Subcommands that live next to their feature (search, report, serve) are added here."""
+    from .report.cli import COMMANDS as report_commands
+    from .search.cli import COMMANDS as search_commands
+    from .serve.cli import COMMANDS as serve_commands
+
+    for command in (*search_commands, *report_commands, *serve_commands):
+        cli.add_command(command)
 
 
 _register_extensions()

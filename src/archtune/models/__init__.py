@@ -1,6 +1,7 @@
 """Models built from specs."""
 
-from .build import ACTIVATION_LAYERS, ArchtuneNet, build_model, create_activation
-from .init import INITIALIZERS
+from ..specs.functions import INITIALIZERS, create_activation
+from .build import ACTIVATION_LAYERS, ArchtuneNet, Builder, SamePool2d, build_model
 
-__all__ = ["ACTIVATION_LAYERS", "INITIALIZERS", "ArchtuneNet", "build_model", "create_activation"]
+__all__ = ["ACTIVATION_LAYERS", "INITIALIZERS", "ArchtuneNet", "Builder", "SamePool2d", "build_model",
+           "create_activation"]

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import click
 
-from archtune.cli import cli
 
-
-@cli.command()
+@click.command()
 @click.argument("path", type=str)
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Where to write the page (default: PATH/report.html).")
@@ -30,7 +28,7 @@ def report(path: str, output: str | None, data_dir: str | None, images: tuple[in
     click.echo(f"report written to {out}")
 
 
-@cli.command()
+@click.command()
 @click.argument("runs", nargs=-1, required=True)
 @click.option("-o", "--output", default="compare.html", show_default=True,
               type=click.Path(dir_okay=False), help="Where to write the page.")
@@ -44,7 +42,7 @@ def compare(runs: tuple[str, ...], output: str, data_dir: str | None, device: st
     click.echo(f"comparison written to {out}")
 
 
-@cli.command()
+@click.command()
 @click.argument("run", type=str)
 @click.option("--image", type=int, required=True, help="Index of the image in the split.")
 @click.option("--layer", "layers", type=int, multiple=True,
@@ -67,3 +65,6 @@ def inspect(run: str, image: int, layers: tuple[int, ...], split: str, output_di
                    f"{d.maps.maps.shape[1]}x{d.maps.maps.shape[2]}, {quiet} at or below 0 for "
                    f"{d.split} image {d.image} ({d.label}), strongest {cmax.max():.3g} "
                    f"-> {d.path}")
+
+
+COMMANDS = (report, compare, inspect)

@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ArchtuneError
-from ..specs.layers import LAYER_TYPES, TYPE_ALIASES
+from ..specs.layers import is_layer_name
 from ._dims import KINDS, Dim, is_dim, own_name, parse_dim
 
 MAX_REPEAT = 16
-_LAYER_NAMES = set(LAYER_TYPES) | set(TYPE_ALIASES)
 
 
 @dataclass
@@ -106,7 +105,7 @@ class Parser:
     def _map(self, value: dict[Any, Any], ctx: Ctx) -> MapNode:
         items: list[tuple[Any, Node]] = []
         for key, v in value.items():
-            sub = ctx.child(key, named=key not in _LAYER_NAMES)
+            sub = ctx.child(key, named=not is_layer_name(key))
             if is_dim(v):
                 node = self._dim(v, sub, in_list=False, merge_ok=True, parent=ctx)
                 if node.merge:
@@ -200,7 +199,7 @@ def _check_typo(value: dict[Any, Any]) -> None:
     if len(value) != 1:
         return
     (key,) = value
-    if isinstance(key, str) and key not in _LAYER_NAMES:
+    if isinstance(key, str) and not is_layer_name(key):
         close = difflib.get_close_matches(key, KINDS, n=1, cutoff=0.75)
         if close:
             raise ArchtuneError(f"'{key}: {value[key]!r}': unknown dimension '{key}' "

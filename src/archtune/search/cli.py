@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ..cli import cli, report_training
+from .._cli_common import report_training
 from ..errors import ArchtuneError, unknown
 
 STUDIES_DIR = click.option("--studies-dir", default="studies", show_default=True, type=click.Path(),
@@ -42,7 +42,7 @@ def _interrupted() -> None:
     sys.exit(130)
 
 
-@cli.command()
+@click.command()
 @click.argument("space")
 @click.option("--study", help="Study name (default: the space's name; with --refine, STUDY-refine).")
 @click.option("--storage", help="Optuna storage URL (default: sqlite:///STUDIES_DIR/STUDY/study.db).")
@@ -153,7 +153,7 @@ def _print_outcome(study: Any) -> None:
     click.echo(f"next: archtune best {study.study_name}  |  archtune retrain {study.study_name}")
 
 
-@cli.command()
+@click.command()
 @click.argument("study")
 @STORAGE
 @STUDIES_DIR
@@ -168,16 +168,16 @@ def _print_outcome(study: Any) -> None:
 def worker(study: str, **kw: Any) -> None:
     """Join STUDY (here, or in --storage from another machine) and run its trials."""
     _quiet_libraries()
-    from ._run import worker as run_worker
+    from . import _run
 
     try:
-        ran = run_worker(study, **kw)
+        ran = _run.worker(study, **kw)
     except KeyboardInterrupt:
         _interrupted()
     click.echo(f"worker done ({ran} trials here)" if kw["jobs"] <= 1 else "workers done")
 
 
-@cli.command()
+@click.command()
 @STUDIES_DIR
 @click.option("--storage", help="List every study in this Optuna storage instead.")
 def studies(studies_dir: str, storage: str | None) -> None:
@@ -201,7 +201,7 @@ def studies(studies_dir: str, storage: str | None) -> None:
                    f"{'' if r['best_trial'] is None else r['best_trial']}")
 
 
-@cli.command()
+@click.command()
 @click.argument("study")
 @click.option("--format", "fmt", default="table", show_default=True, help="table | csv | json | parquet.")
 @click.option("--sort", default="number", show_default=True,
@@ -262,7 +262,7 @@ def _table(df: Any) -> str:
     return shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}")
 
 
-@cli.command()
+@click.command()
 @click.argument("study")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")
 @STORAGE
@@ -287,7 +287,7 @@ def best(study: str, as_json: bool, storage: str | None, studies_dir: str) -> No
     click.echo(f"retrain it: archtune retrain {b['study']}")
 
 
-@cli.command()
+@click.command()
 @click.argument("study")
 @click.option("--trial", type=int, help="Trial number (default: the best complete trial).")
 @click.option("--epochs", type=int, help="Epochs (default: the spec's full number).")
@@ -306,7 +306,7 @@ def retrain(ctx: click.Context, study: str, **kw: Any) -> None:
     click.echo(f"test it: archtune evaluate {run.path} --split test")
 
 
-@cli.command()
+@click.command()
 @click.argument("pattern", default="*")
 def spaces(pattern: str) -> None:
     """Built-in search spaces with their dimensions and grid sizes."""
@@ -323,3 +323,6 @@ def spaces(pattern: str) -> None:
         except ArchtuneError:
             size = "-"
         click.echo(f"{name:<18}{len(space.dims):>5}{size:>8}  {space.raw.get('description', '')[:70]}")
+
+
+COMMANDS = (search, worker, studies, trials, best, retrain, spaces)

@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-from archtune.cli import cli
 from archtune.errors import ArchtuneError
 
 log = logging.getLogger(__name__)
@@ -23,7 +22,7 @@ def _format_row(row: dict[str, Any], width: int) -> str:
     return f"{row['file']:<{width}}  {tops}" + ("   (inverted)" if row.get("inverted") else "")
 
 
-@cli.command()
+@click.command()
 @click.argument("run", type=str)
 @click.argument("images", nargs=-1, required=True, type=str)
 @click.option("--top", default=3, show_default=True, type=click.IntRange(1, 1000),
@@ -62,7 +61,7 @@ def predict(run: str, images: tuple[str, ...], top: int, as_json: bool, invert: 
         raise ArchtuneError(f"{failed} of {len(rows)} file(s) could not be read as images")
 
 
-@cli.command()
+@click.command()
 @click.argument("run", type=str)
 @click.option("--format", "fmt", default="onnx", show_default=True,
               type=click.Choice(["onnx", "torchscript"]), help="Export format.")
@@ -92,7 +91,7 @@ def _check_host(host: str) -> None:
         log.warning("serving on %s: reachable from other machines (the default is 127.0.0.1)", host)
 
 
-@cli.command()
+@click.command()
 @click.argument("run", type=str)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
@@ -129,3 +128,6 @@ def serve(run: str, host: str, port: int, max_mb: float, max_pixels: int, max_im
                      max_wait_ms=batch_wait_ms, device=device)
     click.echo(f"serving {app.state.predictor.name} on http://{host}:{port}/ (Ctrl-C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+COMMANDS = (predict, export, serve)

@@ -14,6 +14,7 @@ from .._validate import check_keys
 from ..config import DataConfig, TrainConfig, data_config, to_dict, train_config
 from ..errors import ArchtuneError
 from .layers import Layer, normalize_layer
+from .shapes import infer_shapes
 
 SPEC_KEYS = ("name", "description", "input_shape", "layers", "train", "data", "search")
 DEFAULT_INPUT_SHAPE = (28, 28, 1)  # Keras order: height, width, channels
@@ -60,8 +61,6 @@ def _input_shape(value: Any) -> tuple[int, int, int]:
 
 def spec_from_dict(raw: dict[str, Any], *, source: str = "spec") -> Spec:
     """Validate a spec dict (layers, train, data) and infer/check all shapes."""
-    from .shapes import infer_shapes  # local: shapes imports Spec
-
     if not isinstance(raw, dict):
         raise ArchtuneError(f"{source}: a spec must be a mapping with 'layers', got {type(raw).__name__}")
     try:

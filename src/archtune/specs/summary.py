@@ -1,7 +1,12 @@
-"""Keras-style model summary, computed from the spec alone."""
+"""Keras-style model summary, computed from the spec alone; the table of layer types as text."""
 
 from __future__ import annotations
 
+import json
+
+from ..errors import ArchtuneError
+from .functions import ACTIVATIONS, INITIALIZERS
+from .layers import KINDS, LAYER_TYPES, list_layers
 from .schema import Spec
 from .shapes import infer_shapes, keras_shape, totals
 
@@ -38,4 +43,29 @@ def summary(spec: Spec) -> str:
             f"Non-trainable params: {t.params - t.trainable:,}",
             f"FLOPs per image: {t.flops:,} ({human(t.flops)}; 2 x multiply-adds)",
             line]
+    return "\n".join(out)
+
+
+def _default(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def layers_table(pattern: str = "*") -> str:
+    """The registered layer types matching ``pattern`` with their arguments (kind, default),
+    then the activation and initialiser names: what ``archtune layers`` prints."""
+    names = list_layers(pattern)
+    if not names:
+        raise ArchtuneError(f"no layer type matches '{pattern}'; the types are: {', '.join(list_layers())}")
+    args = {n: [(key, KINDS[arg.kind].describe, "required" if arg.required else f"default {_default(arg.default)}")
+                for key, arg in LAYER_TYPES[n].args.items()] for n in names}
+    rows = [row for n in names for row in args[n]]
+    w1, w2 = (max((len(r[i]) for r in rows), default=0) + 2 for i in (0, 1))
+    out = []
+    for name in names:
+        lt = LAYER_TYPES[name]
+        also = f" (also {', '.join(lt.aliases)})" if lt.aliases else ""
+        bare = f"; a bare value sets {lt.primary}" if lt.primary else ""
+        out.append(f"{name}{also}: {lt.doc}{bare}")
+        out += [f"    {key:<{w1}}{kind:<{w2}}{default}" for key, kind, default in args[name]]
+    out += ["", f"activations: {', '.join(ACTIVATIONS)}", f"initializers: {', '.join(INITIALIZERS)}"]
     return "\n".join(out)

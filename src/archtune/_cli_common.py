@@ -1,0 +1,27 @@
+"""What several command modules share (kept apart from ``cli.py`` so that they do not import it)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from .training import Run
+
+
+def report_training(start: Callable[[], Run]) -> Run:
+    """Run a training call; print its best dev accuracy and folder (exit 130 on Ctrl-C)."""
+    try:
+        run = start()
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: the run folder keeps the best checkpoint so far", err=True)
+        sys.exit(130)
+    best = run.metrics.get("best") or {}
+    click.echo(f"best dev accuracy {best.get('dev_accuracy', float('nan')) * 100:.2f}% "
+               f"(epoch {run.metrics.get('best_epoch')} of {run.metrics.get('epochs_run')}, "
+               f"{run.metrics.get('train_seconds', 0):.0f}s)")
+    click.echo(f"run saved in {run.path}")
+    return run

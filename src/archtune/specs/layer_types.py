@@ -1,0 +1,230 @@
+"""The built-in layer types, one registered entry each: Keras arguments, shape rule (output
+shape, parameters, FLOPs per image) and build rule (torch modules).
+
+FLOPs count 2 x multiply-accumulates of Conv2D and Dense layers plus one operation per element
+of the cheap layers (and of a Conv2D's or Dense's activation). Build rules import torch when
+a model is built, so that reading and checking specs does not.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ArchtuneError
+from .functions import initialize
+from .layers import Arg, Layer, LayerType, Out, Shape, register_layer
+from .shapes import conv_out, keras_shape, same_padding
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .shapes import LayerInfo
+
+
+def _spatial(layer: Layer, shape: Shape, where: str) -> Shape:
+    if len(shape) != 3:
+        raise ArchtuneError(
+            f"{where}: needs a 3-D input (height, width, channels) but gets {keras_shape(shape)}; "
+            f"{layer.type} cannot follow Flatten, Dense or global pooling")
+    return shape
+
+
+def _activation_flops(args: dict[str, Any], out: Shape) -> int:
+    return 0 if args["activation"] in (None, "linear") else math.prod(out)
+
+
+def _pad4(info: LayerInfo, kernel: list[int], stride: list[int], dilation: list[int]) -> tuple[int, ...]:
+    """Keras 'same' padding of the layer's input as (left, right, top, bottom)."""
+    _, h, w = info.input_shape
+    top, bottom = same_padding(h, kernel[0], stride[0], dilation[0])
+    left, right = same_padding(w, kernel[1], stride[1], dilation[1])
+    return (left, right, top, bottom)
+
+
+# ---------------------------------------------------------------- Conv2D
+
+
+def _conv_shape(layer: Layer, shape: Shape, where: str) -> Out:
+    a = layer.args
+    c, h, w = _spatial(layer, shape, where)
+    (kh, kw), (sh, sw), (dh, dw) = a["kernel_size"], a["strides"], a["dilation_rate"]
+    if a["padding"] == "same" and (sh > 1 or sw > 1) and (dh > 1 or dw > 1):
+        raise ArchtuneError(f"{where}: strides > 1 together with dilation_rate > 1 is not supported")
+    oh, ow = conv_out(h, kh, sh, dh, a["padding"]), conv_out(w, kw, sw, dw, a["padding"])
+    if oh < 1 or ow < 1:
+        raise ArchtuneError(
+            f"{where}: kernel {kh}x{kw} (dilation {dh}x{dw}) does not fit the {h}x{w} input with "
+            f"padding 'valid'; use padding 'same', a smaller kernel or fewer pooling layers before it")
+    f = a["filters"]
+    out = (f, oh, ow)
+    params = kh * kw * c * f + (f if a["use_bias"] else 0)
+    return Out(out, params, 2 * kh * kw * c * f * oh * ow + _activation_flops(a, out))
+
+
+def _conv_build(info: LayerInfo, builder: Any) -> list[nn.Module]:
+    from torch import nn
+
+    a = info.layer.args
+    k, s, d = a["kernel_size"], a["strides"], a["dilation_rate"]
+    pad = _pad4(info, k, s, d) if a["padding"] == "same" else (0, 0, 0, 0)
+    symmetric = pad[0] == pad[1] and pad[2] == pad[3]
+    conv = nn.Conv2d(info.input_shape[0], a["filters"], tuple(k), tuple(s),
+                     padding=(pad[2], pad[0]) if symmetric else 0, dilation=tuple(d), bias=a["use_bias"])
+    initialize(conv, a["kernel_initializer"], a["bias_initializer"])
+    return ([] if symmetric else [nn.ZeroPad2d(pad)]) + [conv]
+
+
+_WEIGHTS = {"activation": Arg("activation", None), "use_bias": Arg("bool", True),
+            "kernel_initializer": Arg("initializer", "glorot_uniform"),
+            "bias_initializer": Arg("bias_initializer", "zeros")}
+
+register_layer(LayerType(
+    "Conv2D", {"filters": Arg("pos_int"), "kernel_size": Arg("pair"), "strides": Arg("pair", 1),
+               "padding": Arg("padding", "valid"), "dilation_rate": Arg("pair", 1), **_WEIGHTS},
+    _conv_shape, _conv_build, doc="2-D convolution (Keras 'same' padding puts the extra pixel after)",
+    aliases=("Conv2d", "Convolution2D")))
+
+
+# ---------------------------------------------------------------- pooling
+
+
+def _pool_shape(layer: Layer, shape: Shape, where: str) -> Out:
+    a = layer.args
+    c, h, w = _spatial(layer, shape, where)
+    (ph, pw) = a["pool_size"]
+    (sh, sw) = a["strides"] or a["pool_size"]
+    oh, ow = conv_out(h, ph, sh, 1, a["padding"]), conv_out(w, pw, sw, 1, a["padding"])
+    if oh < 1 or ow < 1:
+        raise ArchtuneError(f"{where}: pool {ph}x{pw} does not fit the {h}x{w} input; use padding "
+                            f"'same' or remove a pooling layer")
+    return Out((c, oh, ow), flops=c * oh * ow * ph * pw)
+
+
+def _pool_build(kind: str) -> Any:
+    def build(info: LayerInfo, builder: Any) -> list[nn.Module]:
+        from torch import nn
+
+        a = info.layer.args
+        k = a["pool_size"]
+        s = a["strides"] or k
+        if a["padding"] == "same":
+            pad = _pad4(info, k, s, [1, 1])
+            if any(pad):
+                return [builder.SamePool2d(kind, k, s, pad)]
+        return [nn.MaxPool2d(tuple(k), tuple(s)) if kind == "max" else nn.AvgPool2d(tuple(k), tuple(s))]
+    return build
+
+
+_POOL = {"pool_size": Arg("pair", 2), "strides": Arg("pair_or_none", None),
+         "padding": Arg("padding", "valid")}
+register_layer(LayerType("MaxPooling2D", _POOL, _pool_shape, _pool_build("max"),
+                         doc="max pooling (strides default to pool_size)", primary="pool_size",
+                         aliases=("MaxPool2D",)))
+register_layer(LayerType("AveragePooling2D", _POOL, _pool_shape, _pool_build("avg"),
+                         doc="average pooling ('same' padding averages real pixels only)",
+                         primary="pool_size", aliases=("AvgPool2D",)))
+
+
+def _global_shape(layer: Layer, shape: Shape, where: str) -> Out:
+    c, _, _ = _spatial(layer, shape, where)
+    return Out((c,), flops=math.prod(shape))
+
+
+def _global_build(kind: str) -> Any:
+    def build(info: LayerInfo, builder: Any) -> list[nn.Module]:
+        from torch import nn
+
+        pool = nn.AdaptiveAvgPool2d(1) if kind == "avg" else nn.AdaptiveMaxPool2d(1)
+        return [pool, nn.Flatten()]
+    return build
+
+
+register_layer(LayerType("GlobalAveragePooling2D", {}, _global_shape, _global_build("avg"),
+                         doc="mean of each channel: (H, W, C) -> (C,)"))
+register_layer(LayerType("GlobalMaxPooling2D", {}, _global_shape, _global_build("max"),
+                         doc="max of each channel: (H, W, C) -> (C,)"))
+
+
+# ---------------------------------------------------------------- Flatten, Dense
+
+
+def _flatten_build(info: LayerInfo, builder: Any) -> list[nn.Module]:
+    from torch import nn
+
+    return [nn.Flatten()]
+
+
+register_layer(LayerType("Flatten", {}, lambda layer, shape, where: Out((math.prod(shape),)),
+                         _flatten_build, doc="(H, W, C) -> (H*W*C,)"))
+
+
+def _dense_shape(layer: Layer, shape: Shape, where: str) -> Out:
+    a = layer.args
+    if len(shape) != 1:
+        raise ArchtuneError(
+            f"{where}: Dense needs a flat input but gets {keras_shape(shape)}; add a Flatten "
+            f"(or GlobalAveragePooling2D) layer before it")
+    units = a["units"]
+    params = shape[0] * units + (units if a["use_bias"] else 0)
+    return Out((units,), params, 2 * shape[0] * units + _activation_flops(a, (units,)))
+
+
+def _dense_build(info: LayerInfo, builder: Any) -> list[nn.Module]:
+    from torch import nn
+
+    a = info.layer.args
+    lin = nn.Linear(info.input_shape[0], a["units"], bias=a["use_bias"])
+    initialize(lin, a["kernel_initializer"], a["bias_initializer"])
+    return [lin]
+
+
+register_layer(LayerType("Dense", {"units": Arg("pos_int"), **_WEIGHTS}, _dense_shape, _dense_build,
+                         doc="fully connected layer", primary="units", aliases=("Linear",)))
+
+
+# ---------------------------------------------------------------- shape-preserving layers
+
+
+def _dropout_build(info: LayerInfo, builder: Any) -> list[nn.Module]:
+    from torch import nn
+
+    return [nn.Dropout(info.layer.args["rate"])]
+
+
+def _batchnorm_shape(layer: Layer, shape: Shape, where: str) -> Out:
+    c = shape[0]
+    return Out(shape, 4 * c, 2 * math.prod(shape), trainable=2 * c)
+
+
+def _batchnorm_build(info: LayerInfo, builder: Any) -> list[nn.Module]:
+    from torch import nn
+
+    a = info.layer.args
+    cls = nn.BatchNorm2d if len(info.input_shape) == 3 else nn.BatchNorm1d
+    return [cls(info.input_shape[0], eps=a["epsilon"], momentum=1.0 - a["momentum"])]
+
+
+def _leaky_build(info: LayerInfo, builder: Any) -> list[nn.Module]:
+    from torch import nn
+
+    return [nn.LeakyReLU(info.layer.args["negative_slope"], inplace=True)]
+
+
+def _elementwise(layer: Layer, shape: Shape, where: str) -> Out:
+    return Out(shape, flops=math.prod(shape))
+
+
+register_layer(LayerType("Dropout", {"rate": Arg("rate")}, lambda layer, shape, where: Out(shape),
+                         _dropout_build, doc="zeroes a share of its inputs while training",
+                         primary="rate"))
+register_layer(LayerType(
+    "BatchNormalization", {"momentum": Arg("unit_float", 0.99), "epsilon": Arg("pos_float", 1e-3)},
+    _batchnorm_shape, _batchnorm_build, doc="batch normalisation (Keras momentum convention)",
+    aliases=("BatchNorm",)))
+register_layer(LayerType("Activation", {"activation": Arg("activation")}, _elementwise,
+                         lambda info, builder: [], doc="an activation function on its own",
+                         primary="activation"))
+register_layer(LayerType("LeakyReLU", {"negative_slope": Arg("pos_float", 0.3)}, _elementwise,
+                         _leaky_build, doc="leaky ReLU with its own slope (Keras default 0.3)",
+                         primary="negative_slope"))
