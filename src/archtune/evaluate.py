@@ -12,14 +12,13 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from .data import Split, load_dataset, split_dataset, test_split
+from .data import Split, check_split, load_data
 from .errors import ArchtuneError
 from .training.device import pick_device
 from .training.loop import predict_logits
 from .training.runs import Run, load_run, write_csv, write_json
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "dev", "test")
 
 
 def metrics_from_logits(logits: torch.Tensor, y: torch.Tensor, classes: list[str], *,
@@ -90,19 +89,6 @@ def capacity_verdict(history: list[dict[str, float]], chance: float | None = Non
                                          f"{rise:.0%} above its minimum", "numbers": numbers}
 
 
-def split_of_run(run: Run, split: str, data_dir: str | None = None) -> Split:
-    """Rebuild one split of a run's data exactly as training saw it (same data set and seeds)."""
-    if split not in SPLITS:
-        raise ArchtuneError(f"unknown split '{split}'; expected one of: {', '.join(SPLITS)}")
-    d = run.spec.data
-    ds = load_dataset(d.dataset, data_dir=data_dir or d.data_dir,
-                      image_size=tuple(d.image_size) if d.image_size else None, channels=d.channels)
-    if split == "test":
-        return test_split(ds)
-    s = split_dataset(ds, dev_fraction=d.dev_fraction, seed=d.split_seed, train_subset=d.train_subset)
-    return s.train if split == "train" else s.dev
-
-
 def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None = None,
              tta: bool | None = None, device: str | None = None, save: bool = True,
              data: Split | None = None) -> dict[str, Any]:
@@ -110,13 +96,14 @@ def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None 
 
     ``tta`` defaults to the run's ``train.tta``. Only this function reads the test split.
     """
+    check_split(split)
     if not isinstance(run, Run):
         run = load_run(run)
     if not (run.path / "best.pt").exists():
         raise ArchtuneError(f"{run.path}: has no checkpoint yet (status: {run.status}); nothing to evaluate")
     dev = pick_device(device)
     model = run.load_model(dev)
-    data = data if data is not None else split_of_run(run, split, data_dir)
+    data = data if data is not None else load_data(run.spec.data, data_dir=data_dir).split(split)
     use_tta = run.spec.train.tta if tta is None else tta
     channels_last = any(layer.type == "Conv2D" for layer in run.spec.layers)
     if channels_last:

@@ -2,15 +2,21 @@
 
 from archtune.data.datasets import Dataset, list_datasets, load_dataset
 from archtune.data.idx import read_idx, write_idx
+from archtune.data.loading import SPLITS, SpecData, check_fits, check_split, load_data
 from archtune.data.sources import locate
 from archtune.data.split import Split, Splits, channel_stats, split_dataset, test_split
 
 __all__ = [
+    "SPLITS",
     "Dataset",
+    "SpecData",
     "Split",
     "Splits",
+    "check_fits",
+    "check_split",
     "channel_stats",
     "list_datasets",
+    "load_data",
     "load_dataset",
     "locate",
     "read_idx",

@@ -18,7 +18,7 @@ from typing import Any
 _EXPORTS = {
     "report": "api", "inspect_run": "api", "data_plots": "api", "kind_of": "api",
     "Inspection": "api",
-    "run_report": "run", "collect": "run", "RunData": "run",
+    "run_report": "run", "collect": "run_data", "RunData": "run_data",
     "compare_report": "compare",
     "study_report": "study_report", "load_study_data": "study",
     "activation_maps": "inspect", "dead_filters": "inspect", "ActivationMaps": "inspect",

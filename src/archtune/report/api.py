@@ -91,9 +91,9 @@ def inspect_run(run_path: str | Path, image: int, layers: list[int] | None = Non
 
 
 def _split_images(run: Run, split: str, data_dir: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-    from ..evaluate import split_of_run
+    from ..data import load_data
 
-    s = split_of_run(run, split, data_dir)
+    s = load_data(run.spec.data, data_dir=data_dir).split(split)
     return s.x, s.y
 
 
@@ -101,18 +101,18 @@ def data_plots(ds: Dataset, splits: Splits, out_dir: str | Path, *, per_class: i
                seed: int = 0) -> list[Path]:
     """``samples.png`` (a grid of training images with class names) and
     ``class_distribution.png`` (images per class in train, dev and test) in ``out_dir``."""
-    from . import data as pd
+    from . import data as plot_data
     from . import figures as fg
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    grid = pd.sample_grid(splits.train.x.numpy(), splits.train.y.numpy(), splits.classes,
+    grid = plot_data.sample_grid(splits.train.x.numpy(), splits.train.y.numpy(), splits.classes,
                           per_class=per_class, seed=seed)
     counts = dict(splits.class_counts())
     counts["test"] = [int((ds.y_test == k).sum()) for k in range(len(ds.classes))]
     paths = [fg.save_png(fg.draw_grid(grid, f"{ds.name}: sample training images"),
                          out / "samples.png"),
-             fg.save_png(fg.draw_class_distribution(pd.class_distribution(ds.classes, counts)),
+             fg.save_png(fg.draw_class_distribution(plot_data.class_distribution(ds.classes, counts)),
                          out / "class_distribution.png")]
     log.info("wrote %s", ", ".join(map(str, paths)))
     return paths

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import ArchtuneError
 from ..evaluate import capacity_verdict
 from ..training.runs import Run, load_run
-from . import data as pd
+from . import data as plot_data
 from .html import (
     Html,
     Section,
@@ -23,7 +23,7 @@ from .html import (
     table,
     write_atomic,
 )
-from .run import DataCache, RunData, collect
+from .run_data import DataCache, RunData, collect
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def _table(rds: Sequence[RunData], labels: Sequence[str], out: Path) -> Section:
                      m.get("epochs_run"), m.get("best_epoch"),
                      (f"{m.get('train_seconds', 0):.1f}", m.get("train_seconds", 0)),
                      (pct(dev), dev), (pct(test), test if test is not None else -1.0),
-                     (pd.ratio_text(rd.grads), ratio if ratio is not None else -1.0),
+                     (plot_data.ratio_text(rd.grads), ratio if ratio is not None else -1.0),
                      _verdict(rd)))
     headers = ["run", "spec", "params", "FLOPs", "epochs", "best epoch", "time (s)", "dev acc",
                "test acc", "grad norm first/last", "verdict"]
@@ -110,7 +110,7 @@ def _curves(rds: Sequence[RunData], labels: Sequence[str]) -> Section:
 def _confusions(rds: Sequence[RunData], labels: Sequence[str]) -> Section:
     from . import figures as fg
 
-    confs = {lb: pd.confusion_from_counts(rd.dev_eval["confusion_matrix"], rd.run.classes)
+    confs = {lb: plot_data.confusion_from_counts(rd.dev_eval["confusion_matrix"], rd.run.classes)
              for rd, lb in zip(rds, labels, strict=True) if rd.dev_eval}
     body = ""
     if confs:
@@ -129,7 +129,7 @@ def _gradients(rds: Sequence[RunData], labels: Sequence[str]) -> Section:
                 if rd.grads is not None and len(rd.grads.layers) > 1}
     if not profiles:
         return Section("gradients", "Gradient norms", note("No gradient norms were recorded."))
-    items = "".join(f'<li>{esc(lb)}: <b id="ratio-{i}">{pd.ratio_text(g)}</b></li>'
+    items = "".join(f'<li>{esc(lb)}: <b id="ratio-{i}">{plot_data.ratio_text(g)}</b></li>'
                     for i, (lb, g) in enumerate(profiles.items()))
     body = (f"<p>First-layer gradient norm over last-layer gradient norm (last epoch):</p>"
             f"<ul>{items}</ul>")

@@ -1,111 +1,19 @@
-"""The report of one run: everything measured about it gathered once, then laid out as HTML."""
+"""The report of one run: what :mod:`.run_data` gathered, laid out as HTML sections."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import torch
-
-from ..data import Dataset, Splits, load_dataset, split_dataset
-from ..errors import ArchtuneError
-from ..evaluate import capacity_verdict, evaluate
-from ..models import ArchtuneNet
-from ..training.runs import Run, load_run
-from . import data as pd
+from ..evaluate import capacity_verdict
+from ..training.runs import Run
+from . import sections as rs
 from .html import Section, render_page, write_atomic
+from .run_data import RunData, collect
 
 log = logging.getLogger(__name__)
-
-DataCache = dict[tuple[Any, ...], tuple[Dataset, Splits]]
-
-
-@dataclass
-class RunData:
-    """A run plus what its report shows that must be computed (dev evaluation, data, model)."""
-
-    run: Run
-    curves: pd.Curves
-    grads: pd.GradNorms | None
-    dev_eval: dict[str, Any] | None = None
-    test_eval: dict[str, Any] | None = None
-    splits: Splits | None = None
-    dataset: Dataset | None = None
-    model: ArchtuneNet | None = None
-    missing: list[str] = field(default_factory=list)  # why some figures are left out
-
-    @property
-    def name(self) -> str:
-        return self.run.name
-
-
-def require_history(run: Run) -> None:
-    """Raise when a run has no epoch recorded yet (nothing to report)."""
-    if not run.history:
-        raise ArchtuneError(
-            f"{run.path}: the run has no training history yet (status '{run.status}', "
-            f"{run.metrics.get('epochs_run', 0)} epochs, no rows in history.csv); "
-            f"report on it after its first epoch")
-
-
-def run_splits(run: Run, data_dir: str | None = None, cache: DataCache | None = None
-               ) -> tuple[Dataset, Splits]:
-    """The run's data set and its train/dev splits, rebuilt as training made them."""
-    d = run.spec.data
-    key = (d.dataset, data_dir or d.data_dir, tuple(d.image_size or ()), d.channels,
-           d.dev_fraction, d.split_seed, d.train_subset)
-    if cache is not None and key in cache:
-        return cache[key]
-    ds = load_dataset(d.dataset, data_dir=data_dir or d.data_dir,
-                      image_size=tuple(d.image_size) if d.image_size else None, channels=d.channels)
-    got = ds, split_dataset(ds, dev_fraction=d.dev_fraction, seed=d.split_seed,
-                            train_subset=d.train_subset)
-    if cache is not None:
-        cache[key] = got
-    return got
-
-
-def collect(run: Run | str | Path, *, data_dir: str | None = None, device: str | None = None,
-            with_data: bool = True, cache: DataCache | None = None) -> RunData:
-    """Load a run and compute what its report needs; figures needing data are skipped (with a
-    note) when the data set or the checkpoint cannot be read."""
-    run = run if isinstance(run, Run) else load_run(run)
-    require_history(run)
-    rd = RunData(run, pd.learning_curves(run.history, run.metrics), pd.grad_norms(run.grad_norms),
-                 test_eval=run.evaluation("test"))
-    if not (run.path / "best.pt").is_file():
-        rd.missing.append("the run has no checkpoint (best.pt)")
-        return rd
-    if not with_data:
-        rd.dev_eval = run.evaluation("dev")
-        return rd
-    try:
-        rd.dataset, rd.splits = run_splits(run, data_dir, cache)
-    except ArchtuneError as err:
-        rd.missing.append(f"its data could not be loaded ({err})")
-        rd.dev_eval = run.evaluation("dev")
-        return rd
-    rd.dev_eval = evaluate(run, "dev", data=rd.splits.dev, device=device, save=False)
-    rd.model = run.load_model("cpu").to(memory_format=torch.contiguous_format).eval()
-    return rd
-
-
-def overview_cards(rd: RunData) -> list[tuple[str, str]]:
-    from .html import num, pct
-
-    m = rd.run.metrics
-    best = m.get("best") or {}
-    items = [("best dev accuracy", pct(best.get("dev_accuracy"))),
-             ("best epoch", f"{m.get('best_epoch')} of {m.get('epochs_run')}"),
-             ("parameters", num(m.get("params"))), ("FLOPs / image", num(m.get("flops"))),
-             ("training time", f"{m.get('train_seconds', 0):.1f} s")]
-    if rd.test_eval:
-        items.insert(1, ("test accuracy", pct(rd.test_eval["accuracy"])))
-    return items
+__all__ = ["RunData", "collect", "run_report", "run_sections", "section_plan"]
 
 
 def run_report(run: Run | str | Path, output: str | Path | None = None, *,
@@ -139,8 +47,6 @@ def section_plan(rd: RunData, images: tuple[int, ...] = (0,), sample: int = 1000
                  ) -> list[tuple[str, Callable[[], Section]]]:
     """The sections of a run report, in order, as (id, builder): test metrics only when the run
     has a saved test evaluation (``archtune evaluate --split test``)."""
-    from . import sections as rs
-
     plan: list[tuple[str, Callable[[], Section]]] = [
         ("overview", lambda: rs.overview(rd)), ("architecture", lambda: rs.architecture(rd)),
         ("config", lambda: rs.configuration(rd)), ("curves", lambda: rs.curves(rd)),
@@ -157,13 +63,3 @@ def section_plan(rd: RunData, images: tuple[int, ...] = (0,), sample: int = 1000
 def run_sections(rd: RunData, images: tuple[int, ...] = (0,), sample: int = 1000) -> list[Section]:
     """Every section of a run report, built in order."""
     return [build() for _, build in section_plan(rd, images, sample)]
-
-
-def mistake_test_images(rd: RunData) -> np.ndarray | None:
-    """Test images of the saved test evaluation's most confident mistakes (no evaluation)."""
-    if rd.test_eval is None or rd.dataset is None:
-        return None
-    idx = [w.get("source_index", w["index"]) for w in rd.test_eval["most_confident_wrong"]]
-    if not idx:
-        return np.zeros((0, *rd.dataset.input_shape), dtype=np.float32)
-    return rd.dataset.x_test[torch.tensor(idx)].float().div(255).numpy()

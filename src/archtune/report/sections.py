@@ -8,7 +8,7 @@ import yaml
 
 from ..config import to_dict
 from ..specs import infer_shapes, summary_rows, totals
-from . import data as pd
+from . import data as plot_data
 from . import figures as fg
 from .html import (
     Section,
@@ -22,7 +22,7 @@ from .html import (
     table,
 )
 from .inspect import activation_maps, dead_filters, first_layer_weights
-from .run import RunData, mistake_test_images, overview_cards
+from .run_data import RunData, mistake_test_images, overview_cards
 
 
 def _missing(rd: RunData, what: str) -> str:
@@ -125,10 +125,10 @@ def _metrics_block(result: dict[str, Any], split: str) -> str:
             for c, m in result["per_class"].items()]
     per_class = table(["class", "precision", "recall", "F1", "support"], rows,
                       id=f"{split}-per-class", sortable=True)
-    scores = figure(fg.draw_class_scores(pd.class_scores(result["per_class"])),
+    scores = figure(fg.draw_class_scores(plot_data.class_scores(result["per_class"])),
                     f"Per-class precision, recall and F1 on the {split} split.",
                     id=f"fig-{split}-scores")
-    conf = pd.confusion_from_counts(result["confusion_matrix"], list(result["per_class"]))
+    conf = plot_data.confusion_from_counts(result["confusion_matrix"], list(result["per_class"]))
     cm = figure(fg.draw_confusion(conf, f"Confusion matrix ({split})"),
                 "Rows: true class, columns: predicted. Colour: share of the true class "
                 "(row-normalised); each cell shows the count and that share.",
@@ -159,7 +159,7 @@ def mistakes(rd: RunData) -> Section:
         return Section("mistakes", title, _missing(rd, "The mistakes"))
     if not wrong:
         return Section("mistakes", title, note(f"No mistakes on the {split} split."))
-    grid = pd.mistakes_grid(x, wrong)
+    grid = plot_data.mistakes_grid(x, wrong)
     caption = (f"The {len(grid.titles)} {split} images the model got wrong with the highest "
                f"confidence: true label, predicted label and its probability.")
     if split == "dev":
@@ -171,13 +171,13 @@ def data_views(rd: RunData) -> Section:
     if rd.splits is None:
         return Section("data", "Data", _missing(rd, "The data views"))
     s = rd.splits
-    grid = pd.sample_grid(s.train.x.numpy(), s.train.y.numpy(), s.classes)
+    grid = plot_data.sample_grid(s.train.x.numpy(), s.train.y.numpy(), s.classes)
     counts: dict[str, list[int]] = dict(s.class_counts())
     if rd.test_eval:
         counts["test"] = [m["support"] for m in rd.test_eval["per_class"].values()]
     body = figure(fg.draw_grid(grid, "Sample training images"),
                   "Random training images with their class names.", id="fig-samples")
-    body += figure(fg.draw_class_distribution(pd.class_distribution(s.classes, counts)),
+    body += figure(fg.draw_class_distribution(plot_data.class_distribution(s.classes, counts)),
                    "Images per class in each split.", id="fig-distribution")
     return Section("data", "Data", body)
 
@@ -191,7 +191,7 @@ def filters(rd: RunData) -> Section:
         return Section("filters", title, note("The first weight layer does not see the image "
                                               "directly, so it cannot be drawn as images."))
     weight, kind = got
-    grid = pd.filter_grid(weight, rd.run.spec.chw, kind=kind)
+    grid = plot_data.filter_grid(weight, rd.run.spec.chw, kind=kind)
     caption = (f"Weights of the first layer ({len(weight)} {kind}s, {len(grid.images)} shown), "
                f"each scaled to its own range: bright = positive, dark = negative.")
     cell = 0.75 if grid.images.shape[1] <= 7 else 1.25
@@ -211,7 +211,7 @@ def activations(rd: RunData, images: tuple[int, ...]) -> Section:
     for i in images:
         img = rd.splits.dev.x[i]
         label = rd.splits.classes[int(rd.splits.dev.y[i])]
-        picture = pd.as_images(img[None].numpy())[0]
+        picture = plot_data.as_images(img[None].numpy())[0]
         for maps in activation_maps(rd.model, spec, img):
             fig = fg.draw_activations(picture, maps, f"{maps.name}, dev image {i} ({label})")
             n = len(maps.maps)
@@ -246,7 +246,7 @@ def gradients(rd: RunData) -> Section:
         return Section("gradients", title, note("No gradient norms were recorded "
                                                 "(train.grad_norm_every is 0)."))
     body = (f'<p>First-layer / last-layer gradient norm at epoch {g.epochs[-1]}: '
-            f'<b id="grad-ratio" data-v="{g.first_over_last!r}">{pd.ratio_text(g)}</b>. '
+            f'<b id="grad-ratio" data-v="{g.first_over_last!r}">{plot_data.ratio_text(g)}</b>. '
             'Layers of different sizes differ by some factor anyway; a ratio of 0.01 or less '
             '(two orders of magnitude) means gradients vanish on their way to the input.</p>')
     body += figure(fg.draw_grad_norms(g), "Mean weight-gradient norm of each layer, sampled during "

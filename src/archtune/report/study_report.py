@@ -110,7 +110,7 @@ def _best(sd: sy.StudyData, best: sy.TrialRecord | None, out: Path, write_report
 
 def _best_run(sd: sy.StudyData, best: sy.TrialRecord, out: Path, write_report: bool,
               data_dir: str | None, device: str | None) -> str:
-    from . import data as pd
+    from . import data as plot_data
     from . import figures as fg
     from .run import run_report
 
@@ -120,7 +120,7 @@ def _best_run(sd: sy.StudyData, best: sy.TrialRecord, out: Path, write_report: b
                     "'archtune retrain STUDY' trains it again into one.")
     try:
         run = load_run(run_dir)
-        curves = pd.learning_curves(run.history, run.metrics)
+        curves = plot_data.learning_curves(run.history, run.metrics)
         report = run_report(run, data_dir=data_dir, device=device) if write_report \
             else run_dir / "report.html"
     except ArchtuneError as err:

@@ -45,28 +45,24 @@ def load_search_splits(space: SearchSpace, *, train_subset: int | None = None,
                        data_dir: str | None = None) -> Splits:
     """The train and dev splits of the space's data set (the test split is never read)."""
     from ..config import data_config
-    from ..data import load_dataset, split_dataset
+    from ..data import load_data
 
-    d = data_config(space.raw.get("data"))
-    ds = load_dataset(d.dataset, data_dir=data_dir or d.data_dir, channels=d.channels,
-                      image_size=tuple(d.image_size) if d.image_size else None)
-    return split_dataset(ds, dev_fraction=d.dev_fraction, seed=d.split_seed,
-                         train_subset=train_subset or d.train_subset)
+    return load_data(data_config(space.raw.get("data")), data_dir=data_dir,
+                     train_subset=train_subset).splits
 
 
 def check_data(space: SearchSpace, splits: Splits) -> None:
     """Fail at once when no candidate can fit the data (instead of N invalid trials)."""
-    h, w, *c = space.raw.get("input_shape") or [28, 28, 1]
-    if (c[0] if c else 1, h, w) != tuple(splits.input_shape):
-        ch, hh, ww = splits.input_shape
-        raise ArchtuneError(f"space '{space.name}' expects input_shape {[h, w, *c]} but the data "
-                            f"set's images are [{hh}, {ww}, {ch}]; set input_shape: [{hh}, {ww}, "
-                            f"{ch}] in the space")
-    last = space.raw.get("layers", [None])[-1]
-    units = last.get("Dense", {}).get("units") if isinstance(last, dict) else None
-    if isinstance(units, int) and units != len(splits.classes):
-        raise ArchtuneError(f"space '{space.name}' ends with Dense({units}) but the data set has "
-                            f"{len(splits.classes)} classes")
+    from ..data import check_fits
+    from ..specs.layers import normalize_layer
+
+    try:  # the last layer's units, unless they are searched
+        last = normalize_layer(space.raw["layers"][-1], 0)
+        units = last.args["units"] if last.type == "Dense" else None
+    except ArchtuneError:
+        units = None
+    check_fits(splits, kind="space", name=space.name, units=units,
+               input_shape=space.raw.get("input_shape") or [28, 28, 1])
 
 
 def _context(handle: Handle, *, splits: Splits | None, threads: int | None, device: str | None,

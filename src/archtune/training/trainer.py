@@ -12,10 +12,10 @@ from typing import Any
 import torch
 import yaml
 
-from ..data import Splits, channel_stats, load_dataset, split_dataset
+from ..data import Splits, channel_stats, check_fits, load_data
 from ..errors import ArchtuneError
 from ..models import ArchtuneNet, build_model
-from ..specs import Spec, infer_shapes, load_spec, totals
+from ..specs import Spec, infer_shapes, load_spec, output_units, totals
 from .device import environment, pick_device, resolve_precision, set_threads
 from .loop import loss_and_accuracy, predict_logits, train_epoch
 from .optim import make_optimizer, make_scheduler
@@ -27,24 +27,14 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 
 
 def load_splits(spec: Spec) -> Splits:
-    """Load and split the data set named in ``spec.data`` (the test split is not touched)."""
-    d = spec.data
-    ds = load_dataset(d.dataset, data_dir=d.data_dir,
-                      image_size=tuple(d.image_size) if d.image_size else None, channels=d.channels)
-    return split_dataset(ds, dev_fraction=d.dev_fraction, seed=d.split_seed, train_subset=d.train_subset)
+    """The train/dev splits of the data set named in ``spec.data`` (the test split is not touched)."""
+    return load_data(spec.data).splits
 
 
 def check_compatible(spec: Spec, splits: Splits) -> None:
-    if tuple(splits.input_shape) != spec.chw:
-        c, h, w = splits.input_shape
-        raise ArchtuneError(
-            f"spec '{spec.name}' expects input_shape {list(spec.input_shape)} but the data set's images "
-            f"are [{h}, {w}, {c}]; set input_shape: [{h}, {w}, {c}] in the spec")
-    units = infer_shapes(spec)[-1].output_shape[0]
-    if units != len(splits.classes):
-        raise ArchtuneError(
-            f"spec '{spec.name}' ends with {units} outputs but the data set has {len(splits.classes)} "
-            f"classes; make the last Dense layer units: {len(splits.classes)}")
+    """Raise unless the spec's input shape and outputs fit the data."""
+    check_fits(splits, kind="spec", name=spec.name, input_shape=spec.input_shape,
+               units=output_units(spec))
 
 
 def _is_better(value: float, best: float | None, monitor: str, min_delta: float) -> bool:
