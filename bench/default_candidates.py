@@ -68,7 +68,7 @@ def run_one(name: str) -> dict:
 
     from archtune.data import load_dataset, split_dataset, test_split
     from archtune.data.split import channel_stats
-    from archtune.training.loop import predict_logits
+    from archtune.training.loop import predict_log_probs
 
     spec = spec_for(name)
     ds = load_dataset("fashion-mnist")
@@ -82,7 +82,7 @@ def run_one(name: str) -> dict:
     curve = []
 
     def on_epoch(epoch: int, row: dict) -> None:
-        accs = [(predict_logits(model, xt, tta=t, channels_last=True).argmax(1) == yt).float().mean().item()
+        accs = [(predict_log_probs(model, xt, tta=t, channels_last=True).argmax(1) == yt).float().mean().item()
                 for t in (False, True)]
         curve.append({"epoch": epoch, "dev": row["dev_accuracy"], "test": accs[0], "test_tta": accs[1],
                       "seconds": row["seconds"]})

@@ -24,15 +24,15 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import archtune as at
 from archtune.data import load_dataset, split_dataset, test_split
-from archtune.training.loop import predict_logits
+from archtune.training.loop import predict_log_probs
 from archtune.training.optim import make_optimizer, make_scheduler
 
 TARGETS = (0.907, 0.93)
 
 
 def test_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, tta: bool) -> float:
-    logits = predict_logits(model, x, batch_size=1000, tta=tta)
-    return (logits.argmax(1) == y).float().mean().item()
+    log_probs = predict_log_probs(model, x, batch_size=1000, tta=tta)
+    return (log_probs.argmax(1) == y).float().mean().item()
 
 
 class FlipDataset(Dataset):

@@ -15,7 +15,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from .data import Split, check_split, load_data
 from .errors import ArchtuneError
 from .training.device import pick_device
-from .training.loop import predict_logits
+from .training.loop import predict_log_probs
 from .training.runs import Run, load_run, write_csv, write_json
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def metrics_from_logits(logits: torch.Tensor, y: torch.Tensor, classes: list[str], *,
                         top_wrong: int = 16) -> dict[str, Any]:
-    """All metrics of one split from its logits (pure: no files, no model)."""
+    """All metrics of one split from its logits or log-probabilities (pure: no files, no model)."""
     logits, y = logits.float().cpu(), y.cpu()
     probs = logits.softmax(1)
     pred = probs.argmax(1)
@@ -108,9 +108,9 @@ def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None 
     channels_last = any(layer.type == "Conv2D" for layer in run.spec.layers)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    logits = predict_logits(model, data.x.to(dev), batch_size=run.spec.train.eval_batch_size,
-                            channels_last=channels_last, tta=use_tta)
-    result = metrics_from_logits(logits, data.y, run.classes)
+    log_probs = predict_log_probs(model, data.x.to(dev), batch_size=run.spec.train.eval_batch_size,
+                                  channels_last=channels_last, tta=use_tta)
+    result = metrics_from_logits(log_probs, data.y, run.classes)
     for w in result["most_confident_wrong"]:
         w["source_index"] = int(data.indices[w["index"]])
     result = {"run": str(run.path), "split": split, "tta": use_tta, **result,

@@ -1,12 +1,13 @@
 """Training: optimisers, schedules, augmentation, the loop and run folders."""
 
 from .augment import augment
-from .loop import predict_logits
+from .loop import predict_log_probs, predict_logits
 from .optim import lr_factor, make_optimizer, make_scheduler
 from .runs import Run, list_runs, load_checkpoint, load_run, save_checkpoint
 from .trainer import check_compatible, load_splits, train
 
 __all__ = [
     "Run", "augment", "check_compatible", "list_runs", "load_checkpoint", "load_run", "load_splits",
-    "lr_factor", "make_optimizer", "make_scheduler", "predict_logits", "save_checkpoint", "train",
+    "lr_factor", "make_optimizer", "make_scheduler", "predict_log_probs", "predict_logits",
+    "save_checkpoint", "train",
 ]

@@ -96,20 +96,42 @@ def predict_logits(
     batch_size: int = 1000,
     precision: str = "fp32",
     channels_last: bool = False,
+) -> torch.Tensor:
+    """Logits for all of x in batches (float32, on x's device)."""
+    return _in_batches(lambda xb: model(xb).float(), model, x, batch_size, precision, channels_last)
+
+
+@torch.inference_mode()
+def predict_log_probs(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    batch_size: int = 1000,
+    precision: str = "fp32",
+    channels_last: bool = False,
     tta: bool = False,
 ) -> torch.Tensor:
-    """Logits for all of x in batches (float32, on x's device). ``tta`` averages with the mirror."""
+    """Log-probabilities for all of x in batches (float32, on x's device).
+
+    ``tta`` (flip test-time augmentation) averages the probabilities of each image and its mirror.
+    """
+    def scores(xb: torch.Tensor) -> torch.Tensor:
+        logits = model(xb).float()
+        if not tta:
+            return logits.log_softmax(1)
+        p = logits.softmax(1) + model(xb.flip(3)).float().softmax(1)
+        return (p / 2).log()
+
+    return _in_batches(scores, model, x, batch_size, precision, channels_last)
+
+
+def _in_batches(fn: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, x: torch.Tensor,
+                batch_size: int, precision: str, channels_last: bool) -> torch.Tensor:
     model.eval()
     out = []
     for i in range(0, x.shape[0], batch_size):
-        xb = to_model_layout(x[i:i + batch_size], channels_last)
         with autocast(x.device, precision):
-            logits = model(xb).float()
-            if tta:
-                # average probabilities of the image and its mirror, back in log space
-                p = logits.softmax(1) + model(xb.flip(3)).float().softmax(1)
-                logits = (p / 2).log()
-        out.append(logits)
+            out.append(fn(to_model_layout(x[i:i + batch_size], channels_last)))
     return torch.cat(out) if out else torch.empty(0)
 
 

@@ -7,7 +7,7 @@ Layout of ``runs/<name>/``::
     history.csv      one row per epoch: lr, train/dev loss and accuracy, seconds
     grad_norms.csv   mean per-layer gradient norm per epoch
     best.pt          best weights (+ spec, classes, normalisation), written as training goes
-    metrics.json     status (running/complete/interrupted/failed), best epoch, dev metrics
+    metrics.json     status (running/complete/interrupted/stopped), best epoch, dev metrics
     eval_<split>.json  written by ``archtune evaluate``
 """
 
