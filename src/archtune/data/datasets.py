@@ -229,9 +229,8 @@ def _npz_images(x: np.ndarray, where: str) -> np.ndarray:
     raise ArchtuneError(f"{where}: images are {x.dtype}; expected uint8 0..255 or float in [0, 1]")
 
 
-def _load_npz(
-    path: Path, size: tuple[int, int] | None, channels: int | None, test_fraction: float, seed: int
-) -> Dataset:
+def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a .npz file (x_train, y_train, and x_test, y_test, classes if there)."""
     try:
         npz = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as e:
@@ -268,7 +267,10 @@ def _load_npz(
                 f"{path}: cannot read arrays ({e}); expected plain numeric "
                 "arrays (object arrays are not loaded)"
             ) from None
+    return arrays
 
+
+def _npz_classes(arrays: dict[str, np.ndarray], path: Path) -> list[str] | None:
     classes: list[str] | None = None
     if "classes" in arrays:
         c = arrays["classes"]
@@ -281,7 +283,14 @@ def _load_npz(
         if len(set(classes)) != len(classes):
             dup = [k for k, n in Counter(classes).items() if n > 1]
             raise ArchtuneError(f"{path}: duplicate class names in 'classes': {', '.join(dup)}")
+    return classes
 
+
+def _load_npz(
+    path: Path, size: tuple[int, int] | None, channels: int | None, test_fraction: float, seed: int
+) -> Dataset:
+    arrays = _npz_arrays(path)
+    classes = _npz_classes(arrays, path)
     k = len(classes) if classes is not None else None
     x_tr = _npz_images(arrays["x_train"], f"{path} [x_train]")
     y_tr = check_labels(arrays["y_train"], k, f"{path} [y_train]")
