@@ -15,13 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from archtune.data.images import (
-    IMAGE_EXTENSIONS,
-    ImageError,
-    draft_size,
-    image_to_array,
-    open_image,
-)
+import archtune.data.images as images
 from archtune.errors import ArchtuneError
 
 log = logging.getLogger(__name__)
@@ -52,7 +46,7 @@ def _image_files(folder: Path) -> list[Path]:
         p
         for p in folder.rglob("*")
         if p.is_file()
-        and p.suffix.lower() in IMAGE_EXTENSIONS
+        and p.suffix.lower() in images.IMAGE_EXTENSIONS
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
 
@@ -66,7 +60,7 @@ def _scan(root: Path, classes: list[str] | None) -> tuple[list[str], list[Path],
             raise ArchtuneError(
                 f"{root}: found {len(folders)} class folder(s) ({', '.join(names) or 'none'}); "
                 f"expected at least 2 sub-folders, one per class, holding images "
-                f"({', '.join(IMAGE_EXTENSIONS)})"
+                f"({', '.join(images.IMAGE_EXTENSIONS)})"
             )
         classes = names
     else:
@@ -83,7 +77,7 @@ def _scan(root: Path, classes: list[str] | None) -> tuple[list[str], list[Path],
         if not found:
             raise ArchtuneError(
                 f"{folder}: empty class folder; expected image files "
-                f"({', '.join(IMAGE_EXTENSIONS)})"
+                f"({', '.join(images.IMAGE_EXTENSIONS)})"
             )
         files += found
         labels += [classes.index(folder.name)] * len(found)
@@ -104,14 +98,15 @@ def _probe(path: Path) -> tuple[tuple[int, int], str]:
 
 
 def _read_images(files: list[Path], size: tuple[int, int], channels: int) -> np.ndarray:
-    """uint8 (N, C, H, W): each file through :func:`.images.open_image` and :func:`.images.image_to_array`."""
+    """uint8 (N, C, H, W): each file opened and prepared as :mod:`.images` prepares any image."""
     h, w = size
     out = np.empty((len(files), h, w, channels), dtype=np.uint8)
     for i, path in enumerate(files):
         try:
-            with open_image(path, max_pixels=sys.maxsize, draft_size=draft_size(h, w)) as im:
-                out[i] = image_to_array(im, h, w, channels)[0]
-        except ImageError as e:
+            draft = images.draft_size(h, w)
+            with images.open_image(path, max_pixels=sys.maxsize, draft_size=draft) as im:
+                out[i] = images.image_to_array(im, h, w, channels)[0]
+        except images.ImageError as e:
             reason = str(e).removeprefix(f"{path}: ")
             raise ArchtuneError(
                 f"{path}: unreadable image ({reason}); expected a PNG/JPEG/BMP/WebP file"

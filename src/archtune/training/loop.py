@@ -89,28 +89,16 @@ def train_epoch(
 
 
 @torch.inference_mode()
-def predict_logits(
-    model: nn.Module,
-    x: torch.Tensor,
-    *,
-    batch_size: int = 1000,
-    precision: str = "fp32",
-    channels_last: bool = False,
-) -> torch.Tensor:
+def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000,
+                   precision: str = "fp32", channels_last: bool = False) -> torch.Tensor:
     """Logits for all of x in batches (float32, on x's device)."""
     return _in_batches(lambda xb: model(xb).float(), model, x, batch_size, precision, channels_last)
 
 
 @torch.inference_mode()
-def predict_log_probs(
-    model: nn.Module,
-    x: torch.Tensor,
-    *,
-    batch_size: int = 1000,
-    precision: str = "fp32",
-    channels_last: bool = False,
-    tta: bool = False,
-) -> torch.Tensor:
+def predict_log_probs(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000,
+                      precision: str = "fp32", channels_last: bool = False,
+                      tta: bool = False) -> torch.Tensor:
     """Log-probabilities for all of x in batches (float32, on x's device).
 
     ``tta`` (flip test-time augmentation) averages the probabilities of each image and its mirror.
