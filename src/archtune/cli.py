@@ -179,8 +179,8 @@ def runs(root: str) -> None:
 @cli.command()
 @click.argument("pattern", default="*")
 def layers(pattern: str) -> None:
-    """Layer types a spec may use (e.g. 'conv*'): arguments, kinds, defaults; activations and
-    initialisers."""
+    """Layer types a spec may use, with their arguments, kinds and defaults; then the activation
+    and initialiser names. PATTERN filters the types, such as 'conv*'."""
     from .specs import layers_table
 
     click.echo(layers_table(pattern))
