@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -93,12 +94,13 @@ class PreparedImage:
                 "inverted": self.inverted}
 
 
-def open_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-               draft_size: tuple[int, int] | None = None) -> Image.Image:
-    """Open, check (type and pixel count from the header) and decode one image file.
+def open_header(source: bytes | str | Path | BinaryIO, *,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open one image file and check its type and pixel count from the header; decode nothing.
 
     Raises :class:`ImageError` with code ``empty``, ``unsupported_image``, ``too_many_pixels``
-    or ``corrupt_image``. ``draft_size`` lets JPEG decode at a reduced scale (>= that size).
+    or ``corrupt_image``. Cheap (~50 us): a server can look at the size before deciding where
+    to decode.
     """
     name = str(source) if isinstance(source, str | Path) else "image"
     if isinstance(source, bytes):
@@ -112,8 +114,10 @@ def open_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int = DEFAU
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not a PNG, JPEG, BMP or WebP image", "unsupported_image",
                          415) from None
-    except Image.DecompressionBombError as err:
-        raise ImageError(f"{name}: more pixels than the limit of {max_pixels:,} ({err})",
+    except Image.DecompressionBombError as err:  # Pillow's own guard (Image.MAX_IMAGE_PIXELS)
+        found = re.search(r"\((\d+) pixels\)", str(err))  # quote the image, not Pillow's limit
+        size = f"{int(found[1]):,} pixels, " if found else ""
+        raise ImageError(f"{name}: {size}more than the limit of {max_pixels:,}",
                          "too_many_pixels", 413) from None
     except (OSError, ValueError, SyntaxError) as err:
         raise ImageError(f"{name}: corrupt image header ({err})", "corrupt_image") from None
@@ -121,6 +125,16 @@ def open_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int = DEFAU
         im.close()
         raise ImageError(f"{name}: {im.width} x {im.height} pixels, more than the limit of "
                          f"{max_pixels:,}", "too_many_pixels", 413)
+    return im
+
+
+def decode_image(im: Image.Image, *, draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode an image from :func:`open_header` (first frame, EXIF orientation applied).
+
+    ``draft_size`` lets JPEG decode at a reduced scale (>= that size). Raises
+    :class:`ImageError` (``corrupt_image``) for truncated or corrupt data.
+    """
+    name = str(getattr(im, "filename", "") or "image")
     try:
         if draft_size and im.format == "JPEG":
             im.draft("RGB" if im.mode not in ("L", "1") else "L", draft_size)
@@ -137,6 +151,15 @@ def open_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int = DEFAU
     upright.format = im.format
     im.close()
     return upright
+
+
+def open_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+               draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """Open, check (type and pixel count from the header) and decode one image file.
+
+    :func:`open_header` then :func:`decode_image`; raises :class:`ImageError` as they do.
+    """
+    return decode_image(open_header(source, max_pixels=max_pixels), draft_size=draft_size)
 
 
 def _normalise_mode(im: Image.Image) -> Image.Image:
@@ -211,11 +234,12 @@ def prepare_image(im: Image.Image, fmt: InputFormat, *, invert: str = "auto") ->
     return PreparedImage(pixels.astype(np.float32), source_size, source_format, inverted)
 
 
-def load_image(source: bytes | str | Path | BinaryIO, fmt: InputFormat, *, invert: str = "auto",
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> PreparedImage:
-    """Open, check and decode an image file (path, bytes or file object) -> :class:`PreparedImage`."""
-    draft = (fmt.width * 4, fmt.height * 4)
-    with open_image(source, max_pixels=max_pixels, draft_size=draft) as im:
+def load_image(source: bytes | str | Path | BinaryIO | Image.Image, fmt: InputFormat, *,
+               invert: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS) -> PreparedImage:
+    """Open, check and decode an image file (path, bytes, file object, or an image from
+    :func:`open_header`) -> :class:`PreparedImage`."""
+    im = source if isinstance(source, Image.Image) else open_header(source, max_pixels=max_pixels)
+    with decode_image(im, draft_size=(fmt.width * 4, fmt.height * 4)) as im:
         return prepare_image(im, fmt, invert=invert)
 
 
@@ -229,7 +253,7 @@ def pixels_from_json(values: Any, fmt: InputFormat, *, max_value: float = 255.0,
     c, h, w = fmt.chw
     try:
         a = np.asarray(values, dtype=np.float64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):  # overflow: an integer beyond float range
         raise ImageError("pixels: expected a rectangular array of numbers (nested lists)",
                          "bad_pixels") from None
     one = {(h, w, c)} | ({(h, w)} if c == 1 else set())
@@ -242,6 +266,9 @@ def pixels_from_json(values: Any, fmt: InputFormat, *, max_value: float = 255.0,
     if a.shape[0] > max_images:
         raise ImageError(f"pixels: {a.shape[0]} images is more than the limit of {max_images}",
                          "too_many_images", 413)
+    if not 0 < max_value < np.inf:  # NaN fails this too: no NaN may reach the model
+        raise ImageError(f"pixels: max_value must be a finite positive number, got {max_value}",
+                         "bad_pixels")
     if not np.isfinite(a).all() or a.min() < 0 or a.max() > max_value:
         raise ImageError(f"pixels: values must be finite numbers in [0, {max_value:g}]",
                          "bad_pixels")
