@@ -52,7 +52,8 @@ def test_a_non_finite_pixel_is_422(client: httpx.Client, value: str) -> None:
     assert r.json()["error"] == "bad_pixels"
 
 
-def test_a_model_giving_nan_answers_500_never_nan(tiny_run: Run) -> None:
+def test_a_model_giving_nan_answers_500_never_nan(
+        tiny_run: Run, server_logs: list[logging.LogRecord]) -> None:
     predictor = Predictor.from_run(tiny_run.path)
     with torch.no_grad():
         for p in predictor.model.parameters():
@@ -61,7 +62,9 @@ def test_a_model_giving_nan_answers_500_never_nan(tiny_run: Run) -> None:
         r = httpx.post(url + "/predict", content=ZEROS.encode(),
                        headers={"content-type": "application/json"}, timeout=30)
     assert r.status_code == 500 and r.json()["error"] == "internal_error"
-    assert "NaN" not in r.text and "null" not in r.text
+    assert "NaN" not in r.text and "null" not in r.text and "non-finite" in r.text
+    errors = [r for r in server_logs if r.levelno >= logging.WARNING]
+    assert len(errors) == 1 and not errors[0].exc_info  # one line, no traceback
 
 
 class _Records(logging.Handler):

@@ -59,6 +59,10 @@ _STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"
                  413: "request_too_large", 415: "unsupported_media_type"}
 
 
+class NonFiniteOutput(Exception):
+    """The model's output holds NaN or infinity (broken weights): a 500, never a NaN answer."""
+
+
 def _error(status: int, code: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status)
 
@@ -78,6 +82,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         client = f"{request.client.host}:{request.client.port}" if request.client else "client"
         log.debug("%s disconnected during %s %s", client, request.method, request.url.path)
         return _error(400, "client_disconnected", "the client disconnected")
+
+    @app.exception_handler(NonFiniteOutput)
+    async def non_finite(_: Request, err: NonFiniteOutput) -> JSONResponse:
+        log.error("%s", err)
+        return _error(500, "internal_error", f"{err} (logged on the server)")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
@@ -123,7 +132,7 @@ def model_info(predictor: Predictor, limits: Limits, invert: str) -> dict[str, A
 def _prediction_dicts(predictor: Predictor, probs: np.ndarray, inputs: Inputs, top: int,
                       all_classes: bool) -> list[dict[str, Any]]:
     if not np.isfinite(probs).all():  # never answer NaN (JSON has none; clients would get null)
-        raise RuntimeError(f"the model gave non-finite probabilities for {len(probs)} image(s)")
+        raise NonFiniteOutput(f"the model gave non-finite probabilities for {len(probs)} image(s)")
     out = []
     for pred, name, prep in zip(predictor.decode(probs, top), inputs.names, inputs.prepared,
                                 strict=True):
