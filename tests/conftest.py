@@ -1,17 +1,83 @@
-"""Shared fixtures: a tiny synthetic data set (learnable in a few epochs) and the real data folder."""
+"""Shared fixtures: a tiny synthetic data set (learnable in a few epochs), the real data folder,
+and the outside services some tests need (Chromium, PostgreSQL).
+
+A test whose data or service is missing is skipped on a developer's machine, but under CI
+(``CI=true``) it fails: CI must not pass while tests silently did not run.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pytest
 import torch
 
 from archtune.data import Split, Splits
+from archtune.data.sources import cache_dir
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 CLASSES = [f"c{i}" for i in range(10)]
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+# read once, before any test changes the environment
+_ENV_DATA = os.environ.get("ARCHTUNE_DATA", "").strip()
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test (fail it under CI=true): what it needs is not there."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: a test that cannot run fails the run)", pytrace=False)
+    pytest.skip(reason)
+
+
+def real_data_dir() -> Path | None:
+    """The folder holding ``fashion-mnist/``: ``$ARCHTUNE_DATA`` when set (and only it), else
+    ``../shared/datasets`` next to the repository, else archtune's download cache."""
+    if _ENV_DATA:
+        candidates = [Path(_ENV_DATA).expanduser()]
+    else:
+        candidates = [SHARED, cache_dir()]
+    return next((c for c in candidates if (c / "fashion-mnist").is_dir()), None)
+
+
+def require_real_data() -> Path:
+    """:func:`real_data_dir`, or skip/fail saying where it looked."""
+    found = real_data_dir()
+    if found is None:
+        where = f"ARCHTUNE_DATA={_ENV_DATA}" if _ENV_DATA else f"{SHARED} or {cache_dir()}"
+        unavailable(f"real Fashion-MNIST not found (no fashion-mnist/ in {where}); set "
+                    "ARCHTUNE_DATA to the folder holding it")
+    return found
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The headless Chromium of ``$ARCHTUNE_CHROMIUM`` (``scripts/services.sh`` sets it)."""
+    path = os.environ.get("ARCHTUNE_CHROMIUM", "").strip()
+    if not path or not os.access(path, os.X_OK):
+        unavailable(f"ARCHTUNE_CHROMIUM={path!r} is not an executable Chromium; "
+                    'run eval "$(bash scripts/services.sh)"')
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A PostgreSQL server URL from ``$ARCHTUNE_TEST_PG_URL``, checked to accept connections."""
+    url = os.environ.get("ARCHTUNE_TEST_PG_URL", "").strip()
+    if not url:
+        unavailable('ARCHTUNE_TEST_PG_URL is not set; run eval "$(bash scripts/services.sh)"')
+    try:
+        import psycopg2
+
+        psycopg2.connect(url, connect_timeout=10).close()
+        problem = ""
+    except Exception as err:  # missing driver or no server: say which
+        problem = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if problem:
+        unavailable(f"cannot connect to ARCHTUNE_TEST_PG_URL={url}: {problem}")
+    return url
 
 
 def synthetic_arrays(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -53,8 +119,7 @@ def tiny_npz(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def real_data(monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point ARCHTUNE_DATA at ../shared/datasets (skip when it is not there)."""
-    if not (SHARED / "fashion-mnist").is_dir():
-        pytest.skip(f"real data not found at {SHARED}")
-    monkeypatch.setenv("ARCHTUNE_DATA", str(SHARED))
-    return SHARED
+    """Point ARCHTUNE_DATA at the real data folder (see :func:`require_real_data`)."""
+    folder = require_real_data()
+    monkeypatch.setenv("ARCHTUNE_DATA", str(folder))
+    return folder

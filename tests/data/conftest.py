@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from archtune.data.idx import write_idx
+from tests.conftest import require_real_data
 
 IDX_NAMES = {
     "train_images": "train-images-idx3-ubyte",
@@ -16,9 +17,6 @@ IDX_NAMES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-
-# the repository sits next to shared/
-SHARED_DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 
 
 def make_idx_arrays(n_train: int = 40, n_test: int = 20, seed: int = 0) -> dict[str, np.ndarray]:
@@ -56,6 +54,5 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def shared_datasets() -> Path:
-    if not (SHARED_DATASETS / "fashion-mnist").is_dir():
-        pytest.skip(f"real data not found at {SHARED_DATASETS}")
-    return SHARED_DATASETS
+    """The real data folder ($ARCHTUNE_DATA, ../shared/datasets or the cache; fails in CI)."""
+    return require_real_data()

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import http.server
 import io
+import logging
+import socket
+import threading
 import urllib.error
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +19,7 @@ import pytest
 from archtune.data import sources
 from archtune.data.sources import cache_dir, download_dataset, download_file, locate
 from archtune.errors import ArchtuneError
+from tests._cli import run_cli
 
 FILES = sources.SOURCES["fashion-mnist"].filenames()
 
@@ -222,3 +227,106 @@ def test_download_file_with_monkeypatched_urlopen(
         )
     assert served[-2:] == ["http://m1/other.gz", "http://m2/other.gz"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blob.gz"]
+
+
+def test_fashion_mnist_has_several_official_mirrors_over_schemes_they_serve() -> None:
+    mirrors = sources.SOURCES["fashion-mnist"].mirrors
+    assert len(mirrors) >= 2 and mirrors[0].startswith("https://github.com/zalandoresearch/")
+    # S3 *website* endpoints answer plain HTTP only
+    assert not [m for m in mirrors if "s3-website" in m and m.startswith("https://")]
+    assert "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/" in mirrors
+
+
+class _Mirrors(http.server.BaseHTTPRequestHandler):
+    """/missing/ 404s, /truncate/ stops half-way, /corrupt/ sends other bytes, /good/ works."""
+
+    files: dict[str, bytes] = {}
+    seen: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        kind, _, name = self.path.strip("/").partition("/")
+        self.seen.append(self.path)
+        data = self.files.get(name)
+        if kind == "missing" or data is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if kind == "truncate":
+            data = data[: len(data) // 2]
+        elif kind == "corrupt":
+            data = bytes(b ^ 1 for b in data)
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_mirrors(
+    tmp_path: Path, idx_folder: Callable, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, int, list[str], Path]]:
+    """A local HTTP server (127.0.0.1) serving a tiny 'mnist' and a closed port's URL."""
+    folder = tmp_path / "mirror"
+    md5 = _mirror(folder, idx_folder)
+    handler = type("Handler", (_Mirrors,), {"files": {p.name: p.read_bytes()
+                                                      for p in folder.iterdir()}, "seen": []})
+    monkeypatch.setitem(sources.SOURCES, "mnist",
+                        dataclasses.replace(sources.SOURCES["mnist"], md5=md5))
+    for var in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    with socket.socket() as s:  # a port nobody listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", closed, handler.seen, folder
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_download_over_http_falls_back_to_the_mirror_that_works(
+    isolated_env: Path, http_mirrors: tuple, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url, closed, seen, folder = http_mirrors
+    mirrors = (f"http://127.0.0.1:{closed}/", f"{url}/missing/", f"{url}/truncate/",
+               f"{url}/corrupt/", f"{url}/good/")
+    fake = dataclasses.replace(sources.SOURCES["mnist"], mirrors=mirrors)
+    monkeypatch.setitem(sources.SOURCES, "mnist", fake)
+    with caplog.at_level(logging.DEBUG, logger="archtune"):
+        got = locate("mnist")
+    assert got == cache_dir("mnist")
+    assert sorted(p.name for p in got.iterdir()) == sorted(fake.filenames())  # no .part left
+    for name in fake.filenames():
+        assert (got / name).read_bytes() == (folder / name).read_bytes()
+    first = fake.files["train_images"]
+    assert seen[:4] == [f"/{k}/{first}" for k in ("missing", "truncate", "corrupt", "good")]
+    problems = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert len(problems) == 4 * 4 and all(r.levelno == logging.DEBUG for r in caplog.records
+                                          if "failed" in r.getMessage())
+    assert "refused" in problems[0] and "HTTP 404" in problems[1]
+    size = len((folder / first).read_bytes())
+    assert f"truncated: got {size // 2:,} of {size:,} bytes" in problems[2]
+    assert "md5 mismatch" in problems[3]
+
+
+def test_a_failed_download_is_one_line(
+    isolated_env: Path, http_mirrors: tuple, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url, closed, _, _ = http_mirrors
+    mirrors = (f"http://127.0.0.1:{closed}/", f"{url}/truncate/", f"{url}/corrupt/")
+    monkeypatch.setitem(sources.SOURCES, "mnist",
+                        dataclasses.replace(sources.SOURCES["mnist"], mirrors=mirrors))
+    code, out, err = run_cli(["data", "mnist"], capsys)
+    lines = [line.rsplit("\r", 1)[-1] for line in err.split("\n") if line.rsplit("\r", 1)[-1]]
+    assert code == 2 and out == "" and len(lines) == 1, err
+    assert lines[0].startswith("error: data set 'mnist': files not found: the cache ")
+    for problem in ("refused", "truncated", "md5 mismatch", "--data-dir DIR"):
+        assert problem in lines[0]
+    assert not any(cache_dir("mnist").iterdir())  # nothing half-written left behind

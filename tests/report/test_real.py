@@ -1,4 +1,4 @@
-"""On real Fashion-MNIST (skipped when ../shared/datasets is missing): a CNN's report shows every
+"""On real Fashion-MNIST (skipped without the data, failed under CI=true): a CNN's report shows every
 figure, and the deep sigmoid MLP's vanishing gradients show in a comparison's numbers."""
 
 from __future__ import annotations

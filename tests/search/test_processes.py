@@ -86,7 +86,7 @@ def test_jobs_share_a_sqlite_grid_each_point_once(tmp_path: Path, big_npz: Path)
     assert len(workers) == 2 and str(os.getpid()) not in " ".join(workers)  # two processes
 
 
-@pytest.mark.skipif(not PG_URL, reason="ARCHTUNE_TEST_PG_URL is not set (scripts/services.sh)")
+@pytest.mark.usefixtures("pg_url")  # skips without a server; fails under CI
 def test_two_workers_share_a_postgres_grid_study(tmp_path: Path, big_npz: Path) -> None:
     name = f"pg-grid-{uuid.uuid4().hex[:8]}"
     raw = space(GRID_SPACE, big_npz, epochs=2)

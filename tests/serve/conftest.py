@@ -16,7 +16,7 @@ from PIL import Image
 import archtune
 from archtune.data import load_dataset, test_split
 from archtune.training import Run
-from tests.conftest import SHARED, make_splits, synthetic_arrays
+from tests.conftest import make_splits, real_data_dir, require_real_data, synthetic_arrays
 
 TINY_CNN = {
     "name": "tiny-cnn",
@@ -50,17 +50,16 @@ def class_images() -> tuple[np.ndarray, np.ndarray]:
 
 
 def real_data_available() -> bool:
-    return (SHARED / "fashion-mnist").is_dir()
+    return real_data_dir() is not None
 
 
 @pytest.fixture(scope="session")
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """A small CNN trained briefly on real Fashion-MNIST (skips without the data)."""
-    if not real_data_available():
-        pytest.skip(f"real data not found at {SHARED}")
+    """A small CNN trained briefly on real Fashion-MNIST (skips without the data; fails in CI)."""
+    data = require_real_data()
     spec = {**TINY_CNN, "name": "tiny-fashion",
             "train": {**TINY_CNN["train"], "epochs": 2, "lr": 0.003},
-            "data": {"dataset": "fashion-mnist", "data_dir": str(SHARED), "train_subset": 3000,
+            "data": {"dataset": "fashion-mnist", "data_dir": str(data), "train_subset": 3000,
                      "dev_fraction": 0.05, "standardize": True}}
     path = tmp_path_factory.mktemp("serve") / "real-run"
     return archtune.train(spec, run_dir=path, progress=False)
@@ -69,9 +68,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
 @pytest.fixture(scope="session")
 def real_test_images() -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The first 1,000 Fashion-MNIST test images (uint8 (N, 28, 28)), labels and class names."""
-    if not real_data_available():
-        pytest.skip(f"real data not found at {SHARED}")
-    ds = load_dataset("fashion-mnist", data_dir=str(SHARED))
+    ds = load_dataset("fashion-mnist", data_dir=str(require_real_data()))
     split = test_split(ds)
     x = (split.x[:1000, 0] * 255).round().byte().numpy()
     return x, split.y[:1000].numpy(), list(ds.classes)

@@ -14,7 +14,7 @@ from tests.serve.cdp import Browser
 from tests.serve.conftest import encode, real_data_available, running_server, write_png
 
 CHROMIUM = os.environ.get("ARCHTUNE_CHROMIUM")
-pytestmark = pytest.mark.skipif(not CHROMIUM, reason="ARCHTUNE_CHROMIUM is not set")
+pytestmark = pytest.mark.usefixtures("chromium")  # skips without it; fails under CI
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ background level. Both are pure Pillow/NumPy (no torch).
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -36,12 +37,13 @@ class ImageError(ArchtuneError):
         self.status = status
 
 
-def open_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-               draft_size: tuple[int, int] | None = None) -> Image.Image:
-    """Open, check (type and pixel count from the header) and decode one image file.
+def open_header(source: bytes | str | Path | BinaryIO, *,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open one image file and check its type and pixel count from the header; decode nothing.
 
     Raises :class:`ImageError` with code ``empty``, ``unsupported_image``, ``too_many_pixels``
-    or ``corrupt_image``. ``draft_size`` lets JPEG decode at a reduced scale (>= that size).
+    or ``corrupt_image``. Cheap (~50 us): a server can look at the size before deciding where
+    to decode.
     """
     name = str(source) if isinstance(source, str | Path) else "image"
     if isinstance(source, bytes):
@@ -55,8 +57,10 @@ def open_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int = DEFAU
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not a PNG, JPEG, BMP or WebP image", "unsupported_image",
                          415) from None
-    except Image.DecompressionBombError as err:
-        raise ImageError(f"{name}: more pixels than the limit of {max_pixels:,} ({err})",
+    except Image.DecompressionBombError as err:  # Pillow's own guard (Image.MAX_IMAGE_PIXELS)
+        found = re.search(r"\((\d+) pixels\)", str(err))  # quote the image, not Pillow's limit
+        size = f"{int(found[1]):,} pixels, " if found else ""
+        raise ImageError(f"{name}: {size}more than the limit of {max_pixels:,}",
                          "too_many_pixels", 413) from None
     except (OSError, ValueError, SyntaxError) as err:
         raise ImageError(f"{name}: corrupt image header ({err})", "corrupt_image") from None
@@ -64,6 +68,16 @@ def open_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int = DEFAU
         im.close()
         raise ImageError(f"{name}: {im.width} x {im.height} pixels, more than the limit of "
                          f"{max_pixels:,}", "too_many_pixels", 413)
+    return im
+
+
+def decode_image(im: Image.Image, *, draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode an image from :func:`open_header` (first frame, EXIF orientation applied).
+
+    ``draft_size`` lets JPEG decode at a reduced scale (>= that size). Raises
+    :class:`ImageError` (``corrupt_image``) for truncated or corrupt data.
+    """
+    name = str(getattr(im, "filename", "") or "image")
     try:
         if draft_size and im.format == "JPEG":
             im.draft("RGB" if im.mode not in ("L", "1") else "L", draft_size)
@@ -80,6 +94,13 @@ def open_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int = DEFAU
     upright.format = im.format
     im.close()
     return upright
+
+
+def open_image(source: bytes | str | Path | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+               draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """Open, check (type and pixel count from the header) and decode one image file:
+    :func:`open_header` then :func:`decode_image`; raises :class:`ImageError` as they do."""
+    return decode_image(open_header(source, max_pixels=max_pixels), draft_size=draft_size)
 
 
 def draft_size(height: int, width: int) -> tuple[int, int]:

@@ -6,7 +6,9 @@ Search order of :func:`locate` for a data set ``NAME``:
    holding them); when given and the files are not there, that is an error;
 2. ``$ARCHTUNE_DATA/NAME/``;
 3. the cache folder ``$XDG_CACHE_HOME/archtune/datasets/NAME/`` (``~/.cache/...`` by default);
-4. a download into the cache folder from the official mirrors, md5-checked.
+4. a download into the cache folder from the official mirrors (tried in turn), md5-checked
+   and renamed into place only when complete; a failure is one line naming each mirror's
+   problem (refused, HTTP error, truncated, md5 mismatch).
 
 Each file may be present gzip-compressed (the official ``.gz`` name) or uncompressed (the
 same name without ``.gz``). Local files are checked for format when read, not for md5: only
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import logging
 import os
 import tempfile
@@ -74,7 +77,11 @@ SOURCES: dict[str, IdxSource] = {
             "test_images": "bef4ecab320f06d8554ea6380940ec79",
             "test_labels": "bb300cfdad3c16e7a12a480ee83cd310",
         },
-        mirrors=("https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        mirrors=(  # the project's own files on GitHub, then its S3 *website* (plain HTTP only)
+            "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        ),
         classes=(
             "T-shirt/top",
             "Trouser",
@@ -141,13 +148,8 @@ def _missing(folder: Path, name: str) -> list[str]:
 
 
 def _ways(name: str) -> str:
-    return (
-        "Provide them in one of three ways:\n"
-        f"  1. --data-dir DIR (load_dataset(..., data_dir=DIR)), DIR holding the files;\n"
-        f"  2. {ENV_VAR}=DIR, with the files in DIR/{name}/;\n"
-        f"  3. put them in the cache folder {cache_dir(name)}/\n"
-        "Each file may be gzip-compressed (.gz) or uncompressed."
-    )
+    return (f"give --data-dir DIR (the folder holding the files), set {ENV_VAR}=DIR (files in "
+            f"DIR/{name}/) or put them in {cache_dir(name)}/ (each file .gz or not)")
 
 
 def locate(
@@ -184,29 +186,31 @@ def locate(
         if not missing:
             log.info("%s: using files in %s (from $%s)", name, cand, ENV_VAR)
             return cand
-        log.warning("%s=%s: %s lacks %s", ENV_VAR, env, cand, ", ".join(missing))
-        tried.append(f"{cand} (from ${ENV_VAR}): missing {', '.join(missing)}")
+        tried.append(f"{cand} (${ENV_VAR}) lacks {', '.join(missing)}")
 
     cache = cache_dir(name)
     missing = _missing(cache, name) if cache.is_dir() else src.filenames()
     if not missing:
+        _warn_env(tried)
         log.info("%s: using cached files in %s", name, cache)
         return cache
-    tried.append(f"{cache} (cache): missing {', '.join(missing)}")
+    tried.append(f"the cache {cache} lacks {', '.join(missing)}")
 
     if download:
         try:
             download_dataset(name, cache)
+            _warn_env(tried)
             return cache
         except ArchtuneError as e:
             tried.append(f"download failed: {e}")
     else:
         tried.append("download disabled")
+    raise ArchtuneError(f"data set '{name}': files not found: {'; '.join(tried)}; {_ways(name)}")
 
-    raise ArchtuneError(
-        f"data set '{name}': files not found: {', '.join(missing)}\n"
-        "Looked in:\n  - " + "\n  - ".join(tried) + "\n" + _ways(name)
-    )
+
+def _warn_env(tried: list[str]) -> None:
+    if tried and f"(${ENV_VAR})" in tried[0]:
+        log.warning("%s; used the cache instead", tried[0])
 
 
 def download_dataset(
@@ -250,60 +254,60 @@ def download_file(
     mirrors: Sequence[str],
     progress: bool = True,
 ) -> Path:
-    """Fetch ``filename`` from the first mirror that serves it with the expected md5.
+    """Fetch ``filename`` from the first mirror that serves it whole and with the expected md5.
 
-    Written to a temporary file in ``dest`` and renamed into place only when the md5 matches.
+    Written to a temporary file in ``dest`` and renamed into place only then; each failed
+    mirror is logged at debug level, and if all fail one :class:`ArchtuneError` names each
+    mirror's problem.
     """
     errors: list[str] = []
     for base in mirrors:
         url = base.rstrip("/") + "/" + filename
         try:
-            path, got = _fetch(url, filename, md5, dest, progress)
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            reason = getattr(e, "reason", None) or e
-            errors.append(f"{url}: {reason}")
-            log.warning("download of %s failed: %s", url, reason)
-            continue
-        if path is not None:
-            return path
-        errors.append(f"{url}: md5 mismatch (got {got}, expected {md5}); file discarded")
-    raise ArchtuneError(f"could not download {filename} into {dest}:\n  - " + "\n  - ".join(errors))
+            return _fetch(url, filename, md5, dest, progress)
+        except _MirrorError as e:
+            problem = str(e)
+        except urllib.error.HTTPError as e:
+            problem = f"HTTP {e.code} {e.reason}"
+        except urllib.error.URLError as e:
+            problem = str(e.reason)
+        except (OSError, ValueError, http.client.HTTPException) as e:  # timeouts, resets, ...
+            problem = str(e) or type(e).__name__
+        log.debug("download of %s failed: %s", url, problem)
+        errors.append(f"{url}: {problem}")
+    raise ArchtuneError(f"could not download {filename} ({'; '.join(errors) or 'no mirror'})")
 
 
-def _fetch(
-    url: str, filename: str, md5: str, dest: Path, progress: bool
-) -> tuple[Path | None, str]:
-    """Download one URL; return (final path or None on md5 mismatch, md5 of what came)."""
-    log.info("downloading %s", url)
+class _MirrorError(Exception):
+    """What a mirror sent was not the file: truncated, or another md5."""
+
+
+def _fetch(url: str, filename: str, md5: str, dest: Path, progress: bool) -> Path:
+    """Download one URL into ``dest/filename`` (atomically); raise when it is not the file."""
+    log.debug("downloading %s", url)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=dest)
     tmp = Path(tmp_name)
     try:
-        digest = hashlib.md5()
+        digest, size = hashlib.md5(), 0
         with os.fdopen(fd, "wb") as out, urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
             headers = getattr(resp, "headers", None)
             length = headers.get("Content-Length") if headers is not None else None
             total = int(length) if length and str(length).isdigit() else None
-            with tqdm(
-                total=total,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=filename,
-                disable=not progress,
-                leave=False,
-            ) as bar:
+            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=filename,
+                      disable=not progress, leave=False) as bar:
                 while chunk := resp.read(_CHUNK):
                     out.write(chunk)
                     digest.update(chunk)
+                    size += len(chunk)
                     bar.update(len(chunk))
-        got = digest.hexdigest()
-        if got != md5:
-            log.warning("%s: md5 %s, expected %s; discarded", url, got, md5)
-            return None, got
+        if total is not None and size != total:
+            raise _MirrorError(f"truncated: got {size:,} of {total:,} bytes")
+        if digest.hexdigest() != md5:
+            raise _MirrorError(f"md5 mismatch (got {digest.hexdigest()}, expected {md5})")
         final = dest / filename
         os.replace(tmp, final)
-        log.info("saved %s", final)
-        return final, got
+        log.info("downloaded %s (%s bytes, md5 checked) from %s", final, f"{size:,}", url)
+        return final
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

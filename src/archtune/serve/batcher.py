@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from .timing import StageTimes
+
 log = logging.getLogger(__name__)
+_Item = tuple[np.ndarray, "asyncio.Future[tuple[np.ndarray, float]]", float]  # x, result, queued at
 
 
 @dataclass
@@ -35,18 +39,19 @@ class MicroBatcher:
     """Gather concurrent ``submit`` calls into batched calls of ``fn`` (N, ...) -> (N, ...)."""
 
     def __init__(self, fn: Callable[[np.ndarray], np.ndarray], *, max_batch: int = 64,
-                 max_wait_ms: float = 2.0):
+                 max_wait_ms: float = 2.0, times: StageTimes | None = None):
         if max_batch < 1 or max_wait_ms < 0:
             raise ValueError("max_batch must be >= 1 and max_wait_ms >= 0")
         self.fn = fn
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.stats = BatchStats()
-        self._queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future[np.ndarray]]] | None = None
+        self.times = times or StageTimes()  # wait, forward and resume of each request
+        self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
 
-    def _ensure_started(self) -> asyncio.Queue[tuple[np.ndarray, asyncio.Future[np.ndarray]]]:
+    def _ensure_started(self) -> asyncio.Queue[_Item]:
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             self._queue = asyncio.Queue()
@@ -58,15 +63,17 @@ class MicroBatcher:
 
     async def submit(self, x: np.ndarray) -> np.ndarray:
         """Run ``fn`` on x (N, ...) as part of a batch; returns its N rows."""
-        fut: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        await self._ensure_started().put((x, fut))
-        return await fut
+        fut: asyncio.Future[tuple[np.ndarray, float]] = asyncio.get_running_loop().create_future()
+        await self._ensure_started().put((x, fut, time.perf_counter()))
+        out, done = await fut
+        self.times.add("resume", time.perf_counter() - done)
+        return out
 
     @property
     def pending(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
 
-    async def _gather(self, queue: asyncio.Queue) -> list[tuple[np.ndarray, asyncio.Future]]:
+    async def _gather(self, queue: asyncio.Queue[_Item]) -> list[_Item]:
         items = [await queue.get()]
         n = len(items[0][0])
         loop = asyncio.get_running_loop()
@@ -86,30 +93,34 @@ class MicroBatcher:
             n += len(item[0])
         return items
 
-    async def _worker(self, queue: asyncio.Queue) -> None:
+    async def _worker(self, queue: asyncio.Queue[_Item]) -> None:
         loop = asyncio.get_running_loop()
         while True:
             items = await self._gather(queue)
-            live = [(x, f) for x, f in items if not f.done()]  # drop cancelled requests
+            live = [item for item in items if not item[1].done()]  # drop cancelled requests
             if not live:
                 continue
-            batch = np.concatenate([x for x, _ in live]) if len(live) > 1 else live[0][0]
+            batch = np.concatenate([x for x, _, _ in live]) if len(live) > 1 else live[0][0]
+            start = time.perf_counter()
             try:
                 out = await loop.run_in_executor(self._executor, self.fn, batch)
             except Exception as err:  # the model failed: every waiting request gets the error
                 log.exception("batched forward pass failed")
-                for _, f in live:
+                for _, f, _ in live:
                     if not f.done():
                         f.set_exception(err)
                 continue
+            done = time.perf_counter()
             self.stats.batches += 1
             self.stats.images += len(batch)
             self.stats.largest = max(self.stats.largest, len(batch))
-            start = 0
-            for x, f in live:
+            row = 0
+            for x, f, queued in live:
+                self.times.add("wait", start - queued)
+                self.times.add("forward", done - start)
                 if not f.done():
-                    f.set_result(out[start:start + len(x)])
-                start += len(x)
+                    f.set_result((out[row:row + len(x)], done))
+                row += len(x)
 
     async def close(self) -> None:
         """Stop the worker task and its thread."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import warnings
 from typing import Any
 
 import click
@@ -122,10 +123,12 @@ def serve(run: str, host: str, port: int, max_mb: float, max_pixels: int, max_im
     _check_host(host)
     set_threads(threads)
     Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own bomb guard agrees with ours
+    # ... and its warning for images just over it is noise: the server refuses them with a 413
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     limits = Limits(max_bytes=int(max_mb * 1024 * 1024), max_pixels=max_pixels,
                     max_images=max_images)
     app = create_app(run, limits=limits, invert=invert, max_batch=max_batch,
-                     max_wait_ms=batch_wait_ms, device=device)
+                     max_wait_ms=batch_wait_ms, device=device, freeze_gc=True)
     click.echo(f"serving {app.state.predictor.name} on http://{host}:{port}/ (Ctrl-C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from ..errors import ArchtuneError
@@ -118,9 +119,10 @@ class Predictor:
         return cls(model, ckpt["classes"], loaded.spec, run=loaded, device=device,
                    batch_size=batch_size)
 
-    def prepare(self, source: bytes | str | Path, *, invert: str = "auto",
+    def prepare(self, source: bytes | str | Path | Image.Image, *, invert: str = "auto",
                 max_pixels: int = DEFAULT_MAX_PIXELS) -> PreparedImage:
-        """An image file (path or bytes) as this model sees it; see :mod:`.preprocess`."""
+        """An image file (path, bytes, or an image from :func:`.preprocess.open_header`) as
+        this model sees it; see :mod:`.preprocess`."""
         return load_image(source, self.format, invert=invert, max_pixels=max_pixels)
 
     def probabilities(self, x: np.ndarray | torch.Tensor) -> np.ndarray:

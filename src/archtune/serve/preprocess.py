@@ -43,8 +43,10 @@ from ..data.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
     ImageError,
+    decode_image,
     draft_size,
     image_to_array,
+    open_header,
     open_image,
 )
 from ..errors import ArchtuneError
@@ -53,8 +55,8 @@ from ..specs import Spec
 log = logging.getLogger(__name__)
 
 __all__ = ["ACCEPTED_FORMATS", "DEFAULT_MAX_PIXELS", "IMAGE_EXTENSIONS", "ImageError", "InputFormat",
-           "PreparedImage", "load_image", "open_image", "pixels_from_json", "prepare_image",
-           "should_invert", "to_png"]
+           "PreparedImage", "decode_image", "load_image", "open_header", "open_image",
+           "pixels_from_json", "prepare_image", "should_invert", "to_png"]
 DARK_BACKGROUND_DATASETS = ("fashion-mnist", "mnist")
 Invert = Literal["auto", "always", "never"]
 INVERT_CHOICES: tuple[str, ...] = ("auto", "always", "never")
@@ -112,10 +114,12 @@ def prepare_image(im: Image.Image, fmt: InputFormat, *, invert: str = "auto") ->
     return PreparedImage(pixels.astype(np.float32), source_size, source_format, inverted)
 
 
-def load_image(source: bytes | str | Path | BinaryIO, fmt: InputFormat, *, invert: str = "auto",
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> PreparedImage:
-    """Open, check and decode an image file (path, bytes or file object) -> :class:`PreparedImage`."""
-    with open_image(source, max_pixels=max_pixels, draft_size=draft_size(fmt.height, fmt.width)) as im:
+def load_image(source: bytes | str | Path | BinaryIO | Image.Image, fmt: InputFormat, *,
+               invert: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS) -> PreparedImage:
+    """Open, check and decode an image file (path, bytes, file object, or an image from
+    :func:`open_header`) -> :class:`PreparedImage`."""
+    im = source if isinstance(source, Image.Image) else open_header(source, max_pixels=max_pixels)
+    with decode_image(im, draft_size=draft_size(fmt.height, fmt.width)) as im:
         return prepare_image(im, fmt, invert=invert)
 
 
@@ -129,7 +133,7 @@ def pixels_from_json(values: Any, fmt: InputFormat, *, max_value: float = 255.0,
     c, h, w = fmt.chw
     try:
         a = np.asarray(values, dtype=np.float64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):  # overflow: an integer beyond float range
         raise ImageError("pixels: expected a rectangular array of numbers (nested lists)",
                          "bad_pixels") from None
     one = {(h, w, c)} | ({(h, w)} if c == 1 else set())
@@ -142,6 +146,9 @@ def pixels_from_json(values: Any, fmt: InputFormat, *, max_value: float = 255.0,
     if a.shape[0] > max_images:
         raise ImageError(f"pixels: {a.shape[0]} images is more than the limit of {max_images}",
                          "too_many_images", 413)
+    if not 0 < max_value < np.inf:  # NaN fails this too: no NaN may reach the model
+        raise ImageError(f"pixels: max_value must be a finite positive number, got {max_value}",
+                         "bad_pixels")
     if not np.isfinite(a).all() or a.min() < 0 or a.max() > max_value:
         raise ImageError(f"pixels: values must be finite numbers in [0, {max_value:g}]",
                          "bad_pixels")
