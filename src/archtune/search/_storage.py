@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ArchtuneError, did_you_mean
+from ..errors import ArchtuneError, did_you_mean, short
 
 if TYPE_CHECKING:
     import optuna
@@ -46,7 +46,7 @@ class Handle:
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ArchtuneError(f"study name {name!r}: use letters, digits, '.', '_' and '-' (at most 100)")
+        raise ArchtuneError(f"study name {short(name)}: use letters, digits, '.', '_' and '-' (at most 100)")
     return name
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ArchtuneError, did_you_mean, unknown
+from ..errors import ArchtuneError, did_you_mean, short, unknown
 
 REQUIRED = object()
 
@@ -73,7 +73,7 @@ class Layer:
 
 def _check(kind: str, value: Any, where: str) -> Any:
     def fail(expected: str) -> ArchtuneError:
-        return ArchtuneError(f"{where}: expected {expected}, got {value!r}")
+        return ArchtuneError(f"{where}: expected {expected}, got {short(value)}")
 
     is_int = isinstance(value, int) and not isinstance(value, bool)
     is_num = isinstance(value, int | float) and not isinstance(value, bool)
@@ -134,7 +134,7 @@ def normalize_layer(entry: Any, index: int) -> Layer:
         raw = {} if raw is None else raw
     else:
         raise ArchtuneError(
-            f"{where}: expected '{{LayerType: {{arg: value}}}}' or '{{type: LayerType, ...}}', got {entry!r}")
+            f"{where}: expected '{{LayerType: {{arg: value}}}}' or '{{type: LayerType, ...}}', got {short(entry)}")
     type_name = TYPE_ALIASES.get(str(type_name), str(type_name))
     if type_name not in LAYER_TYPES:
         raise unknown("layer type", type_name, LAYER_TYPES, where)
@@ -142,7 +142,7 @@ def normalize_layer(entry: Any, index: int) -> Layer:
     if not isinstance(raw, dict) and type_name in PRIMARY:
         raw = {PRIMARY[type_name]: raw}
     if not isinstance(raw, dict):
-        raise ArchtuneError(f"{where}: arguments must be a mapping, got {raw!r}")
+        raise ArchtuneError(f"{where}: arguments must be a mapping, got {short(raw)}")
     table = LAYER_TYPES[type_name]
     args: dict[str, Any] = {}
     for key, value in raw.items():
