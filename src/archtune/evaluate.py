@@ -14,6 +14,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from .data import Split, load_dataset, split_dataset, test_split
 from .errors import ArchtuneError
+from .specs import output_units
 from .training.device import pick_device
 from .training.loop import predict_logits
 from .training.runs import Run, load_run, write_csv, write_json
@@ -122,6 +123,10 @@ def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None 
     if not (run.path / "best.pt").exists():
         raise ArchtuneError(f"{run.path}: has no checkpoint yet (status: {run.status}); nothing to evaluate")
     note = run.status_note()  # e.g. the run died: its best checkpoint is evaluated
+    units = output_units(run.spec)
+    if len(run.classes) != units:
+        raise ArchtuneError(f"{run.path / 'metrics.json'}: lists {len(run.classes)} classes but the "
+                            f"model has {units} outputs")
     dev = pick_device(device)
     model = run.load_model(dev)
     data = data if data is not None else split_of_run(run, split, data_dir)

@@ -165,6 +165,13 @@ def test_a_damaged_checkpoint_is_one_line_naming_it(run_copy: Path, capsys, cont
     assert err.startswith(f"error: {path}: ") and message in err, err
 
 
+def test_classes_that_do_not_match_the_model(run_copy: Path, capsys) -> None:
+    metrics = json.loads((run_copy / "metrics.json").read_text())
+    (run_copy / "metrics.json").write_text(json.dumps(metrics | {"classes": ["a", "b"]}))
+    _, _, err = run_cli(["evaluate", str(run_copy)], capsys)
+    assert err == f"error: {run_copy / 'metrics.json'}: lists 2 classes but the model has 10 outputs\n"
+
+
 def test_a_damaged_evaluation_file(run_copy: Path, capsys) -> None:
     (run_copy / "eval_test.json").write_text('{"split": "test", "n": 10, "accuracy": "high"}')
     with pytest.raises(ArchtuneError, match="eval_test.json: accuracy: expected a number"):
