@@ -95,7 +95,6 @@ def _record(t: Any) -> TrialRecord:
 
 def load_study_data(folder: str | Path) -> StudyData:
     """Open a study folder's Optuna study and read all its trials."""
-
     from ..search._storage import connect, load, storage_for_folder
 
     folder = Path(folder)

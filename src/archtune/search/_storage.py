@@ -102,8 +102,9 @@ def stored_url(url: str) -> str:
     """The form of a storage URL written to study.json: no password, and a relative SQLite
     file made absolute (a command-line path is relative to the working folder *now*)."""
     path = _sqlite_path(url)
-    if path is not None and not path.is_absolute():
-        return f"sqlite:///{path.resolve().as_posix()}"
+    if path is not None:
+        query = url.partition("?")[1] + url.partition("?")[2]
+        url = f"sqlite:///{path.resolve().as_posix()}{query}"
     return public_url(url)
 
 

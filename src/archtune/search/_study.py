@@ -97,8 +97,7 @@ def prepare(space: SearchSpace, s: SearchSettings, *, name: str, storage: str | 
     folder = Path(studies_dir) / name
     local = read_info(folder)
     url = stored_url(storage) if storage else \
-        str(local.get("storage") or default_storage(studies_dir, name)) if local \
-        else default_storage(studies_dir, name)
+        str((local or {}).get("storage") or default_storage(studies_dir, name))
     if local is not None and storage is not None and not _same_storage(storage, folder, local):
         raise ArchtuneError(f"{folder} holds study '{name}' of storage '{local.get('storage')}', "
                             f"not '{public_url(storage)}'; choose another --study or --studies-dir")
