@@ -7,7 +7,18 @@ import types
 import typing
 from typing import Any, Literal, get_args, get_origin
 
-from .errors import ArchtuneError, unknown
+from .errors import ArchtuneError, short, unknown
+
+
+def kind_of(value: Any) -> str:
+    """What a value is, in words, for error messages ('a list', 'the text 'abc'', ...)."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, str):
+        return f"the text {short(value)}"
+    return f"{short(value)}"
 
 
 def check_keys(data: dict[str, Any], allowed: typing.Iterable[str], where: str) -> None:
@@ -38,29 +49,37 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
                 return coerce(value, arg, where)
             except ArchtuneError as err:
                 errors.append(str(err))
-        raise ArchtuneError(errors[0] if len(errors) == 1 else f"{where}: invalid value {value!r}")
+        raise ArchtuneError(errors[0] if len(errors) == 1 else f"{where}: invalid value {short(value)}")
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
-            raise ArchtuneError(f"{where}: expected a list, got {value!r}")
+            raise ArchtuneError(f"{where}: expected a list, got {short(value)}")
         (inner, *_) = get_args(annotation) or (Any,)
         return [coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ArchtuneError(f"{where}: expected a mapping, got {short(value)}")
+        inner = (get_args(annotation) or (Any, Any))[1]
+        return {k: coerce(v, inner, f"{where}.{k}") for k, v in value.items()}
     if annotation is Any:
         return value
     if annotation is bool:
         if not isinstance(value, bool):
-            raise ArchtuneError(f"{where}: expected true or false, got {value!r}")
+            raise ArchtuneError(f"{where}: expected true or false, got {short(value)}")
         return value
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ArchtuneError(f"{where}: expected an integer, got {value!r}")
+            raise ArchtuneError(f"{where}: expected an integer, got {short(value)}")
         return value
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ArchtuneError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+            raise ArchtuneError(f"{where}: expected a number, got {short(value)}")
+        try:
+            return float(value)
+        except OverflowError:
+            raise ArchtuneError(f"{where}: {short(value)} is too large for a number") from None
     if annotation is str:
         if not isinstance(value, str):
-            raise ArchtuneError(f"{where}: expected a string, got {value!r}")
+            raise ArchtuneError(f"{where}: expected a string, got {short(value)}")
         return value
     if dataclasses.is_dataclass(annotation):
         return from_dict(annotation, value, where)
@@ -72,7 +91,7 @@ def from_dict(cls: Any, data: Any, where: str) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ArchtuneError(f"{where}: expected a mapping of keys to values, got {data!r}")
+        raise ArchtuneError(f"{where}: expected a mapping of keys to values, got {kind_of(data)}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     check_keys(data, names, where)
@@ -87,3 +106,15 @@ def from_dict(cls: Any, data: Any, where: str) -> Any:
 def require(cond: bool, where: str, message: str) -> None:
     if not cond:
         raise ArchtuneError(f"{where}: {message}")
+
+
+def check_fields(data: dict[str, Any], fields: dict[str, Any], where: str,
+                 required: typing.Iterable[str] = ()) -> None:
+    """Check that ``data`` (read from a file) has the ``required`` keys and that each key of
+    ``fields`` present has its annotated type; other keys are left alone."""
+    for key in required:
+        if key not in data:
+            raise ArchtuneError(f"{where}: missing '{key}'")
+    for key, annotation in fields.items():
+        if key in data:
+            coerce(data[key], annotation, f"{where}: {key}")

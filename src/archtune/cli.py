@@ -159,17 +159,24 @@ def evaluate(run: str, split: str, as_json: bool, data_dir: str | None, tta: boo
 @cli.command()
 @click.option("--root", default="runs", show_default=True, type=click.Path(), help="Folder of runs.")
 def runs(root: str) -> None:
-    """Table of saved runs: spec, status, epochs, dev and test accuracy, time."""
-    from .training import list_runs
+    """Table of saved runs: spec, status, epochs, dev and test accuracy, time; unreadable run
+    folders are listed with the reason."""
+    from .training import UnreadableRun, scan_runs
 
-    found = list_runs(root)
+    found = scan_runs(root)
     if not found:
         click.echo(f"no runs under {root}/")
         return
     click.echo(f"{'run':<36}{'spec':<16}{'status':<12}{'epochs':>7}{'dev acc':>9}{'test acc':>9}{'time':>8}")
     for r in found:
+        try:
+            test = None if isinstance(r, UnreadableRun) else r.evaluation("test")
+        except ArchtuneError as err:
+            r = UnreadableRun(r.path, str(err).removeprefix(f"{r.path}/"))
+        if isinstance(r, UnreadableRun):
+            click.echo(f"{r.name[:35]:<36}unreadable: {r.reason}")
+            continue
         best = r.metrics.get("best") or {}
-        test = r.evaluation("test")
         dev_acc = f"{best['dev_accuracy'] * 100:.2f}" if "dev_accuracy" in best else "-"
         test_acc = f"{test['accuracy'] * 100:.2f}" if test else "-"
         click.echo(f"{r.name[:35]:<36}{r.spec.name[:15]:<16}{r.status:<12}{r.metrics.get('epochs_run', 0):>7}"

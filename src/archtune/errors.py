@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Iterable
+from typing import Any
 
 
 class ArchtuneError(Exception):
     """A problem with the user's input (spec, data, run folder, ...), explained in its message."""
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (and safe for integers too long to print)."""
+    try:
+        text = repr(value)
+    except ValueError:  # int too long to convert to text
+        return f"an integer of more than {sys.get_int_max_str_digits()} digits"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:
@@ -22,6 +33,7 @@ def unknown(kind: str, word: str, options: Iterable[str], where: str = "") -> Ar
     """Build the standard 'unknown X' error with a close-match suggestion and the allowed values."""
     opts = sorted(options)
     prefix = f"{where}: " if where else ""
+    shown = word if len(word) <= 60 else word[:57] + "..."
     return ArchtuneError(
-        f"{prefix}unknown {kind} '{word}'{did_you_mean(word, opts)}; expected one of: {', '.join(opts)}"
+        f"{prefix}unknown {kind} '{shown}'{did_you_mean(word, opts)}; expected one of: {', '.join(opts)}"
     )

@@ -14,11 +14,14 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from .data import Split, check_split, load_data
 from .errors import ArchtuneError
+from .specs import output_units
 from .training.device import pick_device
 from .training.loop import predict_log_probs
 from .training.runs import Run, load_run, write_csv, write_json
 
 log = logging.getLogger(__name__)
+SPLITS = ("train", "dev", "test")
+VERDICT_KEYS = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
 
 
 def metrics_from_logits(logits: torch.Tensor, y: torch.Tensor, classes: list[str], *,
@@ -59,6 +62,12 @@ def capacity_verdict(history: list[dict[str, float]], chance: float | None = Non
     """
     if not history:
         return {"verdict": "unknown", "reason": "no epochs recorded"}
+    for i, h in enumerate(history):
+        bad = [k for k in VERDICT_KEYS if not math.isfinite(h.get(k, math.nan))]
+        if bad:
+            return {"verdict": "unknown",
+                    "reason": f"epoch {i + 1} of the history has no finite {bad[0]} (training "
+                              f"diverged, or history.csv is damaged); no verdict without it"}
     last = history[-1]
     best_dev = max(h["dev_accuracy"] for h in history)
     if chance is not None and best_dev < 1.5 * chance:
@@ -101,6 +110,11 @@ def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None 
         run = load_run(run)
     if not (run.path / "best.pt").exists():
         raise ArchtuneError(f"{run.path}: has no checkpoint yet (status: {run.status}); nothing to evaluate")
+    note = run.status_note()  # e.g. the run died: its best checkpoint is evaluated
+    units = output_units(run.spec)
+    if len(run.classes) != units:
+        raise ArchtuneError(f"{run.path / 'metrics.json'}: lists {len(run.classes)} classes but the "
+                            f"model has {units} outputs")
     dev = pick_device(device)
     model = run.load_model(dev)
     data = data if data is not None else load_data(run.spec.data, data_dir=data_dir).split(split)
@@ -114,7 +128,8 @@ def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None 
     for w in result["most_confident_wrong"]:
         w["source_index"] = int(data.indices[w["index"]])
     result = {"run": str(run.path), "split": split, "tta": use_tta, **result,
-              "capacity": capacity_verdict(run.history, 1 / max(len(run.classes), 1))}
+              "capacity": capacity_verdict(run.history, 1 / max(len(run.classes), 1)),
+              "run_status": run.status, "run_note": note}
     if save:
         write_json(run.path / f"eval_{split}.json", result)
         rows = [{"true\\pred": c, **dict(zip(run.classes, row, strict=True))}
@@ -126,7 +141,8 @@ def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None 
 def format_evaluation(result: dict[str, Any]) -> str:
     """Terminal text: headline, per-class table, confusion matrix, verdict."""
     classes = list(result["per_class"])
-    lines = [f"{result['split']} split ({result['n']:,} images{', flip TTA' if result.get('tta') else ''}): "
+    lines = [f"note: {result['run_note']}", ""] if result.get("run_note") else []
+    lines += [f"{result['split']} split ({result['n']:,} images{', flip TTA' if result.get('tta') else ''}): "
              f"accuracy {result['accuracy'] * 100:.2f}%  loss {result['loss']:.4f}  "
              f"macro F1 {result['macro_f1']:.4f}", "",
              f"{'class':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]

@@ -69,15 +69,19 @@ def test_parallel_slices_and_curves(study_dir: Path) -> None:
     assert set(imp) == set(sd.params) and sum(imp.values()) == pytest.approx(1.0)
 
 
-def test_relative_sqlite_storage_resolves_and_is_never_created(study_dir: Path, tmp_path: Path,
-                                                              monkeypatch) -> None:
-    monkeypatch.chdir(study_dir.parent)
-    url = "sqlite:///s1/study.db"
-    assert sy.resolve_storage(url, study_dir) == url  # relative to the current folder, as Optuna
-    monkeypatch.chdir(tmp_path)
-    assert sy.resolve_storage(url, study_dir) == f"sqlite:///{study_dir / 'study.db'}"
-    with pytest.raises(ArchtuneError, match="does not exist"):
-        sy.resolve_storage("sqlite:///nowhere/x.db", tmp_path)
+def test_the_folders_own_database_is_found_from_the_folder_never_the_cwd(
+        study_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from archtune.search._storage import storage_for_folder
+
+    own = f"sqlite:///{(study_dir / 'study.db').resolve().as_posix()}"
+    for cwd in (study_dir.parent, tmp_path):  # old study.json: relative to where search ran
+        monkeypatch.chdir(cwd)
+        assert storage_for_folder(study_dir, {"study": "s1", "storage": "sqlite:///s1/study.db"}) == own
+        assert storage_for_folder(study_dir, {"study": "s1",
+                                              "storage": "sqlite:///studies/s1/study.db"}) == own
+    assert storage_for_folder(study_dir, {"study": "s1"}) == own
+    with pytest.raises(ArchtuneError, match=f"database {tmp_path / 'nowhere/x.db'} is missing"):
+        storage_for_folder(tmp_path, {"study": "x", "storage": "sqlite:///nowhere/x.db"})
     assert not (tmp_path / "nowhere").exists()
 
 

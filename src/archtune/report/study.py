@@ -6,7 +6,6 @@ function below is pure over those rows, so tests check numbers, not pictures.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -62,29 +61,14 @@ def is_study(path: str | Path) -> bool:
     return (Path(path) / "study.json").is_file()
 
 
-def resolve_storage(url: str, folder: Path) -> str:
-    """A storage URL as Optuna opens it; a relative SQLite file is looked for relative to the
-    current folder (as Optuna does), then in the study folder. Never creates a database."""
-    if not url.startswith("sqlite:///"):
-        return url
-    path = Path(url[len("sqlite:///"):])
-    if path.is_file():
-        return url
-    beside = folder / path.name
-    if beside.is_file():
-        return f"sqlite:///{beside}"
-    raise ArchtuneError(f"{folder}: the study's database {path} does not exist (looked in "
-                        f"{Path.cwd()} and in {folder})")
-
-
 def read_meta(folder: str | Path) -> dict[str, Any]:
+    """The folder's study.json, validated (one reader: the search package's)."""
+    from ..search._storage import read_info
+
     folder = Path(folder)
-    try:
-        meta = json.loads((folder / "study.json").read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ArchtuneError(f"{folder}: study.json is not readable: {err}") from None
-    if not isinstance(meta, dict) or "study" not in meta:
-        raise ArchtuneError(f"{folder}: study.json has no 'study' name")
+    meta = read_info(folder)
+    if meta is None:
+        raise ArchtuneError(f"{folder}: no study.json; not a study folder")
     return meta
 
 
@@ -111,20 +95,12 @@ def _record(t: Any) -> TrialRecord:
 
 def load_study_data(folder: str | Path) -> StudyData:
     """Open a study folder's Optuna study and read all its trials."""
-    import optuna
+    from ..search._storage import connect, load, storage_for_folder
 
     folder = Path(folder)
     meta = read_meta(folder)
-    storage = resolve_storage(str(meta.get("storage") or f"sqlite:///{folder / 'study.db'}"), folder)
-    try:
-        if storage.startswith("sqlite"):
-            study = optuna.load_study(study_name=meta["study"], storage=storage)
-        else:  # PostgreSQL & co. go through the search package's driver handling
-            from ..search._storage import connect
-
-            study = optuna.load_study(study_name=meta["study"], storage=connect(storage, must_exist=True))
-    except KeyError:
-        raise ArchtuneError(f"{folder}: no study named '{meta['study']}' in {storage}") from None
+    url = storage_for_folder(folder, meta)  # the folder's own study.db, never the cwd's
+    study = load(connect(url, must_exist=True), meta["study"], url)
     trials = study.get_trials(deepcopy=False)
     params: dict[str, ParamInfo] = {}
     for t in trials:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArchtuneError
+from ..search._storage import public_url
 from ..training.runs import load_run
 from . import study as sy
 from .html import (
@@ -56,6 +57,11 @@ def study_report(folder: str | Path, output: str | Path | None = None, *,
     return out
 
 
+def _meta_value(sd: sy.StudyData, key: str) -> str:
+    value = str(sd.meta.get(key, sd.direction if key == "direction" else "-"))
+    return public_url(value) if key == "storage" else value  # never a password in a page
+
+
 def _hours(seconds: float) -> str:
     return f"{seconds:,.1f} s ({seconds / 3600:.2f} h)"
 
@@ -76,8 +82,7 @@ def _overview(sd: sy.StudyData, best: sy.TrialRecord | None) -> Section:
     body += note("CPU time: the trials' recorded durations (duration_s), summed per status.")
     keys = ("study", "direction", "objective", "sampler", "pruner", "seed", "created", "storage",
             "space_hash", "archtune")
-    body += kv_table([(k, str(sd.meta.get(k, sd.direction if k == "direction" else "-")))
-                      for k in keys], id="study-meta")
+    body += kv_table([(k, _meta_value(sd, k)) for k in keys], id="study-meta")
     return Section("overview", "Overview", body)
 
 

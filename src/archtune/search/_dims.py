@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ArchtuneError, unknown
+from ..errors import ArchtuneError, short, unknown
 
 if TYPE_CHECKING:
     import optuna
@@ -70,13 +70,16 @@ class Dim:
         """Every value of the dimension, in order; continuous ranges have none."""
         if self.kind == "choice":
             return list(self.choices)
-        if self.kind == "int":
-            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
-        if self.step is None:
+        if self.kind == "float" and self.step is None:
             raise ArchtuneError(
                 f"{self.where}: '{self.name}' is a continuous range, which a grid cannot list; give it "
                 f"a step or make it a choice")
-        n = round((self.high - self.low) / self.step)
+        n = round((self.high - self.low) / (self.step or 1))
+        if n >= GRID_LIMIT:
+            raise ArchtuneError(f"{self.where}: '{self.name}' has more than {GRID_LIMIT:,} values, "
+                                f"more than a grid can list; use sampler random or tpe")
+        if self.kind == "int":
+            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
         return [float(f"{self.low + i * self.step:.12g}") for i in range(n + 1)]
 
     def distribution_key(self) -> tuple[Any, ...]:
@@ -114,12 +117,12 @@ def _choices(values: Any, where: str) -> tuple[tuple[Any, ...], list[Any] | None
         labels = tuple(values)
         bad = [k for k in labels if not isinstance(k, str)]
         if bad:
-            raise ArchtuneError(f"{where}: the labels of a choice must be text, got {bad[0]!r} "
+            raise ArchtuneError(f"{where}: the labels of a choice must be text, got {short(bad[0])} "
                                 f"(quote it)")
         return labels, list(values.values()), True
     if not isinstance(values, list):
         raise ArchtuneError(f"{where}: 'choice' takes a list of values (or a mapping of labelled "
-                            f"branches), got {values!r}")
+                            f"branches), got {short(values)}")
     if not values:
         raise ArchtuneError(f"{where}: empty choice; give at least one value")
     seen: list[str] = []
@@ -149,18 +152,18 @@ def _range(kind: str, raw: dict[str, Any], where: str) -> tuple[float, float, fl
         hint = ""
         if isinstance(bounds, list) and any(isinstance(b, str) and _parses(b) for b in bounds):
             hint = " (YAML reads 1e-4 as text: write 1.0e-4)"
-        raise ArchtuneError(f"{where}: '{kind}' takes [low, high] as two {what}, got {bounds!r}{hint}")
+        raise ArchtuneError(f"{where}: '{kind}' takes [low, high] as two {what}, got {short(bounds)}{hint}")
     low, high = bounds
     if not low < high:
         raise ArchtuneError(f"{where}: empty range [{low}, {high}]; low must be below high")
     if not isinstance(log, bool):
-        raise ArchtuneError(f"{where}.log: expected true or false, got {log!r}")
+        raise ArchtuneError(f"{where}.log: expected true or false, got {short(log)}")
     if log and low <= 0:
         raise ArchtuneError(f"{where}: a log-scale range must be above 0, got [{low}, {high}]")
     if step is not None:
         if not _number(step, integer) or step <= 0:
             raise ArchtuneError(f"{where}.step: expected a positive {'integer' if integer else 'number'}, "
-                                f"got {step!r}")
+                                f"got {short(step)}")
         if log and not (integer and step == 1):
             raise ArchtuneError(f"{where}: 'log' and 'step' cannot be combined (Optuna samples a log "
                                 f"range continuously)")
@@ -175,7 +178,7 @@ def own_name(raw: dict[str, Any], where: str) -> str | None:
     """The ``name:`` a dimension (or repeat) gives itself, checked; None when it has none."""
     name = raw.get("name")
     if name is not None and (not isinstance(name, str) or not name or any(c.isspace() for c in name)):
-        raise ArchtuneError(f"{where}.name: expected a name without spaces, got {name!r}")
+        raise ArchtuneError(f"{where}.name: expected a name without spaces, got {short(name)}")
     return name
 
 

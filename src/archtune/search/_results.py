@@ -119,7 +119,7 @@ def list_studies(studies_dir: str | Path = "studies", storage: str | None = None
             continue
         row = {"study": name, "sampler": info.get("sampler"), "pruner": info.get("pruner"),
                "trials": info.get("trials"), **counts(study), "created": info.get("created"),
-               "storage": info.get("storage"), "best": None, "best_trial": None}
+               "storage": public_url(info.get("storage") or ""), "best": None, "best_trial": None}
         try:
             best = best_trial(study)
             row.update(best=best.value, best_trial=best.number)

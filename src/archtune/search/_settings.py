@@ -8,8 +8,8 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._validate import from_dict, require
-from ..errors import unknown
+from .._validate import from_dict, kind_of, require
+from ..errors import ArchtuneError, unknown
 
 if TYPE_CHECKING:
     import optuna
@@ -63,6 +63,9 @@ class SearchSettings:
 def settings(section: dict[str, Any] | None, overrides: dict[str, Any] | None = None,
              where: str = "search") -> SearchSettings:
     """The ``search:`` section with ``overrides`` (None values ignored) applied, validated."""
+    if section is not None and not isinstance(section, dict):
+        raise ArchtuneError(f"{where}: expected a mapping of settings (sampler: tpe, trials: "
+                            f"20, ...), got {kind_of(section)}")
     merged = dict(section or {})
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return from_dict(SearchSettings, merged, where)

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .._validate import check_keys
+from .._files import check_nesting
+from .._validate import check_keys, kind_of
 from ..config import data_config, train_config
-from ..errors import ArchtuneError, did_you_mean
+from ..errors import ArchtuneError, did_you_mean, short
 from ..specs.layers import normalize_layer
 from ..specs.schema import SPEC_KEYS, apply_overrides, read_spec_file
 from ._dims import GRID_LIMIT, Dim
@@ -42,7 +43,8 @@ class SearchSpace:
 
     def __init__(self, raw: dict[str, Any], *, source: str = "space"):
         if not isinstance(raw, dict):
-            raise ArchtuneError(f"{source}: a search space must be a mapping, got {type(raw).__name__}")
+            raise ArchtuneError(f"{source}: a search space must be a mapping, got {kind_of(raw)}")
+        check_nesting(raw, source)
         raw = dict(raw)
         self.source = source
         try:
@@ -182,7 +184,7 @@ class SearchSpace:
             if d.name not in params:
                 raise ArchtuneError(f"{where}: no value for '{d.name}'")
             if not d.contains(params[d.name]):
-                raise ArchtuneError(f"{where}: {d.name} = {params[d.name]!r} is outside "
+                raise ArchtuneError(f"{where}: {d.name} = {short(params[d.name])} is outside "
                                     f"{d.describe()}")
             used.append(d.name)
             return params[d.name]
@@ -293,6 +295,7 @@ def load_space(name_or_path: str | Path | dict[str, Any] | SearchSpace,
 def raw_space(name_or_path: str | Path | dict[str, Any]) -> tuple[dict[str, Any], str]:
     """(unvalidated dict, source) of a built-in space name, a YAML/JSON file or a dict."""
     if isinstance(name_or_path, dict):
+        check_nesting(name_or_path, "space")
         return copy.deepcopy(name_or_path), "space"
     text = str(name_or_path)
     if text in _builtin():

@@ -7,7 +7,6 @@ Any Optuna RDB URL works as storage (PostgreSQL for many machines).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import warnings
@@ -15,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ArchtuneError, did_you_mean
+from .._validate import check_fields
+from ..errors import ArchtuneError, did_you_mean, short
 
 if TYPE_CHECKING:
     import optuna
@@ -28,6 +28,13 @@ GRACE_S = 45  # a trial without heartbeat for this long is failed and retried
 MAX_RETRY = 3  # a trial whose worker keeps dying is retried at most this many times
 STUDY_FILE = "study.json"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+STUDY_DB = "study.db"  # a study folder's own SQLite storage
+# What study.json must hold (name -> type; other keys are left alone).
+STUDY_FIELDS: dict[str, Any] = {
+    "study": str, "storage": str, "space": dict[str, Any], "space_hash": str, "sampler": str,
+    "pruner": str, "seed": int, "direction": str, "objective": str, "created": str,
+    "trials": int | None, "fraction": float | None, "train_subset": int | None,
+    "epochs": int | None, "queued": int | None, "keep_runs": bool}
 
 
 @dataclass
@@ -46,7 +53,7 @@ class Handle:
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ArchtuneError(f"study name {name!r}: use letters, digits, '.', '_' and '-' (at most 100)")
+        raise ArchtuneError(f"study name {short(name)}: use letters, digits, '.', '_' and '-' (at most 100)")
     return name
 
 
@@ -56,21 +63,55 @@ def default_storage(studies_dir: str | Path, study: str) -> str:
     return f"sqlite:///{Path(studies_dir).as_posix()}/{study}/study.db"
 
 
+_CREDENTIALS = re.compile(r"^((?:[A-Za-z][\w+.-]*://)?[^:/@\s]*):.*@", re.S)
+_SECRET_PARAMS = re.compile(r"(?i)([?&;](?:password|passwd|pwd|secret|token)=)[^&;\s]*")
+
+
 def public_url(url: str) -> str:
-    """The URL without its password (kept out of study.json and messages; use ~/.pgpass)."""
+    """The URL without its password (kept out of study.json and messages; use ~/.pgpass). A
+    URL that does not parse is redacted as text: whatever stands between ``user:`` and the last
+    ``@``, and password-like query parameters."""
+    from sqlalchemy.engine import make_url
+
+    url = str(url)
+    try:
+        parsed = make_url(url) if url.count("@") <= 1 else None  # else ambiguous: as text
+    except Exception:  # sqlalchemy raises ArgumentError and others for junk
+        parsed = None
+    if parsed is None:
+        return _SECRET_PARAMS.sub(r"\1***", _CREDENTIALS.sub(r"\1@", url))
+    secret = {k for k in parsed.query if _SECRET_PARAMS.match(f"?{k}=")}
+    if not parsed.password and not secret:
+        return url
+    parsed = parsed._replace(password=None).difference_update_query(secret)
+    return parsed.render_as_string(hide_password=False)
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` (e.g. a driver's message) with the URL's password, if any, replaced."""
     from sqlalchemy.engine import make_url
 
     try:
-        parsed = make_url(url)
-    except Exception:  # sqlalchemy raises ArgumentError and others for junk
-        return url
-    return parsed.set(password=None).render_as_string(hide_password=False) if parsed.password else url
+        password = make_url(url).password
+    except Exception:
+        password = None
+    return text.replace(str(password), "***") if password else text
+
+
+def stored_url(url: str) -> str:
+    """The form of a storage URL written to study.json: no password, and a relative SQLite
+    file made absolute (a command-line path is relative to the working folder *now*)."""
+    path = _sqlite_path(url)
+    if path is not None:
+        query = url.partition("?")[1] + url.partition("?")[2]
+        url = f"sqlite:///{path.resolve().as_posix()}{query}"
+    return public_url(url)
 
 
 def _sqlite_path(url: str) -> Path | None:
     if not url.startswith("sqlite:///"):
         return None
-    rest = url[len("sqlite:///"):]
+    rest = url[len("sqlite:///"):].split("?", 1)[0]
     return None if rest in ("", ":memory:") else Path(rest)
 
 
@@ -89,11 +130,11 @@ def _check_url(url: str, must_exist: bool) -> None:
     path = _sqlite_path(url)
     if path is not None:
         if must_exist and not path.is_file():
-            raise ArchtuneError(f"storage '{url}': no such database file {path}")
+            raise ArchtuneError(f"storage '{public_url(url)}': no such database file {path}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise ArchtuneError(f"storage '{url}': cannot make folder {path.parent}: "
+            raise ArchtuneError(f"storage '{public_url(url)}': cannot make folder {path.parent}: "
                                 f"{err.strerror}") from None
 
 
@@ -154,8 +195,8 @@ def connect(url: str, *, must_exist: bool = False) -> RDBStorage:
         if path is not None:
             _sqlite_setup(storage, path)
     except (SQLAlchemyError, optuna.exceptions.StorageInternalError, ImportError, OSError) as err:
-        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
-        raise ArchtuneError(f"cannot open storage '{shown}': {reason}") from None
+        reason = (str(getattr(err, "orig", None) or err).strip().splitlines() or ["?"])[0]
+        raise ArchtuneError(f"cannot open storage '{shown}': {_scrub(reason, url)}") from None
     return storage
 
 
@@ -172,19 +213,21 @@ def load(storage: RDBStorage, name: str, url: str) -> optuna.Study:
 
 
 def read_info(folder: Path) -> dict[str, Any] | None:
+    """The folder's study.json (validated), or None when it has none."""
+    from .._files import read_object
+
     path = folder / STUDY_FILE
-    if not path.is_file():
+    if not path.exists():
         return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ArchtuneError(f"{path}: not readable JSON: {err}") from None
+    return read_object(path, STUDY_FIELDS, ("study",), "study file")
 
 
 def write_info(folder: Path, info: dict[str, Any]) -> None:
     from ..training.runs import write_json
 
     folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(info.get("storage"), str):
+        info = info | {"storage": public_url(info["storage"])}  # never a password on disk
     write_json(folder / STUDY_FILE, info)
 
 
@@ -193,16 +236,30 @@ def study_info(study: optuna.Study) -> dict[str, Any]:
     if not isinstance(info, dict):
         raise ArchtuneError(f"study '{study.study_name}' was not made by archtune search (it has no "
                             f"archtune settings)")
+    check_fields(info, STUDY_FIELDS, f"study '{study.study_name}' (its archtune settings)",
+                 required=("space", "sampler", "pruner", "seed"))
     return info
 
 
-def storage_for_folder(folder: Path, info: dict[str, Any]) -> str:
-    """A study folder holding its own study.db is opened from that file wherever the folder
-    is; any other storage is opened from the URL in study.json."""
-    if (folder / "study.db").is_file() and _sqlite_path(info["storage"]) is not None \
-            and Path(info["storage"][len("sqlite:///"):]).name == "study.db":
-        return f"sqlite:///{(folder / 'study.db').resolve().as_posix()}"
-    return info["storage"]
+def storage_for_folder(folder: Path, info: dict[str, Any], *, must_exist: bool = True) -> str:
+    """The storage URL of a study folder, never resolved against the working folder.
+
+    The folder's own database (``study.db``; study.json names it as the default
+    ``sqlite:///<studies_dir>/<study>/study.db``, relative or absolute) is always the
+    ``study.db`` inside the folder, wherever the folder now is; another relative SQLite path is
+    relative to the folder; any other URL is used as stored. A missing SQLite file is an error
+    naming it (with ``must_exist``)."""
+    url = str(info.get("storage") or f"sqlite:///{STUDY_DB}")
+    path = _sqlite_path(url)
+    if path is None:
+        return url
+    own = path.name == STUDY_DB and (not path.is_absolute() or path.parent.name in
+                                     (folder.name, info.get("study")))
+    target = folder / STUDY_DB if own else path if path.is_absolute() else folder / path
+    if must_exist and not target.is_file():
+        raise ArchtuneError(f"{folder}: the study's database {target} is missing (study.json "
+                            f"names {public_url(url)})")
+    return f"sqlite:///{target.resolve().as_posix()}"
 
 
 def find_folder(path_or_name: str | Path, studies_dir: str | Path) -> Path:

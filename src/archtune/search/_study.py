@@ -27,6 +27,7 @@ from ._storage import (
     public_url,
     read_info,
     storage_for_folder,
+    stored_url,
     study_info,
     write_info,
 )
@@ -95,14 +96,15 @@ def prepare(space: SearchSpace, s: SearchSettings, *, name: str, storage: str | 
     check_name(name)
     folder = Path(studies_dir) / name
     local = read_info(folder)
-    url = storage or (local["storage"] if local else default_storage(studies_dir, name))
-    if local is not None and storage is not None and public_url(storage) != local["storage"]:
-        raise ArchtuneError(f"{folder} holds study '{name}' of storage '{local['storage']}', not "
-                            f"'{public_url(storage)}'; choose another --study or --studies-dir")
+    url = stored_url(storage) if storage else \
+        str((local or {}).get("storage") or default_storage(studies_dir, name))
+    if local is not None and storage is not None and not _same_storage(storage, folder, local):
+        raise ArchtuneError(f"{folder} holds study '{name}' of storage '{local.get('storage')}', "
+                            f"not '{public_url(storage)}'; choose another --study or --studies-dir")
     candidates, grid_size = space.select(s.fraction, s.seed) if s.sampler == "grid" else (None, None)
     if storage is None and local is None:
         folder.mkdir(parents=True, exist_ok=True)
-    rdb = connect(storage_for_folder(folder, local) if local and storage is None else url)
+    rdb = connect(storage if storage else _folder_url(folder, local, new) if local else url)
     exists = name in [x.study_name for x in rdb.get_all_studies()]
     if exists and new:
         log.warning("--new: deleting study '%s' and its %s", name, folder / "trials")
@@ -136,6 +138,20 @@ def prepare(space: SearchSpace, s: SearchSettings, *, name: str, storage: str | 
         _enqueue(handle, candidates)
     write_info(folder, handle.info)
     return handle
+
+
+def _folder_url(folder: Path, local: dict[str, Any], new: bool) -> str:
+    try:
+        return storage_for_folder(folder, local, must_exist=not new)
+    except ArchtuneError as err:
+        raise ArchtuneError(f"{err}; run with --new to start the study again") from None
+
+
+def _same_storage(storage: str, folder: Path, local: dict[str, Any]) -> bool:
+    """Whether a --storage URL names the storage a study folder already uses."""
+    if storage.startswith("sqlite:///"):
+        return storage_for_folder(folder, local, must_exist=False) == stored_url(storage)
+    return public_url(storage) == local.get("storage")
 
 
 def _max_epochs(space: SearchSpace, s: SearchSettings) -> int | None:
@@ -188,7 +204,8 @@ def attach(study: str | Path, *, storage: str | None = None, studies_dir: str | 
     space = SearchSpace(info["space"], source="stored")
     handle = Handle(_with_strategy(loaded, info, rdb, space, stream), rdb, info, folder)
     if storage is not None and read_info(folder) is None:
-        write_info(folder, info)  # so trials, best and retrain work from this machine too
+        # so trials, best and retrain work from this machine too
+        write_info(folder, info | {"storage": stored_url(storage)})
     return handle
 
 

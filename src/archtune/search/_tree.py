@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ArchtuneError
+from ..errors import ArchtuneError, short
 from ..specs.layers import is_layer_name
 from ._dims import KINDS, Dim, is_dim, own_name, parse_dim
 
@@ -153,17 +153,18 @@ class Parser:
             node = self._dim(count_raw, Ctx((f"{rname}.n",), ctx.raw_path + ("repeat",), "",
                                             "", ctx.requires), in_list=False, merge_ok=False)
             count = node.dim
-            values = count.grid_values() if count.kind != "float" else [-1]
+            values = list(count.choices) if count.kind == "choice" else \
+                [count.low, count.high] if count.kind == "int" else [-1]
             if any(not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_REPEAT
                    for v in values):
                 raise ArchtuneError(f"{ctx.where}.repeat: the number of repeats must be an integer "
                                     f"from 0 to {MAX_REPEAT}")
-            top = max(values)
+            top = max(count.grid_values())  # at most MAX_REPEAT + 1 values
         elif isinstance(count_raw, int) and not isinstance(count_raw, bool) and 0 <= count_raw <= MAX_REPEAT:
             count = top = count_raw
         else:
             raise ArchtuneError(f"{ctx.where}.repeat: expected an integer from 0 to {MAX_REPEAT} or a "
-                                f"dimension such as {{int: [1, 3]}}, got {count_raw!r}")
+                                f"dimension such as {{int: [1, 3]}}, got {short(count_raw)}")
         blocks = []
         for k in range(1, top + 1):
             need = ((count.name, top),) if isinstance(count, Dim) else ()
@@ -202,7 +203,7 @@ def _check_typo(value: dict[Any, Any]) -> None:
     if isinstance(key, str) and not is_layer_name(key):
         close = difflib.get_close_matches(key, KINDS, n=1, cutoff=0.75)
         if close:
-            raise ArchtuneError(f"'{key}: {value[key]!r}': unknown dimension '{key}' "
+            raise ArchtuneError(f"'{key}: {short(value[key])}': unknown dimension '{key}' "
                                 f"(did you mean '{close[0]}'?); dimensions are choice, int and float")
 
 
@@ -254,4 +255,4 @@ def _index(dim: Dim, value: Any) -> int:
     for i, c in enumerate(dim.choices):
         if type(c) is type(value) and c == value:
             return i
-    raise ArchtuneError(f"'{dim.name}' = {value!r} is not one of its choices {list(dim.choices)}")
+    raise ArchtuneError(f"'{dim.name}' = {short(value)} is not one of its choices {list(dim.choices)}")

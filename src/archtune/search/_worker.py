@@ -9,15 +9,14 @@ when the worker ran on this machine (its process is gone), otherwise when its he
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._process import is_gone as _is_dead
+from .._process import this_process as this_worker
 from ._objective import TrialContext, TrialResult, run_trial, trial_seed
 from ._storage import HEARTBEAT_S, Handle
 
@@ -32,43 +31,6 @@ class Budget:
     trials: int | None = None  # finished trials the study should hold
     timeout: float | None = None  # seconds after which this worker starts no new trial
     target: float | None = None  # stop once the best dev accuracy reaches this
-
-
-def _start_time(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def this_worker() -> dict[str, Any]:
-    pid = os.getpid()
-    return {"host": socket.gethostname(), "boot": _boot_id(), "pid": pid, "start": _start_time(pid)}
-
-
-def _is_dead(worker: Any) -> bool:
-    """True only for a worker of this machine whose process is gone."""
-    me = this_worker()
-    if not isinstance(worker, dict) or worker.get("host") != me["host"] or worker.get("boot") != me["boot"]:
-        return False
-    pid = worker.get("pid")
-    if not isinstance(pid, int) or pid == me["pid"]:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return worker.get("start") is not None and _start_time(pid) != worker.get("start")
 
 
 class _Heartbeat:

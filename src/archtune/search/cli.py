@@ -228,7 +228,11 @@ def trials(study: str, fmt: str, sort: str, reverse: bool, output: str | None, s
     elif fmt == "json":
         text = df.to_json(orient="records", indent=2, date_format="iso")
     else:
-        df.to_parquet(output, index=False)
+        try:
+            df.to_parquet(output, index=False)
+        except ImportError:
+            raise ArchtuneError("--format parquet needs pyarrow, which is not installed: "
+                                "pip install 'archtune[parquet]'") from None
         click.echo(f"saved {len(df)} trials to {output}")
         return
     if output:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ArchtuneError, did_you_mean, unknown
+from ..errors import ArchtuneError, did_you_mean, short, unknown
 from .functions import ACTIVATIONS, INITIALIZERS, VECTOR_INITIALIZERS
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class Kind:
 
 
 def _fail(where: str, expected: str, value: Any) -> ArchtuneError:
-    return ArchtuneError(f"{where}: expected {expected}, got {value!r}")
+    return ArchtuneError(f"{where}: expected {expected}, got {short(value)}")
 
 
 def _is_int(v: Any) -> bool:
@@ -222,7 +222,7 @@ def _split_entry(entry: Any, where: str) -> tuple[str, Any]:
         ((type_name, raw),) = entry.items()
         return type_name, {} if raw is None else raw
     raise ArchtuneError(
-        f"{where}: expected '{{LayerType: {{arg: value}}}}' or '{{type: LayerType, ...}}', got {entry!r}")
+        f"{where}: expected '{{LayerType: {{arg: value}}}}' or '{{type: LayerType, ...}}', got {short(entry)}")
 
 
 def normalize_layer(entry: Any, index: int, *, prefix: str = "layer") -> Layer:
@@ -236,7 +236,7 @@ def normalize_layer(entry: Any, index: int, *, prefix: str = "layer") -> Layer:
     if not isinstance(raw, dict) and lt.primary is not None:
         raw = {lt.primary: raw}
     if not isinstance(raw, dict):
-        raise ArchtuneError(f"{where}: arguments must be a mapping, got {raw!r}")
+        raise ArchtuneError(f"{where}: arguments must be a mapping, got {short(raw)}")
     args: dict[str, Any] = {}
     for key, value in raw.items():
         key = ARG_ALIASES.get(key, key)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .._validate import check_keys
+from .._files import check_nesting, parse_yaml, read_data
+from .._validate import check_keys, kind_of
 from ..config import DataConfig, TrainConfig, data_config, to_dict, train_config
-from ..errors import ArchtuneError
+from ..errors import ArchtuneError, short
 from .layers import Layer, normalize_layer
 from .shapes import infer_shapes
 
@@ -54,7 +54,7 @@ def _input_shape(value: Any) -> tuple[int, int, int]:
     if (not isinstance(value, list | tuple) or len(value) not in (2, 3)
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
         raise ArchtuneError(
-            f"input_shape: expected [height, width, channels] of positive integers, got {value!r}")
+            f"input_shape: expected [height, width, channels] of positive integers, got {short(value)}")
     h, w, *c = value
     return (h, w, c[0] if c else 1)
 
@@ -62,7 +62,8 @@ def _input_shape(value: Any) -> tuple[int, int, int]:
 def spec_from_dict(raw: dict[str, Any], *, source: str = "spec") -> Spec:
     """Validate a spec dict (layers, train, data) and infer/check all shapes."""
     if not isinstance(raw, dict):
-        raise ArchtuneError(f"{source}: a spec must be a mapping with 'layers', got {type(raw).__name__}")
+        raise ArchtuneError(f"{source}: a spec must be a mapping with 'layers', got {kind_of(raw)}")
+    check_nesting(raw, source)
     try:
         check_keys(raw, SPEC_KEYS, source)
         if "search" in raw:
@@ -90,15 +91,11 @@ def spec_from_dict(raw: dict[str, Any], *, source: str = "spec") -> Spec:
 def read_spec_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML or JSON spec file into a dict (no validation)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ArchtuneError(f"{path}: no such spec file")
-    text = path.read_text()
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise ArchtuneError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}") from None
+    data = read_data(path, "spec file")
     if not isinstance(data, dict):
-        raise ArchtuneError(f"{path}: a spec must be a mapping with 'layers'")
+        raise ArchtuneError(f"{path}: a spec must be a mapping with 'layers', got {kind_of(data)}")
     data.setdefault("name", path.stem)
     return data
 
@@ -118,5 +115,5 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ArchtuneError(f"--set {item!r}: '{part}' is not a section")
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = parse_yaml(value, f"--set {key}")
     return out

@@ -3,11 +3,19 @@
 from .augment import augment
 from .loop import predict_log_probs, predict_logits
 from .optim import lr_factor, make_optimizer, make_scheduler
-from .runs import Run, list_runs, load_checkpoint, load_run, save_checkpoint
+from .runs import (
+    Run,
+    UnreadableRun,
+    list_runs,
+    load_checkpoint,
+    load_run,
+    save_checkpoint,
+    scan_runs,
+)
 from .trainer import check_compatible, load_splits, train
 
 __all__ = [
-    "Run", "augment", "check_compatible", "list_runs", "load_checkpoint", "load_run", "load_splits",
-    "lr_factor", "make_optimizer", "make_scheduler", "predict_log_probs", "predict_logits",
-    "save_checkpoint", "train",
+    "Run", "UnreadableRun", "augment", "check_compatible", "list_runs", "load_checkpoint", "load_run",
+    "load_splits", "lr_factor", "make_optimizer", "make_scheduler", "predict_log_probs",
+    "predict_logits", "save_checkpoint", "scan_runs", "train",
 ]

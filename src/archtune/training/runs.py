@@ -7,28 +7,55 @@ Layout of ``runs/<name>/``::
     history.csv      one row per epoch: lr, train/dev loss and accuracy, seconds
     grad_norms.csv   mean per-layer gradient norm per epoch
     best.pt          best weights (+ spec, classes, normalisation), written as training goes
-    metrics.json     status (running/complete/interrupted/stopped), best epoch, dev metrics
+    metrics.json     status (running/complete/interrupted/stopped), best epoch, dev metrics,
+                     and the training process (host, pid): a ``running`` run whose process is
+                     gone from this machine reads as ``died``
     eval_<split>.json  written by ``archtune evaluate``
+
+Every file is validated when read back (:mod:`archtune._files`): a damaged or foreign file is
+an :class:`ArchtuneError` naming the file and what is wrong.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
-import yaml
 
+from .._files import read_data, read_numeric_csv, read_object
+from .._process import is_gone
+from .._validate import check_fields, kind_of
 from ..errors import ArchtuneError
 from ..models import ArchtuneNet, build_model
 from ..specs import Spec, spec_from_dict
 
+log = logging.getLogger(__name__)
+
 RUN_FILES = ("spec.yaml", "metrics.json")
+STATUSES = ("running", "complete", "interrupted", "stopped", "failed")
+# What each file must hold (name -> type; other keys are left alone).
+METRICS_FIELDS: dict[str, Any] = {
+    "status": Literal[STATUSES], "spec": str, "classes": list[str], "params": int, "flops": int,
+    "seed": int, "epochs_run": int, "best_epoch": int | None, "best": dict[str, float] | None,
+    "train_seconds": float, "stopped_early": bool, "started": str, "finished": str,
+    "data": dict[str, Any], "process": dict[str, Any]}
+ENV_FIELDS: dict[str, Any] = {"archtune": str, "torch": str, "device": str, "precision": str,
+                              "threads": int, "seed": int}
+EVAL_FIELDS: dict[str, Any] = {
+    "split": str, "n": int, "accuracy": float, "loss": float, "macro_f1": float, "tta": bool,
+    "per_class": dict[str, dict[str, float]], "confusion_matrix": list[list[int]],
+    "most_confident_wrong": list[dict[str, Any]], "capacity": dict[str, Any]}
+CHECKPOINT_FIELDS: dict[str, Any] = {
+    "spec": dict[str, Any], "classes": list[str], "mean": list[float] | None,
+    "std": list[float] | None, "epoch": int, "state_dict": dict[str, Any]}
+HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -46,14 +73,6 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
             w.writeheader()
             w.writerows(rows)
     os.replace(tmp, path)
-
-
-def read_csv(path: Path) -> list[dict[str, float]]:
-    if not path.exists():
-        return []
-    with path.open() as f:
-        return [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()}
-                for row in csv.DictReader(f)]
 
 
 def new_run_dir(spec_name: str, root: str | Path = "runs") -> Path:
@@ -88,10 +107,18 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # torch raises many types for corrupt files
-        raise ArchtuneError(f"{path}: not a readable archtune checkpoint ({err})") from None
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ArchtuneError(f"{path}: not a readable archtune checkpoint ({reason})") from None
+    if not isinstance(ckpt, dict):
+        raise ArchtuneError(f"{path}: not an archtune checkpoint (it holds {kind_of(ckpt)})")
+    check_fields(ckpt, CHECKPOINT_FIELDS, str(path), required=tuple(CHECKPOINT_FIELDS))
     spec = spec_from_dict(ckpt["spec"], source=str(path))
-    model = build_model(spec, ckpt["mean"], ckpt["std"])
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model = build_model(spec, ckpt["mean"], ckpt["std"])
+        model.load_state_dict(ckpt["state_dict"])
+    except (RuntimeError, ValueError, TypeError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ArchtuneError(f"{path}: the weights do not fit the checkpoint's spec ({reason})") from None
     model.eval()
     return model.to(device), ckpt
 
@@ -118,7 +145,25 @@ class Run:
 
     @property
     def status(self) -> str:
-        return str(self.metrics.get("status", "unknown"))
+        """running | complete | interrupted | stopped, or ``died``: recorded as running by a
+        process of this machine that is gone (killed, or the machine slept through it)."""
+        status = str(self.metrics.get("status", "unknown"))
+        if status == "running" and is_gone(self.metrics.get("process")):
+            return "died"
+        return status
+
+    def status_note(self) -> str | None:
+        """One sentence on a run that did not complete (None for a complete or live one)."""
+        status = self.status
+        if status in ("complete", "running"):
+            return None
+        process = self.metrics.get("process") or {}
+        why = (f"its training process (pid {process.get('pid')} on {process.get('host')}) is "
+               f"gone" if status == "died" else f"it is marked {status}")
+        best = self.metrics.get("best_epoch")
+        kept = (f"its best checkpoint is epoch {best} of {self.metrics.get('epochs_run', 0)} run"
+                if best is not None else "it saved no checkpoint")
+        return f"run {self.name} {'died' if status == 'died' else 'did not finish'}: {why}; {kept}"
 
     def load_model(self, device: str | torch.device = "cpu") -> ArchtuneNet:
         """The best weights (cached after the first call, or as left by ``train``)."""
@@ -127,38 +172,71 @@ class Run:
         return self._model.to(device)
 
     def evaluation(self, split: str) -> dict[str, Any] | None:
+        """The saved ``eval_<split>.json`` (validated), or None when there is none."""
         p = self.path / f"eval_{split}.json"
-        return json.loads(p.read_text()) if p.exists() else None
+        return read_object(p, EVAL_FIELDS, ("split", "n", "accuracy"), "run file") \
+            if p.exists() else None
+
+
+@dataclass
+class UnreadableRun:
+    """A folder that looks like a run but cannot be read, and why."""
+
+    path: Path
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name
 
 
 def load_run(path: str | Path) -> Run:
-    """Load a run folder; raises a clear error when the folder is not a run."""
+    """Load a run folder; raises a clear error when the folder is not a run or a file in it is
+    damaged (each file is validated: types, required keys, CSV rows)."""
     path = Path(path)
     if not path.exists():
         raise ArchtuneError(f"{path}: no such run folder")
     missing = [f for f in RUN_FILES if not (path / f).is_file()]
     if not path.is_dir() or missing:
         raise ArchtuneError(f"{path}: not an archtune run folder (missing {', '.join(missing) or 'files'})")
-    try:
-        raw = yaml.safe_load((path / "spec.yaml").read_text())
-        metrics = json.loads((path / "metrics.json").read_text())
-        env = json.loads((path / "env.json").read_text()) if (path / "env.json").exists() else {}
-    except (yaml.YAMLError, json.JSONDecodeError) as err:
-        raise ArchtuneError(f"{path}: a run file is not readable: {err}") from None
-    spec = spec_from_dict(raw, source=str(path / "spec.yaml"))
-    return Run(path, spec, metrics, env, read_csv(path / "history.csv"), read_csv(path / "grad_norms.csv"))
+    metrics = read_object(path / "metrics.json", METRICS_FIELDS, ("status", "classes"), "run file")
+    env = read_object(path / "env.json", ENV_FIELDS, (), "run file") \
+        if (path / "env.json").exists() else {}
+    spec = spec_from_dict(read_data(path / "spec.yaml", "run file"), source=str(path / "spec.yaml"))
+    history = read_numeric_csv(path / "history.csv", HISTORY_COLUMNS) \
+        if (path / "history.csv").exists() else []
+    grads = read_numeric_csv(path / "grad_norms.csv", ("epoch",)) \
+        if (path / "grad_norms.csv").exists() else []
+    return Run(path, spec, metrics, env, history, grads)
 
 
-def list_runs(root: str | Path = "runs") -> list[Run]:
-    """Every readable run folder directly under ``root``, oldest first."""
+def scan_runs(root: str | Path = "runs") -> list[Run | UnreadableRun]:
+    """Every run folder directly under ``root``, oldest first: loaded, or unreadable with the
+    reason. A folder holding none of spec.yaml, metrics.json and best.pt is not a run."""
     root = Path(root)
     if not root.is_dir():
         return []
+    found: list[tuple[float, Run | UnreadableRun]] = []
+    for p in root.iterdir():
+        if not p.is_dir() or not any((p / f).exists() for f in (*RUN_FILES, "best.pt")):
+            continue
+        try:
+            mtime = p.stat().st_mtime
+            found.append((mtime, load_run(p)))
+        except ArchtuneError as err:
+            found.append((mtime, UnreadableRun(p, str(err).removeprefix(f"{p}/"))))
+        except OSError as err:
+            found.append((0.0, UnreadableRun(p, err.strerror or str(err))))
+    return [r for _, r in sorted(found, key=lambda item: (item[0], item[1].name))]
+
+
+def list_runs(root: str | Path = "runs") -> list[Run]:
+    """Every readable run folder directly under ``root``, oldest first (each unreadable one is
+    logged as a warning; :func:`scan_runs` returns them too)."""
     runs = []
-    for p in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime):
-        if (p / "metrics.json").is_file():
-            try:
-                runs.append(load_run(p))
-            except ArchtuneError:
-                continue
+    for r in scan_runs(root):
+        if isinstance(r, UnreadableRun):
+            log.warning("%s: unreadable run folder: %s", r.path, r.reason)
+        else:
+            runs.append(r)
     return runs

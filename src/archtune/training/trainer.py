@@ -12,6 +12,7 @@ from typing import Any
 import torch
 import yaml
 
+from .._process import this_process
 from ..data import Splits, channel_stats, check_fits, load_data
 from ..errors import ArchtuneError
 from ..models import ArchtuneNet, build_model
@@ -117,6 +118,7 @@ def train(
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "data": {"dataset": spec.data.dataset, "n_train": len(splits.train.y), "n_dev": len(splits.dev.y)},
         "epochs_run": 0, "best_epoch": None, "stopped_early": False,
+        "process": this_process(),  # so a run left 'running' by a killed process reads as died
     }
     write_json(path / "metrics.json", metrics)
     log.info("run folder: %s (device %s, precision %s, %d threads)", path, dev, precision, n_threads)
