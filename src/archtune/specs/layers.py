@@ -82,8 +82,10 @@ def _choice(name: str, options: Sequence[str] | dict[str, Any], optional: bool =
     def check(value: Any, where: str) -> Any:
         if value is None and optional:
             return None
+        if not isinstance(value, str):
+            raise _fail(where, f"one of: {', '.join(options)}", value)
         if value not in options:
-            raise unknown(name, str(value), options, where)
+            raise unknown(name, value, options, where)
         return value
     return check
 
