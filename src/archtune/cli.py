@@ -19,6 +19,15 @@ if TYPE_CHECKING:
 DEFAULT_SPEC = "default"
 
 
+def log_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--log and --mlflow-uri: experiment loggers (see archtune.tracking)."""
+    command = click.option("--mlflow-uri", metavar="URI",
+                           help="Where MLflow records (default: $MLFLOW_TRACKING_URI, else "
+                                "sqlite:///mlflow.db here).")(command)
+    return click.option("--log", "loggers", multiple=True, metavar="LOGGER",
+                        help="Log to tensorboard | mlflow (repeat for both).")(command)
+
+
 def _overrides(options: dict[str, object], sets: tuple[str, ...]) -> list[str]:
     """Turn shortcut flags (--epochs 15) into section.key=value overrides, before --set ones."""
     out = []
@@ -141,11 +150,13 @@ def data(name: str, data_dir: str | None, dev_fraction: float, seed: int, plots:
 @click.option("--run-dir", type=click.Path(), help="Run folder (default: runs/<spec>-<time>).")
 @click.option("--device", type=str, help="cpu | cuda (default: cuda when available).")
 @click.option("--threads", type=int, help="CPU threads (default: all cores available).")
+@log_options
 @click.pass_context
 def train(ctx: click.Context, spec: str, epochs: int | None, batch_size: int | None, optimizer: str | None,
           lr: float | None, seed: int | None, precision: str | None, dataset: str | None,
           data_dir: str | None, train_subset: int | None, sets: tuple[str, ...], run_dir: str | None,
-          device: str | None, threads: int | None) -> None:
+          device: str | None, threads: int | None, loggers: tuple[str, ...],
+          mlflow_uri: str | None) -> None:
     """Train SPEC (default: 'default') and save a run folder; prints dev accuracy and the folder."""
     from .specs import load_spec
     from .training import train as run_training
@@ -155,7 +166,8 @@ def train(ctx: click.Context, spec: str, epochs: int | None, batch_size: int | N
                  "data.dataset": dataset, "data.data_dir": data_dir, "data.train_subset": train_subset}
     loaded = load_spec(spec, _overrides(shortcuts, sets))
     report_training(lambda: run_training(loaded, run_dir=run_dir, device=device, threads=threads,
-                                         progress=not ctx.obj["quiet"]))
+                                         progress=not ctx.obj["quiet"], loggers=list(loggers),
+                                         mlflow_uri=mlflow_uri))
 
 
 @cli.command()
@@ -199,7 +211,8 @@ def _register_extensions() -> None:
     """Subcommands that live next to their feature (search, report, serve) add themselves here."""
     import importlib
 
-    for module in ("archtune.search.cli", "archtune.report.cli", "archtune.serve.cli"):
+    for module in ("archtune.search.cli", "archtune.report.cli", "archtune.serve.cli",
+                   "archtune.dashboard.cli"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as err:

@@ -45,7 +45,7 @@ class RunData:
 
 def require_history(run: Run) -> None:
     """Raise when a run has no epoch recorded yet (nothing to report)."""
-    if not run.history:
+    if not run.history_rows:
         raise ArchtuneError(
             f"{run.path}: the run has no training history yet (status '{run.status}', "
             f"{run.metrics.get('epochs_run', 0)} epochs, no rows in history.csv); "
@@ -75,7 +75,7 @@ def collect(run: Run | str | Path, *, data_dir: str | None = None, device: str |
     note) when the data set or the checkpoint cannot be read."""
     run = run if isinstance(run, Run) else load_run(run)
     require_history(run)
-    rd = RunData(run, pd.learning_curves(run.history, run.metrics), pd.grad_norms(run.grad_norms),
+    rd = RunData(run, pd.learning_curves(run.history_rows, run.metrics), pd.grad_norms(run.grad_norms),
                  test_eval=run.evaluation("test"))
     if not (run.path / "best.pt").is_file():
         rd.missing.append("the run has no checkpoint (best.pt)")
@@ -144,7 +144,7 @@ def section_plan(rd: RunData, images: tuple[int, ...] = (0,), sample: int = 1000
     plan: list[tuple[str, Callable[[], Section]]] = [
         ("overview", lambda: rs.overview(rd)), ("architecture", lambda: rs.architecture(rd)),
         ("config", lambda: rs.configuration(rd)), ("curves", lambda: rs.curves(rd)),
-        ("capacity", lambda: rs.capacity(rd, capacity_verdict(rd.run.history))),
+        ("capacity", lambda: rs.capacity(rd, capacity_verdict(rd.run.history_rows))),
         ("dev-metrics", lambda: rs.dev_metrics(rd))]
     if rd.test_eval:
         plan.append(("test-metrics", lambda: rs.test_metrics(rd)))

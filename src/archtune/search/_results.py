@@ -140,10 +140,11 @@ def _resolve(study: optuna.Study | str | Path, studies_dir: str | Path, storage:
 def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: int | None = None,
             run_dir: str | Path | None = None, *, studies_dir: str | Path = "studies",
             storage: str | None = None, data_dir: str | None = None, threads: int | None = None,
-            device: str | None = None, progress: bool = False, runs_root: str | Path = "runs") -> Run:
+            device: str | None = None, progress: bool = False, runs_root: str | Path = "runs",
+            loggers: Any = None, mlflow_uri: str | None = None) -> Run:
     """Train a trial's spec (the best complete trial by default) with its seed on the full
     training split and full epochs (or ``epochs``); returns the normal run folder, which also
-    holds ``search.json`` naming the study and trial."""
+    holds ``search.json`` naming the study and trial. ``loggers``: as for ``train``."""
     from ..specs import spec_from_dict
     from ..training import train
     from ..training.runs import new_run_dir, write_json
@@ -163,7 +164,8 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     spec = spec_from_dict(raw, source=f"study '{study.study_name}' trial {chosen.number}")
     path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-trial{chosen.number}",
                                                      runs_root)
-    run = train(spec, run_dir=path, threads=threads, device=device, progress=progress)
+    run = train(spec, run_dir=path, threads=threads, device=device, progress=progress,
+                loggers=loggers, mlflow_uri=mlflow_uri)
     write_json(run.path / "search.json", {
         "study": study.study_name, "storage": public_url(info.get("storage", "")),
         "trial": chosen.number, "params": chosen.params, "search_dev_accuracy": chosen.value,
