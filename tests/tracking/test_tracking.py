@@ -127,3 +127,21 @@ def test_logger_names_and_uris_are_checked_before_training(tmp_path: Path, capsy
     code, out, err = run_cli(["train", "cnn-small", "--log", "wandb", "--run-dir", "r"], capsys)
     assert code == 2 and err.count("\n") == 1 and "unknown logger 'wandb'" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_worker_processes_log_their_trials_and_this_process_sees_each_finish(
+        tiny_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARCHTUNE_THREADS", "1")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    finished: list[int] = []
+    study = search(space(TINY_SPACE, tiny_npz, epochs=1), trials=2, jobs=2, pruner="none",
+                   studies_dir=tmp_path, loggers=["tensorboard", "mlflow"], mlflow_uri=uri,
+                   on_trial=lambda s, t: finished.append(t.number))
+    numbers = sorted(t.number for t in study.get_trials())
+    assert sorted(finished) == numbers and len(numbers) == 2  # each once, from the parent
+    (parent,) = mlflow_runs(uri, "study")
+    children = mlflow_runs(uri, "trial")
+    assert sorted(int(r.data.tags["archtune.trial"]) for r in children) == numbers
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+    for n in numbers:
+        assert len(events(tmp_path / "tiny" / "tensorboard" / f"trial-{n:04d}").Scalars("accuracy/dev")) == 1

@@ -31,6 +31,10 @@ def pct(v: Any) -> str:
     return "-" if not isinstance(v, int | float) or math.isnan(v) else f"{v * 100:.2f}%"
 
 
+def short(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
 def num(v: Any, digits: int = 4) -> str:
     if isinstance(v, bool) or not isinstance(v, int | float):
         return "-" if v is None else escape(str(v))
@@ -74,7 +78,7 @@ def card(title: str, facts: Sequence[tuple[str, str]], *, badge: str | None = No
     return (f'<div class="archtune-card" style="{CARD}">'
             f'<div style="font-size: 13px; font-weight: 600; margin-bottom: 4px">{title}{tag}</div>'
             f'<div style="display: flex; gap: 16px; align-items: flex-start; flex-wrap: wrap">'
-            f'<table style="border-collapse: collapse">{rows}</table>{figs}</div>'
+            f'<table style="border-collapse: collapse; font-size: 12px">{rows}</table>{figs}</div>'
             f'{"".join(below)}</div>')
 
 
@@ -205,7 +209,7 @@ def study_html(study: optuna.Study) -> str:
     try:
         best = best_trial(study)
         facts.append(("best dev", f"<b>{pct(best.value)}</b> (trial {best.number})"))
-        facts.append(("best params", escape(", ".join(f"{k}={v}" for k, v in best.params.items()))))
+        facts.append(("best params", escape(", ".join(f"{k}={short(v)}" for k, v in best.params.items()))))
     except ArchtuneError:
         best = None
     values = [t.value if t.value is not None else math.nan for t in trials]
@@ -219,6 +223,6 @@ def study_html(study: optuna.Study) -> str:
     ranked = sorted((t for t in trials if t.value is not None), key=lambda t: -t.value)[:5]
     names = list(dict.fromkeys(k for t in ranked for k in t.params))
     rows = [[t.number, trial_state(t), pct(t.value), t.user_attrs.get("epochs", "-"),
-             *[t.params.get(n, "-") for n in names]] for t in ranked]
+             *[short(t.params.get(n, "-")) for n in names]] for t in ranked]
     below = [table(["trial", "state", "dev acc", "epochs", *names], rows)] if rows else []
     return card(f"Study {escape(study.study_name)}", facts, figures=figures, below=below)
