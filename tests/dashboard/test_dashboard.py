@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -20,6 +21,7 @@ import yaml
 from archtune import ArchtuneError
 from archtune.dashboard import Dashboard, study_storages
 from archtune.search import search
+from tests._cli import run_cli
 from tests.conftest import make_splits
 from tests.search.conftest import TINY_SPACE, archtune_cmd, space
 from tests.serve.cdp import Browser
@@ -149,3 +151,12 @@ def test_dashboards_stay_live_while_a_search_writes_the_same_sqlite_file(tmp_pat
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_cli_errors_are_one_line(studies: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, err = run_cli(["dashboard", "onee", "--studies-dir", str(studies)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "did you mean 'one'" in err
+    monkeypatch.setitem(sys.modules, "optuna_dashboard", None)  # not installed
+    code, out, err = run_cli(["dashboard", "one", "--studies-dir", str(studies)], capsys)
+    assert code == 2 and err == "error: the dashboard needs optuna-dashboard: pip install " \
+                                "'archtune[dashboard]'\n"

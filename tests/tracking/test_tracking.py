@@ -145,3 +145,12 @@ def test_worker_processes_log_their_trials_and_this_process_sees_each_finish(
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
     for n in numbers:
         assert len(events(tmp_path / "tiny" / "tensorboard" / f"trial-{n:04d}").Scalars("accuracy/dev")) == 1
+
+
+def test_the_cli_passes_log_to_training(tiny_npz: Path, tmp_path: Path, capsys,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(["-q", "train", "cnn-small", "--data", str(tiny_npz), "--epochs", "1",
+                              "--run-dir", "r", "--log", "tensorboard"], capsys)
+    assert code == 0, err
+    assert [s.step for s in events(tmp_path / "r" / "tensorboard").Scalars("loss/dev")] == [1]
