@@ -11,14 +11,14 @@ from typing import Any
 import click
 
 from ..cli import cli
-from ..search.cli import STUDIES_DIR
 from . import DEFAULT_HOST, DEFAULT_PORT, Dashboard, study_storages
 
 
 @cli.command()
 @click.argument("studies", nargs=-1, metavar="[STUDY]...")
 @click.option("--storage", help="Optuna storage URL (default: each study's own, from its folder).")
-@STUDIES_DIR
+@click.option("--studies-dir", default="studies", show_default=True, type=click.Path(),
+              help="Folder of study folders.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int,
               help="Port (studies in different storages get the next ports; 0: any free port).")
 @click.option("--host", default=DEFAULT_HOST, show_default=True,
