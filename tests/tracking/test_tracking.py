@@ -64,6 +64,7 @@ def test_a_run_logs_every_epoch_to_tensorboard_and_mlflow(tiny_splits, tmp_path:
     assert [(m.step, m.value) for m in history] == list(zip([1, 2], h["dev_accuracy"], strict=True))
     assert r.data.metrics["best_dev_accuracy"] == pytest.approx(best)
     assert {"metrics.json", "best.pt", "history.csv"} <= {a.path for a in c.list_artifacts(r.info.run_id)}
+    assert r.info.artifact_uri.startswith((tmp_path / "mlruns").as_uri())  # beside mlflow.db
 
 
 def test_search_logs_one_run_per_trial_nested_under_the_study(tiny_splits, tmp_path: Path) -> None:

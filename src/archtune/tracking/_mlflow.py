@@ -40,12 +40,20 @@ def client(uri: str) -> MlflowClient:
     return _CLIENTS[uri]
 
 
+def artifact_root(uri: str) -> str | None:
+    """Artifacts of a local SQLite store go beside its file (``mlruns/``), not into whatever
+    folder the process happens to run in; other stores keep their own default."""
+    if not uri.startswith("sqlite:///") or uri in ("sqlite:///", "sqlite:///:memory:"):
+        return None
+    return (Path(uri[len("sqlite:///"):]).resolve().parent / "mlruns").as_uri()
+
+
 def experiment_id(c: MlflowClient, name: str) -> str:
     found = c.get_experiment_by_name(name)
     if found is not None:
         return str(found.experiment_id)
     try:
-        return str(c.create_experiment(name))
+        return str(c.create_experiment(name, artifact_location=artifact_root(c.tracking_uri)))
     except Exception:  # another process created it just now
         found = c.get_experiment_by_name(name)
         if found is None:
