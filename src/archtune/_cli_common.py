@@ -25,3 +25,12 @@ def report_training(start: Callable[[], Run]) -> Run:
                f"{run.metrics.get('train_seconds', 0):.0f}s)")
     click.echo(f"run saved in {run.path}")
     return run
+
+
+def log_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--log and --mlflow-uri: experiment loggers (see archtune.tracking)."""
+    command = click.option("--mlflow-uri", metavar="URI",
+                           help="Where MLflow records (default: $MLFLOW_TRACKING_URI, else "
+                                "sqlite:///mlflow.db here).")(command)
+    return click.option("--log", "loggers", multiple=True, metavar="LOGGER",
+                        help="Log to tensorboard | mlflow (repeat for both).")(command)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from . import log as _log
-from ._cli_common import report_training
+from ._cli_common import log_options, report_training
 from .errors import ArchtuneError
 
 DEFAULT_SPEC = "default"
@@ -122,11 +122,13 @@ def data(name: str, data_dir: str | None, dev_fraction: float, seed: int, plots:
 @click.option("--run-dir", type=click.Path(), help="Run folder (default: runs/<spec>-<time>).")
 @click.option("--device", type=str, help="cpu | cuda (default: cuda when available).")
 @click.option("--threads", type=int, help="CPU threads (default: all cores available).")
+@log_options
 @click.pass_context
 def train(ctx: click.Context, spec: str, epochs: int | None, batch_size: int | None, optimizer: str | None,
           lr: float | None, seed: int | None, precision: str | None, dataset: str | None,
           data_dir: str | None, train_subset: int | None, sets: tuple[str, ...], run_dir: str | None,
-          device: str | None, threads: int | None) -> None:
+          device: str | None, threads: int | None, loggers: tuple[str, ...],
+          mlflow_uri: str | None) -> None:
     """Train SPEC (default: 'default') and save a run folder; prints dev accuracy and the folder."""
     from .specs import load_spec
     from .training import train as run_training
@@ -136,7 +138,8 @@ def train(ctx: click.Context, spec: str, epochs: int | None, batch_size: int | N
                  "data.dataset": dataset, "data.data_dir": data_dir, "data.train_subset": train_subset}
     loaded = load_spec(spec, _overrides(shortcuts, sets))
     report_training(lambda: run_training(loaded, run_dir=run_dir, device=device, threads=threads,
-                                         progress=not ctx.obj["quiet"]))
+                                         progress=not ctx.obj["quiet"], loggers=list(loggers),
+                                         mlflow_uri=mlflow_uri))
 
 
 @cli.command()
@@ -195,11 +198,13 @@ def layers(pattern: str) -> None:
 
 def _register_extensions() -> None:
     """Subcommands that live next to their feature (search, report, serve) are added here."""
+    from .dashboard.cli import COMMANDS as dashboard_commands
     from .report.cli import COMMANDS as report_commands
     from .search.cli import COMMANDS as search_commands
     from .serve.cli import COMMANDS as serve_commands
 
-    for command in (*search_commands, *report_commands, *serve_commands):
+    for command in (*search_commands, *report_commands, *serve_commands,
+                    *dashboard_commands):
         cli.add_command(command)
 
 

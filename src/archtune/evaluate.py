@@ -24,6 +24,21 @@ SPLITS = ("train", "dev", "test")
 VERDICT_KEYS = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
 
 
+class Evaluation(dict):
+    """The result of :func:`evaluate`: a plain dict (JSON-ready) that shows itself briefly,
+    and as a card (per-class table, confusion matrix) in a notebook."""
+
+    def __repr__(self) -> str:
+        return (f"<Evaluation {self.get('split')}: accuracy {self.get('accuracy', 0) * 100:.2f}%, "
+                f"loss {self.get('loss', float('nan')):.4f}, macro F1 "
+                f"{self.get('macro_f1', float('nan')):.4f} on {self.get('n', 0):,} images>")
+
+    def _repr_html_(self) -> str:
+        from .notebook.cards import evaluation_html
+
+        return evaluation_html(self)
+
+
 def metrics_from_logits(logits: torch.Tensor, y: torch.Tensor, classes: list[str], *,
                         top_wrong: int = 16) -> dict[str, Any]:
     """All metrics of one split from its logits or log-probabilities (pure: no files, no model)."""
@@ -100,7 +115,7 @@ def capacity_verdict(history: list[dict[str, float]], chance: float | None = Non
 
 def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None = None,
              tta: bool | None = None, device: str | None = None, save: bool = True,
-             data: Split | None = None) -> dict[str, Any]:
+             data: Split | None = None) -> Evaluation:
     """Evaluate a run's best weights on a split; saves ``eval_<split>.json`` in the run folder.
 
     ``tta`` defaults to the run's ``train.tta``. Only this function reads the test split.
@@ -127,9 +142,9 @@ def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None 
     result = metrics_from_logits(log_probs, data.y, run.classes)
     for w in result["most_confident_wrong"]:
         w["source_index"] = int(data.indices[w["index"]])
-    result = {"run": str(run.path), "split": split, "tta": use_tta, **result,
-              "capacity": capacity_verdict(run.history, 1 / max(len(run.classes), 1)),
-              "run_status": run.status, "run_note": note}
+    result = Evaluation(run=str(run.path), split=split, tta=use_tta, **result,
+                        capacity=capacity_verdict(run.history_rows, 1 / max(len(run.classes), 1)),
+                        run_status=run.status, run_note=note)
     if save:
         write_json(run.path / f"eval_{split}.json", result)
         rows = [{"true\\pred": c, **dict(zip(run.classes, row, strict=True))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from tqdm.auto import tqdm
@@ -21,6 +22,8 @@ class _TqdmHandler(logging.StreamHandler):
 def configure(verbosity: int = 0) -> None:
     """verbosity -1: warnings only; 0: info; 1+: debug."""
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
+    if verbosity < 1:  # MLflow's own INFO lines (creating its tables, ...) only with -v
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     root = logging.getLogger("archtune")
     root.handlers.clear()
     handler = _TqdmHandler()

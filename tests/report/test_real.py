@@ -57,7 +57,7 @@ def test_vanishing_gradients_show_in_the_comparison(real_data: Path, tmp_path: P
     assert "not learning (chance is 10%)" in rows[0] and "not learning" not in rows[1]
     m = re.search(r"mlp-deep-sigmoid</td>.*?last layer ([\d,]+)x the first", page)
     assert m and int(m.group(1).replace(",", "")) >= 100
-    sig_hist, relu_hist = runs[0].history, runs[1].history
+    sig_hist, relu_hist = runs[0].history_rows, runs[1].history_rows
     assert max(h["dev_accuracy"] for h in sig_hist) <= 0.15  # chance level: nothing learnt
     assert sig_hist[-1]["train_loss"] > 2.25  # ln(10) = 2.303: the loss barely moves
     assert relu_hist[-1]["dev_accuracy"] >= 0.25 and relu_hist[-1]["train_loss"] < 2.1

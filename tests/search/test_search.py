@@ -78,7 +78,7 @@ def test_a_trial_reruns_exactly_from_its_spec_and_seed(tiny_study, tmp_path: Pat
     study, _, splits = tiny_study
     t = study.trials[1]
     run = train(t.user_attrs["spec"], splits=splits, run_dir=tmp_path / "again", progress=False)
-    assert [r["dev_accuracy"] for r in run.history] == list(t.intermediate_values.values())
+    assert [r["dev_accuracy"] for r in run.history_rows] == list(t.intermediate_values.values())
 
 
 def test_timeout_budget_stops_new_trials(tiny_study) -> None:

@@ -38,8 +38,8 @@ def test_run_folder_contents_and_reload(tiny_splits, tmp_path: Path) -> None:
     for name in ("spec.yaml", "env.json", "history.csv", "grad_norms.csv", "best.pt", "metrics.json"):
         assert (run.path / name).is_file(), name
     assert run.status == "complete" and run.metrics["epochs_run"] == 3
-    assert len(run.history) == 3
-    assert run.history[-1]["dev_accuracy"] > 0.5  # the synthetic task is learnable
+    assert len(run.history_rows) == 3
+    assert run.history_rows[-1]["dev_accuracy"] > 0.5  # the synthetic task is learnable
     env = json.loads((run.path / "env.json").read_text())
     assert env["precision"] in ("fp32", "bf16") and env["seed"] == 0 and "torch" in env
     # checkpoint/restore: the reloaded best weights give the same outputs
@@ -60,8 +60,8 @@ def test_same_seed_same_history(tiny_splits, tmp_path: Path) -> None:
     c = train(tiny(seed=1, augment={"hflip": True, "translate": 2, "erase": 0.5}),
               splits=tiny_splits, run_dir=tmp_path / "c", progress=False)
     keys = ("train_loss", "dev_loss", "dev_accuracy")
-    assert [[h[k] for k in keys] for h in a.history] == [[h[k] for k in keys] for h in b.history]
-    assert [h["train_loss"] for h in a.history] != [h["train_loss"] for h in c.history]
+    assert [[h[k] for k in keys] for h in a.history_rows] == [[h[k] for k in keys] for h in b.history_rows]
+    assert [h["train_loss"] for h in a.history_rows] != [h["train_loss"] for h in c.history_rows]
 
 
 def test_early_stopping_restores_best(tiny_splits, tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_early_stopping_restores_best(tiny_splits, tmp_path: Path) -> None:
                 run_dir=tmp_path / "r", progress=False)
     assert run.metrics["stopped_early"]
     assert run.metrics["epochs_run"] == run.metrics["best_epoch"] + 2
-    best = min(h["dev_loss"] for h in run.history)
+    best = min(h["dev_loss"] for h in run.history_rows)
     assert run.metrics["best"]["dev_loss"] == pytest.approx(best)
 
 
@@ -112,8 +112,8 @@ def test_optimizers_and_schedules_train(tiny_splits, tmp_path: Path, optimizer: 
     run = train(tiny(optimizer=optimizer, schedule=schedule, lr=lr, step_size=1, epochs=3,
                      weight_decay=1e-4, label_smoothing=0.1),
                 splits=tiny_splits, run_dir=tmp_path / "r", progress=False)
-    assert run.history[-1]["train_loss"] < run.history[0]["train_loss"]
-    lrs = [h["lr"] for h in run.history]
+    assert run.history_rows[-1]["train_loss"] < run.history_rows[0]["train_loss"]
+    lrs = [h["lr"] for h in run.history_rows]
     if schedule == "constant":
         assert lrs == [lr] * 3
     elif schedule == "step":
@@ -163,7 +163,7 @@ def test_bf16_precision_is_recorded_and_trains(tiny_splits, tmp_path: Path) -> N
                 progress=False)
     env = json.loads((run.path / "env.json").read_text())
     assert env["precision"] == "bf16" and env["precision_reason"] == "requested"
-    assert run.history[-1]["train_loss"] < run.history[0]["train_loss"]
+    assert run.history_rows[-1]["train_loss"] < run.history_rows[0]["train_loss"]
 
 
 def test_auto_precision_falls_back_to_fp32_without_native_bf16(monkeypatch) -> None:

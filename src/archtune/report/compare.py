@@ -68,7 +68,7 @@ def _report_link(rd: RunData, label: str, out: Path) -> str | Html:
 
 def _verdict(rd: RunData) -> str:
     """The capacity verdict, flagged when the best dev accuracy is at chance level."""
-    verdict = str(capacity_verdict(rd.run.history)["verdict"])
+    verdict = str(capacity_verdict(rd.run.history_rows)["verdict"])
     k = len(rd.run.classes)
     best = (rd.run.metrics.get("best") or {}).get("dev_accuracy")
     if k > 1 and best is not None and best <= 1.5 / k:

@@ -42,7 +42,7 @@ class RunData:
 
 def require_history(run: Run) -> None:
     """Raise when a run has no epoch recorded yet (nothing to report)."""
-    if not run.history:
+    if not run.history_rows:
         raise ArchtuneError(
             f"{run.path}: the run has no training history yet (status '{run.status}', "
             f"{run.metrics.get('epochs_run', 0)} epochs, no rows in history.csv); "
@@ -68,7 +68,7 @@ def collect(run: Run | str | Path, *, data_dir: str | None = None, device: str |
     note) when the data set or the checkpoint cannot be read."""
     run = run if isinstance(run, Run) else load_run(run)
     require_history(run)
-    rd = RunData(run, plot_data.learning_curves(run.history, run.metrics), plot_data.grad_norms(run.grad_norms),
+    rd = RunData(run, plot_data.learning_curves(run.history_rows, run.metrics), plot_data.grad_norms(run.grad_norms),
                  test_eval=run.evaluation("test"))
     if not (run.path / "best.pt").is_file():
         rd.missing.append("the run has no checkpoint (best.pt)")

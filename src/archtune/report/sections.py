@@ -91,7 +91,7 @@ def curves(rd: RunData) -> Section:
         caption += f" Dotted red line: early stopping ended training after epoch {c.stopped_epoch}."
     body = figure(fg.draw_curves(c), caption, id="fig-curves")
     rows = [(int(h["epoch"]), h["lr"], h["train_loss"], h["train_accuracy"], h["dev_loss"],
-             h["dev_accuracy"], h["seconds"]) for h in rd.run.history]
+             h["dev_accuracy"], h["seconds"]) for h in rd.run.history_rows]
     body += details("history per epoch", table(
         ["epoch", "lr", "train loss", "train acc", "dev loss", "dev acc", "seconds"], rows,
         id="history"))

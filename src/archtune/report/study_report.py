@@ -125,7 +125,7 @@ def _best_run(sd: sy.StudyData, best: sy.TrialRecord, out: Path, write_report: b
                     "'archtune retrain STUDY' trains it again into one.")
     try:
         run = load_run(run_dir)
-        curves = plot_data.learning_curves(run.history, run.metrics)
+        curves = plot_data.learning_curves(run.history_rows, run.metrics)
         report = run_report(run, data_dir=data_dir, device=device) if write_report \
             else run_dir / "report.html"
     except ArchtuneError as err:

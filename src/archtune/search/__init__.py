@@ -8,6 +8,9 @@
     df = at_search.trials_dataframe(study)                  # one row per trial
     run = at_search.retrain(study)                          # best trial -> a normal run folder
 
+``search`` and ``open_study`` return a :class:`Study`: an ``optuna.Study`` that renders as a
+card in a notebook.
+
 Names are imported on first use, so ``archtune --help`` does not load Optuna.
 """
 
@@ -21,7 +24,7 @@ _EXPORTS = {
     "Dim": "._dims",
     "SearchSettings": "._settings", "SAMPLERS": "._settings", "PRUNERS": "._settings",
     "search": "._run", "worker": "._run", "load_search_splits": "._run",
-    "open_study": "._study",
+    "open_study": "._study", "Study": "._view",
     "refine_space": "._refine",
     "trial_seed": "._objective",
     "trials_dataframe": "._results", "best_trial": "._results", "best_summary": "._results",
@@ -29,8 +32,8 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "PRUNERS", "SAMPLERS", "Dim", "SearchSettings", "SearchSpace", "best_summary", "best_trial",
-    "list_spaces", "list_studies", "load_search_splits", "load_space", "open_study", "refine_space",
+    "PRUNERS", "SAMPLERS", "Dim", "SearchSettings", "SearchSpace", "Study", "best_summary",
+    "best_trial", "list_spaces", "list_studies", "load_search_splits", "load_space", "open_study", "refine_space",
     "retrain", "search", "trial_seed", "trial_state", "trials_dataframe", "worker",
 ]
 
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
     from ._settings import PRUNERS, SAMPLERS, SearchSettings
     from ._space import SearchSpace, list_spaces, load_space
     from ._study import open_study
+    from ._view import Study
 
 
 def __getattr__(name: str) -> Any:

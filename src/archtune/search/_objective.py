@@ -46,6 +46,7 @@ class TrialContext:
     runs_dir: Path | None = None  # keep trial run folders here (trials/<number>)
     threads: int | None = None
     device: str | None = None
+    tracking: Any = None  # archtune.tracking.Tracking of the study, or None: no loggers
 
 
 @dataclass
@@ -110,6 +111,7 @@ def _train(trial: optuna.Trial, spec: Any, ctx: TrialContext
     """(state, error, per-epoch history, kept run folder) of training one candidate."""
     import optuna
 
+    from ..tracking import trial_loggers
     from ..training import train
 
     history: list[dict[str, float]] = []
@@ -127,7 +129,8 @@ def _train(trial: optuna.Trial, spec: Any, ctx: TrialContext
         shutil.rmtree(run_dir)  # left by a worker that died during this trial number
     try:
         train(spec, splits=ctx.splits, run_dir=run_dir, progress=False, threads=ctx.threads,
-              device=ctx.device, epoch_callback=on_epoch)
+              device=ctx.device, epoch_callback=on_epoch,
+              callbacks=trial_loggers(ctx.tracking, trial.number, trial.params))
         state, error = "complete", None
     except optuna.TrialPruned:
         state, error = "pruned", None

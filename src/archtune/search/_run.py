@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchtuneError
+from ._hooks import TrialCallback, study_hooks, trial_callbacks
 from ._objective import TrialContext
 from ._refine import refine_space
 from ._settings import as_dict, settings
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     import optuna
 
     from ..data import Splits
+    from ..tracking import Tracking
 
 log = logging.getLogger(__name__)
 TRAINER = "archtune.training.trainer"
@@ -66,7 +68,7 @@ def check_data(space: SearchSpace, splits: Splits) -> None:
 
 
 def _context(handle: Handle, *, splits: Splits | None, threads: int | None, device: str | None,
-             data_dir: str | None, keep_runs: bool) -> TrialContext:
+             data_dir: str | None, keep_runs: bool, tracking: Tracking | None = None) -> TrialContext:
     from ..training.device import pick_device
 
     info = handle.info
@@ -79,7 +81,7 @@ def _context(handle: Handle, *, splits: Splits | None, threads: int | None, devi
     return TrialContext(space, splits, info["seed"], epochs=info.get("epochs"),
                         train_subset=info.get("train_subset"), data_dir=data_dir,
                         runs_dir=handle.folder / "trials" if keep_runs else None,
-                        threads=threads, device=device)
+                        threads=threads, device=device, tracking=tracking)
 
 
 def search(space: SearchSpace | str | Path | dict[str, Any], *, study: str | None = None,
@@ -90,7 +92,9 @@ def search(space: SearchSpace | str | Path | dict[str, Any], *, study: str | Non
            device: str | None = None, studies_dir: str | Path = "studies", new: bool = False,
            keep_runs: bool = False, data_dir: str | None = None, splits: Splits | None = None,
            refine: str | Path | None = None, top: int | None = None,
-           create_only: bool = False) -> optuna.Study:
+           create_only: bool = False, loggers: Any = None, mlflow_uri: str | None = None,
+           on_trial: TrialCallback | list[TrialCallback] | None = None,
+           progress: bool | None = None) -> optuna.Study:
     """Search ``space`` (a built-in name, a file, a dict or a SearchSpace) and return the study.
 
     Arguments left as None take the space's ``search:`` section, then the defaults (TPE, 20
@@ -98,7 +102,13 @@ def search(space: SearchSpace | str | Path | dict[str, Any], *, study: str | Non
     ``refine`` names a finished study: its top trials narrow the space, which is then searched
     at full fidelity (no train subset, full epochs) in a study named ``<refine>-refine``.
     ``create_only`` creates the study (and its grid queue) for ``worker()`` processes to run.
+    ``loggers`` ("tensorboard", "mlflow"; see :mod:`archtune.tracking`) log every trial;
+    ``on_trial(study, trial)`` is called for each trial that finishes (in any worker
+    process); ``progress`` prints one line per finished trial (None: in a notebook only).
     """
+    from ..tracking import resolve
+
+    tracking = resolve(loggers, mlflow_uri) if loggers or mlflow_uri else None
     space = load_space(space)
     if splits is not None and (jobs or space.settings.jobs) > 1:
         raise ArchtuneError("splits= are used in this process only; run with jobs=1")
@@ -116,35 +126,45 @@ def search(space: SearchSpace | str | Path | dict[str, Any], *, study: str | Non
                      extra=extra)
     if not create_only:
         budget = Budget(trials=handle.info["trials"], timeout=s.timeout, target=s.target)
-        _execute(handle, budget, jobs=s.jobs, threads=threads, device=device, data_dir=data_dir,
-                 keep_runs=keep_runs, splits=splits)
+        with study_hooks(handle, tracking, trial_callbacks(on_trial, progress)) as tracked:
+            _execute(handle, budget, jobs=s.jobs, threads=threads, device=device,
+                     data_dir=data_dir, keep_runs=keep_runs, splits=splits, tracking=tracked)
     return handle.study
 
 
 def worker(study: str | Path, *, storage: str | None = None, studies_dir: str | Path = "studies",
            trials: int | None = None, timeout: float | None = None, target: float | None = None,
            jobs: int = 1, threads: int | None = None, device: str | None = None,
-           data_dir: str | None = None, keep_runs: bool | None = None) -> int:
+           data_dir: str | None = None, keep_runs: bool | None = None, loggers: Any = None,
+           mlflow_uri: str | None = None,
+           on_trial: TrialCallback | list[TrialCallback] | None = None,
+           progress: bool | None = None) -> int:
     """Join an existing study (from this or another machine) and run its trials until its
-    budget is spent; returns how many trials this call ran (0 with several jobs)."""
+    budget is spent; returns how many trials this call ran (0 with several jobs).
+    ``loggers``, ``on_trial`` and ``progress`` as for :func:`search`."""
+    from ..tracking import resolve
+
+    tracking = resolve(loggers, mlflow_uri) if loggers or mlflow_uri else None
     handle = attach(study, storage=storage, studies_dir=studies_dir, stream=os.getpid())
     budget = Budget(trials=trials or handle.info.get("trials"), timeout=timeout, target=target)
     keep = handle.info.get("keep_runs", False) if keep_runs is None else keep_runs
-    return _execute(handle, budget, jobs=jobs, threads=threads, device=device, data_dir=data_dir,
-                    keep_runs=keep, splits=None)
+    with study_hooks(handle, tracking, trial_callbacks(on_trial, progress)) as tracked:
+        return _execute(handle, budget, jobs=jobs, threads=threads, device=device,
+                        data_dir=data_dir, keep_runs=keep, splits=None, tracking=tracked)
 
 
 def _execute(handle: Handle, budget: Budget, *, jobs: int, threads: int | None, device: str | None,
-             data_dir: str | None, keep_runs: bool, splits: Splits | None) -> int:
+             data_dir: str | None, keep_runs: bool, splits: Splits | None,
+             tracking: Tracking | None = None) -> int:
     grid = handle.info["sampler"] == "grid"
     if jobs <= 1:
         ctx = _context(handle, splits=splits, threads=threads, device=device, data_dir=data_dir,
-                       keep_runs=keep_runs)
+                       keep_runs=keep_runs, tracking=tracking)
         return run_worker(handle, ctx, budget, grid=grid)
     each = threads or max(1, cores() // jobs)
     log.info("running %d worker processes with %d threads each", jobs, each)
     args = (handle.storage.url, handle.name, str(handle.folder.parent), budget, each, device,
-            data_dir, keep_runs, _levels())
+            data_dir, keep_runs, _levels(), tracking)
     _spawn(jobs, args)
     return 0
 
@@ -193,7 +213,7 @@ def _stop_children(procs: list[Any]) -> None:
 
 def _child(url: str, name: str, studies_dir: str, budget: Budget, threads: int,
            device: str | None, data_dir: str | None, keep_runs: bool, levels: dict[str, int],
-           stream: int) -> None:
+           tracking: Tracking | None, stream: int) -> None:
     """Worker process ``stream`` (1 to N) of ``search(jobs=N)``."""
     from .. import log as archtune_log
 
@@ -212,7 +232,7 @@ def _child(url: str, name: str, studies_dir: str, budget: Budget, threads: int,
     try:
         handle = attach(name, storage=url, studies_dir=studies_dir, stream=stream)
         ctx = _context(handle, splits=None, threads=threads, device=device, data_dir=data_dir,
-                       keep_runs=keep_runs)
+                       keep_runs=keep_runs, tracking=tracking)
         run_worker(handle, ctx, budget, grid=handle.info["sampler"] == "grid")
     except ArchtuneError as err:
         logging.getLogger(__name__).error("worker %d: %s", os.getpid(), err)

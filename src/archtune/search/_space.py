@@ -157,6 +157,15 @@ class SearchSpace:
         lines += [f"  {d.name:<32} {d.describe()}" for d in self.dims]
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        return f"<SearchSpace '{self.name}': {len(self.dims)} dimensions ({', '.join(self.names[:6])}" \
+            + (", ...)>" if len(self.dims) > 6 else ")>")
+
+    def _repr_html_(self) -> str:
+        from ..notebook.cards import space_html
+
+        return space_html(self)
+
     def _check_names(self) -> None:
         seen: dict[str, Dim] = {}
         for d in self.dims:

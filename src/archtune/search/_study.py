@@ -93,6 +93,8 @@ def prepare(space: SearchSpace, s: SearchSettings, *, name: str, storage: str | 
     """Create the study, or check that the existing one matches and resume it."""
     import optuna
 
+    from ._view import Study
+
     check_name(name)
     folder = Path(studies_dir) / name
     local = read_info(folder)
@@ -133,7 +135,7 @@ def prepare(space: SearchSpace, s: SearchSettings, *, name: str, storage: str | 
             info["trials"] = s.trials
             study.set_user_attr("archtune", info)
         study = _with_strategy(study, info, rdb, space)
-    handle = Handle(study, rdb, info, folder)
+    handle = Handle(Study.of(study), rdb, info, folder)
     if candidates is not None and info.get("queued") != len(candidates):
         _enqueue(handle, candidates)
     write_info(folder, handle.info)
@@ -189,6 +191,8 @@ def attach(study: str | Path, *, storage: str | None = None, studies_dir: str | 
     """Open an existing study (by folder, by name under ``studies_dir``, or by name in
     ``storage``) with its sampler and pruner, ready for workers (``stream``: see
     :func:`sampler_seed`)."""
+    from ._view import Study
+
     if storage is not None:
         name = str(study)
         rdb = connect(storage)
@@ -202,7 +206,7 @@ def attach(study: str | Path, *, storage: str | None = None, studies_dir: str | 
         loaded = load(rdb, local.get("study", folder.name), url)
     info = study_info(loaded)
     space = SearchSpace(info["space"], source="stored")
-    handle = Handle(_with_strategy(loaded, info, rdb, space, stream), rdb, info, folder)
+    handle = Handle(Study.of(_with_strategy(loaded, info, rdb, space, stream)), rdb, info, folder)
     if storage is not None and read_info(folder) is None:
         # so trials, best and retrain work from this machine too
         write_info(folder, info | {"storage": stored_url(storage)})

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .._cli_common import report_training
+from .._cli_common import log_options, report_training
 from ..errors import ArchtuneError, unknown
 
 STUDIES_DIR = click.option("--studies-dir", default="studies", show_default=True, type=click.Path(),
@@ -68,7 +68,13 @@ def _interrupted() -> None:
 @click.option("--keep-runs", is_flag=True, help="Keep each trial's run folder in STUDY/trials/N.")
 @click.option("--dry-run", is_flag=True, help="Check the space, list the candidates, train nothing.")
 @click.option("--create-only", is_flag=True, help="Create the study for 'archtune worker' processes.")
-def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool, **kw: Any) -> None:
+@log_options
+@click.option("--dashboard", is_flag=True, help="Serve the live dashboard of the study while it runs.")
+@click.option("--dashboard-port", default=8080, show_default=True, type=int, help="Its port.")
+@click.option("--dashboard-host", default="127.0.0.1", show_default=True,
+              help="Its address (other machines can reach it only if told so).")
+def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool, dashboard: bool,
+           dashboard_port: int, dashboard_host: str, **kw: Any) -> None:
     """Search SPACE (a built-in space or a YAML/JSON file) and record every trial in a study.
 
     Running the same command again resumes the study.
@@ -90,8 +96,15 @@ def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool
     from ._results import counts
     from ._run import search as run_search
 
+    kw["loggers"] = list(kw["loggers"])
     try:
-        study = run_search(loaded, **kw)
+        if dashboard and not kw["create_only"]:
+            from ..dashboard.cli import beside_search
+
+            with beside_search(loaded, kw, host=dashboard_host, port=dashboard_port):
+                study = run_search(loaded, **kw)
+        else:
+            study = run_search(loaded, **kw)
     except KeyboardInterrupt:
         _interrupted()
     if kw["create_only"]:
@@ -165,9 +178,11 @@ def _print_outcome(study: Any) -> None:
 @click.option("--device", help="cpu | cuda.")
 @click.option("--data-dir", help="Folder holding the data set's files on this machine.")
 @click.option("--keep-runs/--no-keep-runs", default=None, help="Keep trial run folders (default: as the study).")
+@log_options
 def worker(study: str, **kw: Any) -> None:
     """Join STUDY (here, or in --storage from another machine) and run its trials."""
     _quiet_libraries()
+    kw["loggers"] = list(kw["loggers"])
     from . import _run
 
     try:
@@ -301,11 +316,13 @@ def best(study: str, as_json: bool, storage: str | None, studies_dir: str) -> No
 @click.option("--device", help="cpu | cuda.")
 @STORAGE
 @STUDIES_DIR
+@log_options
 @click.pass_context
 def retrain(ctx: click.Context, study: str, **kw: Any) -> None:
     """Retrain a trial of STUDY (the best by default) with its seed into a normal run folder."""
     from ._results import retrain as run_retrain
 
+    kw["loggers"] = list(kw["loggers"])
     run = report_training(lambda: run_retrain(study, progress=not ctx.obj["quiet"], **kw))
     click.echo(f"test it: archtune evaluate {run.path} --split test")
 

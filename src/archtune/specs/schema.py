@@ -49,6 +49,15 @@ class Spec:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
+    def __repr__(self) -> str:
+        h, w, c = self.input_shape
+        return f"<Spec '{self.name}': {len(self.layers)} layers, input {h}x{w}x{c}>"
+
+    def _repr_html_(self) -> str:
+        from ..notebook.cards import spec_html
+
+        return spec_html(self)
+
 
 def _input_shape(value: Any) -> tuple[int, int, int]:
     if (not isinstance(value, list | tuple) or len(value) not in (2, 3)

@@ -23,7 +23,21 @@ def summary_rows(spec: Spec) -> list[tuple[str, str, int, int]]:
     return [(f"{i.name} ({i.layer.type})", i.keras_shape, i.params, i.flops) for i in infer_shapes(spec)]
 
 
-def summary(spec: Spec) -> str:
+class Summary(str):
+    """The summary text; shown as is (not quoted) at a prompt, as a table in a notebook."""
+
+    spec: Spec
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        from ..notebook.cards import spec_html
+
+        return spec_html(self.spec)
+
+
+def summary(spec: Spec) -> Summary:
     """Return the summary table as text: per-layer output shape, params and FLOPs, then totals."""
     infos = infer_shapes(spec)
     t = totals(infos)
@@ -43,7 +57,9 @@ def summary(spec: Spec) -> str:
             f"Non-trainable params: {t.params - t.trainable:,}",
             f"FLOPs per image: {t.flops:,} ({human(t.flops)}; 2 x multiply-adds)",
             line]
-    return "\n".join(out)
+    text = Summary("\n".join(out))
+    text.spec = spec
+    return text
 
 
 def _default(value: object) -> str:

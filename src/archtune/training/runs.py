@@ -25,7 +25,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -35,6 +35,9 @@ from .._validate import check_fields, kind_of
 from ..errors import ArchtuneError
 from ..models import ArchtuneNet, build_model
 from ..specs import Spec, spec_from_dict
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -125,15 +128,35 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
 
 @dataclass
 class Run:
-    """A run folder, loaded. ``load_model()`` rebuilds the best weights."""
+    """A run folder, loaded. ``load_model()`` rebuilds the best weights; ``history`` is a
+    DataFrame of the epochs (``history_rows`` the same as a list of dicts)."""
 
     path: Path
     spec: Spec
     metrics: dict[str, Any]
     env: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, float]] = field(default_factory=list)
+    history_rows: list[dict[str, float]] = field(default_factory=list)
     grad_norms: list[dict[str, float]] = field(default_factory=list)
     _model: ArchtuneNet | None = field(default=None, repr=False)
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """One row per epoch: epoch, lr, train/dev loss and accuracy, seconds."""
+        import pandas as pd
+
+        df = pd.DataFrame(self.history_rows)
+        return df.astype({"epoch": int}) if "epoch" in df else df
+
+    def __repr__(self) -> str:
+        best = (self.metrics.get("best") or {}).get("dev_accuracy")
+        acc = f", best dev accuracy {best * 100:.2f}%" if isinstance(best, float) else ""
+        return (f"<Run {self.name}: {self.spec.name}, {self.status}, "
+                f"{self.metrics.get('epochs_run', 0)} epochs{acc}>")
+
+    def _repr_html_(self) -> str:
+        from ..notebook.cards import run_html
+
+        return run_html(self)
 
     @property
     def name(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from ..models import ArchtuneNet, build_model
 from ..specs import Spec, infer_shapes, load_spec, output_units, totals
 from .device import environment, pick_device, resolve_precision, set_threads
 from .loop import loss_and_accuracy, predict_logits, train_epoch
+from .observers import run_callbacks
 from .optim import make_optimizer, make_scheduler
 from .runs import Run, load_run, new_run_dir, save_checkpoint, write_csv, write_json
 
@@ -77,15 +78,24 @@ def train(
     progress: bool = True,
     epoch_callback: EpochCallback | None = None,
     model: ArchtuneNet | None = None,
+    callbacks: Sequence[Any] = (),
+    loggers: Any = None,
+    mlflow_uri: str | None = None,
 ) -> Run:
     """Train a spec and save the run folder; returns the loaded :class:`Run` (model included).
 
     ``epoch_callback(epoch, row)`` is called after each epoch with the history row; raising
     from it stops training (the run folder is finalised first). Ctrl-C leaves a valid run
     folder marked ``interrupted`` that holds the best checkpoint so far.
+
+    ``callbacks`` (see :mod:`archtune.training.callbacks`) are told when the run starts, after
+    each epoch and when it ends. ``loggers`` names experiment loggers: "tensorboard", "mlflow" or
+    both (``mlflow_uri``: where MLflow records, default ``sqlite:///mlflow.db``). With
+    ``progress`` in a notebook, a table of per-epoch metrics updates in place.
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
+    hooks = run_callbacks(callbacks, loggers, mlflow_uri, progress)
     cfg = spec.train
     splits = splits if splits is not None else load_splits(spec)
     check_compatible(spec, splits)
@@ -133,6 +143,7 @@ def train(
     since_best = 0
     started = time.perf_counter()
     try:
+        hooks.on_train_start(path, spec, metrics | {"env": env})
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
             lr = opt.param_groups[0]["lr"]
@@ -170,6 +181,7 @@ def train(
                 write_csv(path / "grad_norms.csv", grads)
             metrics.update(epochs_run=epoch, train_seconds=time.perf_counter() - started)
             write_json(path / "metrics.json", metrics)
+            hooks.on_epoch_end(epoch, row, stats.grad_norms)
             if epoch_callback is not None:
                 epoch_callback(epoch, row)
             if cfg.patience is not None and since_best >= cfg.patience:
@@ -188,6 +200,7 @@ def train(
         metrics.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
                        train_seconds=time.perf_counter() - started)
         write_json(path / "metrics.json", metrics)
+        hooks.on_train_end(path, metrics)
         if metrics["status"] != "complete":
             log.warning("run %s: %s after %d epochs; best checkpoint kept", path, metrics["status"],
                         metrics["epochs_run"])

@@ -1,0 +1,162 @@
+"""The live dashboard (optuna-dashboard on a study's storage): loopback by default, clear errors,
+and, in headless Chromium, live while a search writes to the same SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from archtune import ArchtuneError
+from archtune.dashboard import Dashboard, study_storages
+from archtune.search import search
+from tests._cli import run_cli
+from tests.conftest import make_splits
+from tests.search.conftest import TINY_SPACE, archtune_cmd, space
+from tests.serve.cdp import Browser
+
+CHROMIUM = os.environ.get("ARCHTUNE_CHROMIUM")
+LOCKED = "database is locked"
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.load(r)
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("studies")
+    for name in ("one", "two"):
+        search(space(TINY_SPACE, epochs=1), study=name, trials=1, studies_dir=root,
+               splits=make_splits(), progress=False)
+    return root
+
+
+def test_serves_a_studys_trials_on_loopback_only(studies: Path) -> None:
+    groups = study_storages(["one"], studies_dir=studies)
+    (url, [(name, study_id)]), = groups.items()
+    assert name == "one" and url == f"sqlite:///{(studies / 'one' / 'study.db').resolve()}"
+    with Dashboard(url, port=0) as board:
+        assert board.server.server_address[0] == "127.0.0.1"
+        assert board.study_url(study_id) == f"http://127.0.0.1:{board.port}/dashboard/studies/{study_id}"
+        detail = get_json(f"http://127.0.0.1:{board.port}/api/studies/{study_id}?after=0")
+        (trial,) = detail["trials"]
+        assert trial["state"] == "Complete" and len(trial["intermediate_values"]) == 1
+        with pytest.raises(ArchtuneError, match=f"port {board.port} on 127.0.0.1 is in use"):
+            Dashboard(url, port=board.port)
+    with pytest.raises(OSError):  # stopped: nothing listens any more
+        socket.create_connection(("127.0.0.1", board.port), timeout=2)
+
+
+def test_each_storage_of_the_studies_asked_for(studies: Path) -> None:
+    groups = study_storages([], studies_dir=studies)  # every study folder: one file each
+    assert sorted(n for found in groups.values() for n, _ in found) == ["one", "two"]
+    assert len(groups) == 2
+    with pytest.raises(ArchtuneError, match="no study 'onee' \\(did you mean 'one'\\?\\)"):
+        study_storages(["onee"], studies_dir=studies)
+    with pytest.raises(ArchtuneError, match="no studies under"):
+        study_storages([], studies_dir=studies / "none")
+    with pytest.raises(ArchtuneError, match="no such database file"):
+        study_storages([], storage=f"sqlite:///{studies}/missing.db")
+
+
+class Lines:
+    """Collect a process's output lines in a thread (so its pipe never fills)."""
+
+    def __init__(self, stream) -> None:
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append(line)
+
+    def wait_for(self, pattern: str, proc: subprocess.Popen, timeout: float = 120) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines:
+                if m := re.search(pattern, line):
+                    return m
+            assert proc.poll() is None, f"process ended: {''.join(self.lines)}"
+            time.sleep(0.1)
+        raise AssertionError(f"no line matching {pattern!r} in {''.join(self.lines)}")
+
+    @property
+    def text(self) -> str:
+        self.thread.join(timeout=30)
+        return "".join(self.lines)
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="ARCHTUNE_CHROMIUM is not set")
+def test_dashboards_stay_live_while_a_search_writes_the_same_sqlite_file(tmp_path: Path,
+                                                                         big_npz: Path) -> None:
+    """`search --dashboard` and a separate `archtune dashboard` read the study.db the search
+    writes; Chromium sees trials and their per-epoch values appear; nobody sees a lock error."""
+    raw = space(TINY_SPACE, big_npz, epochs=3)  # 8 trials: ~20 s of trials on 2 shared cores
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    search_proc = subprocess.Popen(
+        archtune_cmd("search", "s.yaml", "--trials", "8", "--pruner", "none", "--dashboard",
+                     "--dashboard-port", "0"),
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = Lines(search_proc.stdout), Lines(search_proc.stderr)
+    board_proc = None
+    browser = None
+    try:
+        beside = out.wait_for(r"dashboard of study 'tiny': (http://127\.0\.0\.1:\d+/\S+)",
+                              search_proc).group(1)
+        board_proc = subprocess.Popen(archtune_cmd("dashboard", "tiny", "--port", "0"), cwd=tmp_path,
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)
+        board_out, board_err = Lines(board_proc.stdout), Lines(board_proc.stderr)
+        own = board_out.wait_for(r"study 'tiny': (http://127\.0\.0\.1:\d+/\S+)", board_proc).group(1)
+        browser = Browser(str(CHROMIUM))
+        seen: list[list[object]] = []
+        for url in (beside, own):
+            browser.open(url)
+            browser.wait_for("document.body.innerText.includes('tiny')", timeout=60)
+            # the page's own API: trials, their state and per-epoch values, while the search runs
+            api = url.replace("/dashboard/studies/", "/api/studies/") + "?after=0"
+            browser.evaluate(f"fetch('{api}').then(r => r.json()).then(j => window.__trials = "
+                             f"j.trials.map(t => [t.state, t.intermediate_values.length]))")
+            seen += browser.wait_for("window.__trials", timeout=30)
+        assert ["Running"] in [t[:1] for t in seen], f"no running trial seen: {seen}"
+        assert sum(int(t[1]) for t in seen) >= 1, "no per-epoch value was visible"
+        assert search_proc.wait(timeout=300) == 0, err.text
+        browser.open(own)  # after the search: every trial, and the best one, on the page
+        browser.wait_for("document.body.innerText.includes('Best Trial')", timeout=60)
+        board_proc.send_signal(signal.SIGINT)
+        assert board_proc.wait(timeout=30) == 0
+        assert "dashboard stopped" in board_err.text
+        assert LOCKED not in board_err.text and LOCKED not in board_out.text
+        assert LOCKED not in err.text and LOCKED not in out.text
+        assert "8 trials done (8 complete)" in out.text and "dashboard stopped" in out.text
+    finally:
+        if browser is not None:
+            browser.close()
+        for proc in (search_proc, board_proc):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_cli_errors_are_one_line(studies: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, err = run_cli(["dashboard", "onee", "--studies-dir", str(studies)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "did you mean 'one'" in err
+    monkeypatch.setitem(sys.modules, "optuna_dashboard", None)  # not installed
+    code, out, err = run_cli(["dashboard", "one", "--studies-dir", str(studies)], capsys)
+    assert code == 2 and err == "error: the dashboard needs optuna-dashboard: pip install " \
+                                "'archtune[dashboard]'\n"
