@@ -28,7 +28,7 @@ from pathlib import Path
 import _results  # noqa: I001  (bench-local helper)
 
 from archtune.search import best_trial, open_study
-from archtune.search._results import counts
+from archtune.search._records import counts
 
 ARCHTUNE = [sys.executable, "-c", "from archtune.cli import main; main()"]
 TARGET_ACC, TARGET_S = 0.94, 25 * 60

@@ -27,8 +27,8 @@ _EXPORTS = {
     "open_study": "._study", "Study": "._view",
     "refine_space": "._refine",
     "trial_seed": "._objective",
-    "trials_dataframe": "._results", "best_trial": "._results", "best_summary": "._results",
-    "list_studies": "._results", "retrain": "._results", "trial_state": "._results",
+    "trials_dataframe": "._records", "best_trial": "._records", "trial_state": "._records",
+    "best_summary": "._results", "list_studies": "._results", "retrain": "._results",
 }
 
 __all__ = [
@@ -40,15 +40,9 @@ __all__ = [
 if TYPE_CHECKING:
     from ._dims import Dim
     from ._objective import trial_seed
+    from ._records import best_trial, trial_state, trials_dataframe
     from ._refine import refine_space
-    from ._results import (
-        best_summary,
-        best_trial,
-        list_studies,
-        retrain,
-        trial_state,
-        trials_dataframe,
-    )
+    from ._results import best_summary, list_studies, retrain
     from ._run import load_search_splits, search, worker
     from ._settings import PRUNERS, SAMPLERS, SearchSettings
     from ._space import SearchSpace, list_spaces, load_space

@@ -88,7 +88,7 @@ def study_hooks(handle: Handle, tracking: Tracking | None, callbacks: Sequence[T
                 ) -> Iterator[Tracking | None]:
     """Around running a study's trials: yields the tracking settings the trials use."""
     from ..tracking import end_study, for_study
-    from ._results import best_trial
+    from ._records import best_trial
 
     study_tracking = for_study(tracking, handle.name, handle.folder, handle.info) if tracking else None
     watcher = TrialWatcher(handle.study, callbacks) if callbacks else None

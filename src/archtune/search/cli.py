@@ -93,7 +93,7 @@ def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool
         _dry_run(loaded, kw)
         return
     _quiet_libraries()
-    from ._results import counts
+    from ._records import counts
     from ._run import search as run_search
 
     kw["loggers"] = list(kw["loggers"])
@@ -149,7 +149,7 @@ def _check(space: Any, params: dict[str, Any]) -> str:
 
 
 def _print_outcome(study: Any) -> None:
-    from ._results import best_trial, counts
+    from ._records import best_trial, counts
 
     c = counts(study)
     parts = ", ".join(f"{c[k]} {k}" for k in ("complete", "pruned", "failed", "invalid", "running",
@@ -228,7 +228,7 @@ def studies(studies_dir: str, storage: str | None) -> None:
 def trials(study: str, fmt: str, sort: str, reverse: bool, output: str | None, storage: str | None,
            studies_dir: str) -> None:
     """Every trial of STUDY as a row: parameters, metrics, epochs, state, duration, seed."""
-    from ._results import trials_dataframe
+    from ._records import trials_dataframe
     from ._study import open_study
 
     if fmt not in FORMATS:
@@ -258,7 +258,7 @@ def trials(study: str, fmt: str, sort: str, reverse: bool, output: str | None, s
 
 
 def _sorted(df: Any, column: str, reverse: bool) -> Any:
-    from ._results import PARAM
+    from ._records import PARAM
 
     col = column if column in df.columns else f"{PARAM}{column}"
     if col not in df.columns:
@@ -268,7 +268,7 @@ def _sorted(df: Any, column: str, reverse: bool) -> Any:
 
 
 def _table(df: Any) -> str:
-    from ._results import PARAM
+    from ._records import PARAM
 
     if df.empty:
         return "no trials yet"
