@@ -199,7 +199,8 @@ def _register_extensions() -> None:
     """Subcommands that live next to their feature (search, report, serve) add themselves here."""
     import importlib
 
-    for module in ("archtune.search.cli", "archtune.report.cli", "archtune.serve.cli"):
+    for module in ("archtune.search.cli", "archtune.report.cli", "archtune.serve.cli",
+                   "archtune.plan.cli"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as err:

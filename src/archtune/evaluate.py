@@ -136,6 +136,31 @@ def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None 
     return result
 
 
+def dev_result(run: Run) -> dict[str, Any]:
+    """The run's one dev accuracy and which weights it belongs to.
+
+    From ``metrics["dev"]`` (the kept weights evaluated after training as ``evaluate`` does:
+    fp32, the spec's TTA), else ``eval_dev.json``, else the history's best epoch as measured
+    during training. Keys: ``accuracy``, ``loss``, ``epoch``, ``tta``, ``weights`` (in words).
+    """
+    m = run.metrics
+    got = m.get("dev")
+    if not got:
+        saved = run.evaluation("dev")
+        got = {"accuracy": saved["accuracy"], "loss": saved["loss"], "epoch": m.get("best_epoch"),
+               "tta": saved.get("tta", False), "source": "eval_dev.json"} if saved else None
+    if not got:
+        best = m.get("best") or {}
+        got = {"accuracy": best.get("dev_accuracy", math.nan), "loss": best.get("dev_loss", math.nan),
+               "epoch": m.get("best_epoch"), "tta": False, "source": "training"}
+    weights = f"epoch {got.get('epoch')} weights" if got.get("epoch") else "no weights"
+    if got.get("tta"):
+        weights += ", flip TTA"
+    if got.get("source") == "training":
+        weights += ", as measured during training"
+    return {**got, "weights": weights}
+
+
 def format_evaluation(result: dict[str, Any]) -> str:
     """Terminal text: headline, per-class table, confusion matrix, verdict."""
     classes = list(result["per_class"])

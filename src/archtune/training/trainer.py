@@ -86,12 +86,15 @@ def train(
     progress: bool = True,
     epoch_callback: EpochCallback | None = None,
     model: ArchtuneNet | None = None,
+    final_dev: bool = True,
 ) -> Run:
     """Train a spec and save the run folder; returns the loaded :class:`Run` (model included).
 
     ``epoch_callback(epoch, row)`` is called after each epoch with the history row; raising
     from it stops training (the run folder is finalised first). Ctrl-C leaves a valid run
-    folder marked ``interrupted`` that holds the best checkpoint so far.
+    folder marked ``interrupted`` that holds the best checkpoint so far. With ``final_dev``
+    the kept weights are evaluated on the dev split as ``evaluate`` does (fp32, the spec's
+    TTA) and recorded as ``metrics["dev"]``: the run's one dev accuracy.
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
@@ -185,6 +188,10 @@ def train(
                 log.info("early stopping: no dev improvement for %d epochs; best epoch %d",
                          cfg.patience, metrics["best_epoch"])
                 break
+        if final_dev and best_state is not None:
+            model.load_state_dict(best_state)
+            metrics["dev"] = _final_dev(model, x_dev, y_dev, cfg, precision, channels_last,
+                                        metrics["best_epoch"], history)
         metrics["status"] = "complete"
     except KeyboardInterrupt:
         metrics["status"] = "interrupted"
@@ -197,13 +204,31 @@ def train(
                        train_seconds=time.perf_counter() - started)
         write_json(path / "metrics.json", metrics)
         if metrics["status"] != "complete":
-            log.warning("run %s: %s after %d epochs; best checkpoint kept", path, metrics["status"],
-                        metrics["epochs_run"])
+            kept = (f"best checkpoint (epoch {metrics['best_epoch']}) kept" if metrics["best_epoch"]
+                    else "no checkpoint: no epoch finished")
+            log.warning("run %s: %s after %d epochs; %s", path, metrics["status"],
+                        metrics["epochs_run"], kept)
     if best_state is not None:
         model.load_state_dict(best_state)  # restore the best weights
     run = load_run(path)
     run._model = model.to(memory_format=torch.contiguous_format).eval()
     return run
+
+
+def _final_dev(model: ArchtuneNet, x: torch.Tensor, y: torch.Tensor, cfg: Any, precision: str,
+               channels_last: bool, best_epoch: int, history: list[dict[str, float]]
+               ) -> dict[str, Any]:
+    """The kept weights on the dev split as ``evaluate`` measures them: fp32, with the spec's
+    flip TTA (the history's numbers are taken as they are when training measured it so)."""
+    if precision == "fp32" and not cfg.tta:
+        row = history[best_epoch - 1]
+        loss, acc = row["dev_loss"], row["dev_accuracy"]
+    else:
+        logits = predict_logits(model, x, batch_size=cfg.eval_batch_size, channels_last=channels_last,
+                                tta=cfg.tta)
+        loss, acc = loss_and_accuracy(logits, y)
+    return {"accuracy": acc, "loss": loss, "epoch": best_epoch, "tta": bool(cfg.tta),
+            "precision": "fp32", "n": int(len(y))}
 
 
 def _guard_bf16(model: ArchtuneNet, x: torch.Tensor, y: torch.Tensor, cfg: Any, channels_last: bool,
