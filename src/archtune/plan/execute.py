@@ -144,16 +144,19 @@ def run_plan(plan: Plan, *, plans_dir: str | Path = "plans", folder: str | Path 
             record.update(status="running", started=time.strftime("%Y-%m-%dT%H:%M:%S"))
             write_state(out, ctx.state)
             try:
-                line = _DO[step.kind](step, ctx, record)
+                line, reused = _DO[step.kind](step, ctx, record)
             except BaseException as err:
                 record["status"] = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
                 record["error"] = str(err) or type(err).__name__
                 write_state(out, ctx.state)
                 raise
-            record.update(status="done", seconds=round(time.perf_counter() - t0, 1), error=None)
+            record.update(status="done", error=None)
+            if not reused:  # the time of the work, not of finding it done
+                record.update(seconds=round(time.perf_counter() - t0, 1),
+                              finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
             write_state(out, ctx.state)
             ctx.echo(f"{ctx.prefix}: {line}")
-        ctx.state["seconds"] = round(time.perf_counter() - started, 1)
+        ctx.state["last_command_seconds"] = round(time.perf_counter() - started, 1)
         write_state(out, ctx.state)
     return out
 
@@ -207,16 +210,16 @@ def _train_into(ctx: _Ctx, spec: Spec, path: Path) -> None:
           threads=ctx.opts.threads, progress=ctx.opts.progress)
 
 
-def _do_run(step: Step, ctx: _Ctx, record: dict[str, Any]) -> str:
+def _do_run(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool]:
     assert step.spec is not None
     path = run_folder(ctx.folder, step.name)
     fp = step.fingerprint
     record.update(path=str(path), fingerprint=fp)
     if _prepare_run_folder(path, fp or ""):
-        return "reused (same spec, data and seed): " + _dev_line(path)
+        return "reused (same spec, data and seed): " + _dev_line(path), True
     ctx.announce(f"training {step.spec.name}, up to {_epochs(step.spec.train.epochs)} ...")
     _train_into(ctx, step.spec, path)
-    return "trained: " + _dev_line(path)
+    return "trained: " + _dev_line(path), False
 
 
 def search_settings(step: Step, trials: int | None) -> dict[str, Any]:
@@ -283,7 +286,7 @@ def dev_subset(splits: Splits, n: int, *, seed: int = 0) -> Splits:
     return replace(splits, dev=replace(d, x=d.x[idx], y=d.y[idx], indices=d.indices[idx]))
 
 
-def _do_search(step: Step, ctx: _Ctx, record: dict[str, Any]) -> str:
+def _do_search(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool]:
     from ..search import search
 
     assert step.space is not None
@@ -296,7 +299,7 @@ def _do_search(step: Step, ctx: _Ctx, record: dict[str, Any]) -> str:
     got = _done_trials(path)
     want = opts.get("trials")
     if got is not None and got[0] >= (want or got[1]):
-        return f"reused: {got[0]} trials done -> {path}"
+        return f"reused: {got[0]} trials done -> {path}", True
     ctx.announce(f"searching {step.space.name}" + (f" ({got[0]} trials already done)" if got else "")
                  + " ...")
     splits = _search_splits(ctx, step, opts)
@@ -309,7 +312,7 @@ def _do_search(step: Step, ctx: _Ctx, record: dict[str, Any]) -> str:
     c = counts(study)
     best = best_trial(study)
     return (f"{c['done']} trials done ({c['complete']} complete, {c['pruned']} pruned); best dev "
-            f"{best.value * 100:.2f}% (trial {best.number}) -> {path}")
+            f"{best.value * 100:.2f}% (trial {best.number}) -> {path}"), False
 
 
 def _n_dev(ctx: _Ctx, step: Step) -> int:
@@ -327,7 +330,7 @@ def _n_dev(ctx: _Ctx, step: Step) -> int:
     return len(load_search_splits(space).dev)
 
 
-def _do_retrain(step: Step, ctx: _Ctx, record: dict[str, Any]) -> str:
+def _do_retrain(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool]:
     from ..search import retrain
 
     assert isinstance(step.entry, SearchEntry) and step.entry.retrain is not None
@@ -339,15 +342,15 @@ def _do_retrain(step: Step, ctx: _Ctx, record: dict[str, Any]) -> str:
                   pick=step.entry.retrain.pick, dev_images=n_dev)
     what = f"trial {trial.number} (search dev {trial.value * 100:.2f}%)"
     if _prepare_run_folder(path, fp):
-        return f"reused {what}: " + _dev_line(path)
+        return f"reused {what}: " + _dev_line(path), True
     ctx.announce(f"retraining {what}, up to {_epochs(raw['train']['epochs'])} ...")
     retrain(study, trial=trial.number, epochs=step.entry.retrain.epochs, run_dir=path,
             studies_dir=ctx.folder / "studies", data_dir=ctx.opts.data_dir,
             threads=ctx.opts.threads, device=ctx.opts.device, progress=ctx.opts.progress)
-    return f"retrained {what}: " + _dev_line(path)
+    return f"retrained {what}: " + _dev_line(path), False
 
 
-def _do_test(step: Step, ctx: _Ctx, record: dict[str, Any]) -> str:
+def _do_test(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool]:
     from ..evaluate import evaluate
     from ..training import load_run
 
@@ -356,11 +359,11 @@ def _do_test(step: Step, ctx: _Ctx, record: dict[str, Any]) -> str:
     saved = path / "eval_test.json"
     if saved.is_file():
         acc = json.loads(saved.read_text())["accuracy"]
-        return f"reused: test accuracy {acc * 100:.2f}% ({saved})"
+        return f"reused: test accuracy {acc * 100:.2f}% ({saved})", True
     ctx.announce("evaluating on the test split ...")
     result = evaluate(load_run(path), "test", data_dir=ctx.opts.data_dir, device=ctx.opts.device)
-    return f"test accuracy {result['accuracy'] * 100:.2f}% on {result['n']:,} images -> {saved}"
+    return f"test accuracy {result['accuracy'] * 100:.2f}% on {result['n']:,} images -> {saved}", False
 
 
-_DO: dict[str, Callable[[Step, _Ctx, dict[str, Any]], str]] = {
+_DO: dict[str, Callable[[Step, _Ctx, dict[str, Any]], tuple[str, bool]]] = {
     "run": _do_run, "search": _do_search, "retrain": _do_retrain, "test": _do_test}

@@ -88,7 +88,7 @@ def architecture_text(spec: Spec) -> str:
             f"{t.flops / 1e6:.2f} MFLOPs per image)")
 
 
-def init_text(spec: Spec) -> str:
+def init_text(spec: Spec, *, short: bool = False) -> str:
     """Which kernel initialiser the weight layers use, and the biases'."""
     weighted = [la for la in spec.layers if la.type in WEIGHTED]
     if not weighted:
@@ -106,13 +106,16 @@ def init_text(spec: Spec) -> str:
                       f" in {len(where)} of {len(weighted)} weight layers")
         parts.append(label)
     biases = {la.args.get("bias_initializer", "zeros") for la in weighted if la.args.get("use_bias")}
-    text = "kernels " + ", ".join(parts)
+    text = ("" if short else "kernels ") + ", ".join(parts)
+    if short:
+        return text.replace("in the hidden layers", "hidden").replace("in the output layer",
+                                                                      "output")
     if biases and biases != {"zeros"}:
         return text + "; biases " + ", ".join(INIT_NAMES.get(b, b) for b in sorted(biases))
     return text + ("; biases zero" if biases else "; no biases")
 
 
-def activation_text(spec: Spec) -> str:
+def activation_text(spec: Spec, *, short: bool = False) -> str:
     """Hidden activations and the output's (softmax is folded into the cross-entropy loss)."""
     hidden: list[str] = []
     last = spec.layers[-1]
@@ -127,9 +130,10 @@ def activation_text(spec: Spec) -> str:
         if name not in (None, "linear") and ACT_NAMES.get(name, name) not in hidden:
             hidden.append(ACT_NAMES.get(name, name))
     out = last.args.get("activation") if last.type in WEIGHTED else None
-    text = (", ".join(hidden) or "none (linear)") + " in hidden layers"
+    text = (", ".join(hidden) or "none (linear)") + (" hidden" if short else " in hidden layers")
     if out == "softmax":
-        text += "; softmax output (folded into the cross-entropy loss)"
+        text += ", softmax output" if short else \
+            "; softmax output (folded into the cross-entropy loss)"
     elif out not in (None, "linear"):
         text += f"; {ACT_NAMES.get(out, out)} output"
     else:
@@ -159,7 +163,7 @@ def regularisation_text(spec: Spec) -> str:
         parts.append("augmentation: " + ", ".join(moves))
     if tc.patience is not None:
         what = tc.monitor.replace("_", " ")
-        parts.append(f"early stopping on the {what} (patience {tc.patience}, best weights kept)")
+        parts.append(f"early stopping on {what} (patience {tc.patience}, best weights kept)")
     elif tc.monitor == "dev_accuracy":
         parts.append("best-epoch weights kept (by dev accuracy)")
     return "; ".join(parts) if parts else "none (best-epoch weights kept by dev loss)"
@@ -203,6 +207,29 @@ def training_text(spec: Spec) -> str:
 def describe(spec: Spec) -> dict[str, str]:
     """Every description of a spec, keyed: architecture, init, activations, regularisation,
     training."""
-    return {"architecture": architecture_text(spec), "init": init_text(spec),
-            "activations": activation_text(spec), "regularisation": regularisation_text(spec),
-            "training": training_text(spec)}
+    return {"architecture": architecture_text(spec), "init": init_text(spec, short=True),
+            "activations": activation_text(spec, short=True),
+            "regularisation": regularisation_text(spec), "training": training_text(spec)}
+
+
+def changes_from_builtin(spec: Spec) -> list[str] | None:
+    """How a run's spec differs from the built-in spec of its name ('train.epochs 15 -> 2'),
+    so a built-in description is not taken for the run's own; None when the name is not a
+    built-in spec."""
+    from ..specs import list_specs, load_spec
+
+    if spec.name not in list_specs():
+        return None
+    base, mine = load_spec(spec.name).to_dict(), spec.to_dict()
+    out = []
+    for section in ("train", "data"):
+        for key, value in mine[section].items():
+            old = base[section].get(key)
+            if isinstance(value, dict) and isinstance(old, dict):
+                out += [f"{section}.{key}.{k} {old.get(k)} -> {v}" for k, v in value.items()
+                        if old.get(k) != v]
+            elif old != value and not (section == "data" and key == "data_dir"):
+                out.append(f"{section}.{key} {old} -> {value}")
+    if mine["layers"] != base["layers"] or mine["input_shape"] != base["input_shape"]:
+        out.append("the layers")
+    return out

@@ -94,12 +94,19 @@ def collect(run: Run | str | Path, *, data_dir: str | None = None, device: str |
     return rd
 
 
+def dev_accuracy(rd: RunData) -> float:
+    """The run's one dev accuracy: the kept weights evaluated as ``evaluate`` does (this
+    report's dev evaluation where it made one, else the number saved with the run)."""
+    from ..evaluate import dev_result
+
+    return float(rd.dev_eval["accuracy"]) if rd.dev_eval else float(dev_result(rd.run)["accuracy"])
+
+
 def overview_cards(rd: RunData) -> list[tuple[str, str]]:
     from .html import num, pct
 
     m = rd.run.metrics
-    best = m.get("best") or {}
-    items = [("best dev accuracy", pct(best.get("dev_accuracy"))),
+    items = [("dev accuracy", pct(dev_accuracy(rd))),
              ("best epoch", f"{m.get('best_epoch')} of {m.get('epochs_run')}"),
              ("parameters", num(m.get("params"))), ("FLOPs / image", num(m.get("flops"))),
              ("training time", f"{m.get('train_seconds', 0):.1f} s")]
@@ -144,7 +151,8 @@ def section_plan(rd: RunData, images: tuple[int, ...] = (0,), sample: int = 1000
     plan: list[tuple[str, Callable[[], Section]]] = [
         ("overview", lambda: rs.overview(rd)), ("architecture", lambda: rs.architecture(rd)),
         ("config", lambda: rs.configuration(rd)), ("curves", lambda: rs.curves(rd)),
-        ("capacity", lambda: rs.capacity(rd, capacity_verdict(rd.run.history))),
+        ("capacity", lambda: rs.capacity(rd, capacity_verdict(
+            rd.run.history, 1 / max(len(rd.run.classes), 1)))),
         ("dev-metrics", lambda: rs.dev_metrics(rd))]
     if rd.test_eval:
         plan.append(("test-metrics", lambda: rs.test_metrics(rd)))

@@ -58,6 +58,15 @@ class StudyData:
         return str(self.meta.get("study", self.folder.name))
 
 
+def param_text(value: Any) -> str:
+    """A parameter value as people read it: 0.1899 rather than 0.18987697514344648."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int | str | bool) or value is None:
+        return str(value)
+    return json.dumps(value, default=str)
+
+
 def is_study(path: str | Path) -> bool:
     return (Path(path) / "study.json").is_file()
 
