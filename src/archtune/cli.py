@@ -33,12 +33,13 @@ def report_training(start: Callable[[], Run]) -> Run:
     try:
         run = start()
     except KeyboardInterrupt:
-        click.echo("\ninterrupted: the run folder keeps the best checkpoint so far", err=True)
+        click.echo("\ninterrupted (the line above says what the run folder kept)", err=True)
         sys.exit(130)
-    best = run.metrics.get("best") or {}
-    click.echo(f"best dev accuracy {best.get('dev_accuracy', float('nan')) * 100:.2f}% "
-               f"(epoch {run.metrics.get('best_epoch')} of {run.metrics.get('epochs_run')}, "
-               f"{run.metrics.get('train_seconds', 0):.0f}s)")
+    from .evaluate import dev_result
+
+    dev = dev_result(run)
+    click.echo(f"dev accuracy {dev['accuracy'] * 100:.2f}% ({dev['weights']}; "
+               f"{run.metrics.get('epochs_run')} epochs, {run.metrics.get('train_seconds', 0):.0f}s)")
     click.echo(f"run saved in {run.path}")
     return run
 
@@ -159,37 +160,61 @@ def train(ctx: click.Context, spec: str, epochs: int | None, batch_size: int | N
 
 
 @cli.command()
-@click.argument("run", type=str)
+@click.argument("runs", nargs=-1, required=True)
 @click.option("--split", default="dev", show_default=True, help="train | dev | test.")
-@click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print everything as JSON (one object; a list for several runs).")
 @click.option("--data-dir", type=str, help="Where the data set's files are, if not where training found them.")
 @click.option("--tta/--no-tta", default=None, help="Flip test-time augmentation (default: the spec's).")
 @click.option("--device", type=str)
-def evaluate(run: str, split: str, as_json: bool, data_dir: str | None, tta: bool | None,
-             device: str | None) -> None:
-    """Evaluate a run's best weights on a split (the test split only when asked)."""
-    from .evaluate import evaluate as run_eval
-    from .evaluate import format_evaluation
+def evaluate(runs: tuple[str, ...], split: str, as_json: bool, data_dir: str | None,
+             tta: bool | None, device: str | None) -> None:
+    """Evaluate runs' best weights on a split (the test split only when asked).
 
-    result = run_eval(run, split, data_dir=data_dir, tta=tta, device=device)
-    click.echo(json.dumps(result, indent=2) if as_json else format_evaluation(result))
+    Several runs are checked before any is evaluated, then summed up in one table.
+    """
+    from .evaluate import SPLITS, format_evaluation
+    from .evaluate import evaluate as run_eval
+    from .training import load_run
+
+    if split not in SPLITS:
+        raise ArchtuneError(f"unknown split '{split}'; expected one of: {', '.join(SPLITS)}")
+    loaded = [load_run(r) for r in runs]  # every folder checked first
+    results = []
+    for r in loaded:
+        result = run_eval(r, split, data_dir=data_dir, tta=tta, device=device)
+        results.append(result)
+        if not as_json:
+            click.echo((f"== {r.path}\n" if len(loaded) > 1 else "") + format_evaluation(result)
+                       + ("\n" if len(loaded) > 1 else ""))
+    if as_json:
+        click.echo(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    elif len(results) > 1:
+        click.echo(f"{'run':<40}{split + ' acc':>10}{'loss':>9}{'macro F1':>10}")
+        for r, res in zip(loaded, results, strict=True):
+            click.echo(f"{str(r.path)[-39:]:<40}{res['accuracy'] * 100:>9.2f}%{res['loss']:>9.4f}"
+                       f"{res['macro_f1']:>10.4f}")
 
 
 @cli.command()
 @click.option("--root", default="runs", show_default=True, type=click.Path(), help="Folder of runs.")
 def runs(root: str) -> None:
-    """Table of saved runs: spec, status, epochs, dev and test accuracy, time."""
+    """Table of saved runs: spec, status, epochs, dev and test accuracy, time.
+
+    Dev accuracy: the kept weights as 'archtune evaluate' measures them (the spec's TTA)."""
     from .training import list_runs
 
     found = list_runs(root)
     if not found:
         click.echo(f"no runs under {root}/")
         return
+    from .evaluate import dev_result
+
     click.echo(f"{'run':<36}{'spec':<16}{'status':<12}{'epochs':>7}{'dev acc':>9}{'test acc':>9}{'time':>8}")
     for r in found:
-        best = r.metrics.get("best") or {}
+        dev = dev_result(r)["accuracy"]
         test = r.evaluation("test")
-        dev_acc = f"{best['dev_accuracy'] * 100:.2f}" if "dev_accuracy" in best else "-"
+        dev_acc = f"{dev * 100:.2f}" if dev == dev else "-"
         test_acc = f"{test['accuracy'] * 100:.2f}" if test else "-"
         click.echo(f"{r.name[:35]:<36}{r.spec.name[:15]:<16}{r.status:<12}{r.metrics.get('epochs_run', 0):>7}"
                    f"{dev_acc:>9}{test_acc:>9}{r.metrics.get('train_seconds', 0):>7.0f}s")

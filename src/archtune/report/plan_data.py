@@ -23,7 +23,7 @@ from . import study as sy
 from .describe import describe
 
 log = logging.getLogger(__name__)
-MIN_IMPORTANCE_TRIALS = 10  # fewer complete trials: importances are not shown
+MIN_IMPORTANCE_TRIALS = sy.MIN_IMPORTANCE_TRIALS  # fewer complete trials: none shown
 
 
 @dataclass

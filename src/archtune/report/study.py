@@ -20,6 +20,7 @@ from ..errors import ArchtuneError
 
 log = logging.getLogger(__name__)
 
+MIN_IMPORTANCE_TRIALS = 10  # fewer complete trials: no parameter importances are shown
 STATUSES = ("complete", "pruned", "failed", "invalid", "running", "waiting")
 _STATE_STATUS = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed",
                  "RUNNING": "running", "WAITING": "waiting"}
