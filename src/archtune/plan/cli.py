@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -47,6 +48,8 @@ def plan(ctx: click.Context, plan: str, dry_run: bool, show: bool, folder: str |
         raise ArchtuneError(f"--trials {trials}: must be >= 1")
     extra = list(sets) + ([f"data.data_dir={json.dumps(data_dir)}"] if data_dir else [])
     loaded = load_plan(plan, extra)
+    if folder is None and Path(plan).is_dir():
+        folder = plan  # a plan folder goes on in itself
     out = plan_folder(loaded, plans_dir, folder)
     if dry_run:
         click.echo(format_preview(loaded, out, preview(loaded, out, trials=trials)))

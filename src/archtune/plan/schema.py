@@ -264,7 +264,8 @@ def edit_plan(raw: dict[str, Any], item: str) -> None:
         if not isinstance(node, dict):
             raise ArchtuneError(f"--set {item!r}: '{'.'.join(parts[:depth])}' is not a mapping")
         if depth == 1 and part not in node:
-            raise ArchtuneError(f"--set {item!r}: the plan has no {parts[0][:-1]} '{part}'"
+            what = {"runs": "run", "searches": "search"}.get(parts[0], parts[0])
+            raise ArchtuneError(f"--set {item!r}: the plan has no {what} '{part}'"
                                 f"{did_you_mean(part, node)}")
         if depth == 1 and isinstance(node[part], str):
             node[part] = {"spec" if parts[0] == "runs" else "space": node[part]}

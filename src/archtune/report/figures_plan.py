@@ -59,7 +59,7 @@ def draw_plan_curves(curves: dict[str, Curves], learned: dict[str, bool]) -> Fig
 
 def draw_best(conf: Confusion, scores: ClassScores, title: str) -> Figure:
     """The confusion matrix (counts and row shares) beside per-class precision, recall, F1."""
-    fig = _new(WIDTH, 3.7)
+    fig = _new(WIDTH, 3.3)
     ax_c, ax_f = fig.subplots(1, 2, width_ratios=[1.15, 1])
     _confusion_axes(ax_c, conf, f"Confusion matrix, {title}")
     y = np.arange(len(scores.classes))
@@ -107,7 +107,7 @@ def draw_search(h: History, importances: dict[str, float], n_complete: int, obje
             ax_i.text(importances[n], i, f" {importances[n]:.2f}", va="center", fontsize=6.5)
         ax_i.tick_params(labelsize=7)
         ax_i.margins(x=0.2)
-        ax_i.set_title(f"Parameter importances ({n_complete} complete trials)", fontsize=9)
+        ax_i.set_title(f"Importances ({n_complete} complete trials)", fontsize=9)
     else:
         ax_i.set_axis_off()
         ax_i.text(0.5, 0.5, f"Parameter importances need at least {minimum} complete trials;\n"

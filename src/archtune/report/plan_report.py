@@ -27,7 +27,9 @@ def plan_report(folder: str | Path, output: str | Path | None = None, *,
     """Write the report of a plan folder (default ``<plan>/report.html``); returns its path."""
     plan = load_plan_data(folder)
     out = Path(output) if output else plan.folder / "report.html"
-    sections = [summary(plan, out), curves(plan), best_model(plan, data_dir, device)]
+    # printed: 1 summary | 2 curves, best model | 3 gradient flow, searches | 4 models, method
+    sections = [summary(plan, out), curves(plan), best_model(plan, data_dir, device),
+                gradients(plan)]
     sections += [search_section(plan, s) for s in plan.searches]
     sections += [models(plan), method(plan)]
     subtitle = (f"{len(plan.runs)} models, {len(plan.searches)} "
@@ -146,8 +148,7 @@ def _findings(plan: PlanData, best: PlanRun | None) -> str:
 
 
 def curves(plan: PlanData) -> Section | None:
-    from . import figures as fg
-    from .figures_plan import WIDTH, draw_plan_curves
+    from .figures_plan import draw_plan_curves
 
     if not plan.runs:
         return None
@@ -155,13 +156,21 @@ def curves(plan: PlanData) -> Section | None:
     body = figure(draw_plan_curves(c, {r.name: r.learned for r in plan.runs}),
                   "Dev accuracy and dev loss per epoch of every model, as measured during "
                   "training.", id="fig-plan-curves")
+    return Section("curves", "Learning curves", body, css="page")
+
+
+def gradients(plan: PlanData) -> Section | None:
+    from . import figures as fg
+    from .figures_plan import WIDTH
+
     profiles = {r.name: r.grads for r in plan.runs if r.grads is not None and len(r.grads.layers) > 1}
-    if profiles:
-        body += figure(fg.draw_grad_profiles(profiles, size=(WIDTH, 2.7)),
-                       "Gradient flow: each weight layer's mean gradient norm at the last epoch, "
-                       "input side on the left (log scale). A line that falls steeply towards the "
-                       "input shows vanishing gradients.", id="fig-plan-gradients")
-    return Section("curves", "Learning curves and gradient flow", body, css="page")
+    if not profiles:
+        return None
+    body = figure(fg.draw_grad_profiles(profiles, size=(WIDTH, 2.6)),
+                  "Each weight layer's mean gradient norm at the last epoch, input side on the "
+                  "left (log scale). A line that falls steeply towards the input shows vanishing "
+                  "gradients.", id="fig-plan-gradients")
+    return Section("gradients", "Gradient flow", body, css="page")
 
 
 def _best_eval(best: PlanRun, data_dir: str | None, device: str | None
@@ -203,7 +212,7 @@ def best_model(plan: PlanData, data_dir: str | None, device: str | None) -> Sect
     worst = sorted(result["per_class"].items(), key=lambda kv: kv[1]["f1"])[:2]
     body += note("Hardest classes: " + ", ".join(f"{c} (F1 {m['f1']:.2f})" for c, m in worst) + ".")
     body += _mistakes(best, result, split, data_dir)
-    return Section("best", title, body, css="page")
+    return Section("best", title, body)
 
 
 def _mistakes(best: PlanRun, result: dict[str, Any], split: str, data_dir: str | None) -> str:
@@ -226,7 +235,7 @@ def _mistakes(best: PlanRun, result: dict[str, Any], split: str, data_dir: str |
     idx = torch.tensor([w.get("source_index", w["index"]) for w in wrong[:8]])
     x = ds.x_test[idx].float().div(255).numpy()
     grid = plot_data.mistakes_grid(x, wrong, limit=8)
-    return figure(fg.draw_grid(grid, cell=0.8), "The test images it got wrong with the highest "
+    return figure(fg.draw_grid(grid, cell=0.85), "The test images it got wrong with the highest "
                   "confidence: true label, predicted label and its probability.",
                   id="fig-plan-mistakes")
 
