@@ -13,8 +13,7 @@ Names are imported on first use, so ``archtune --help`` stays fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_getattr
 
 _EXPORTS = {
     "Plan": ".schema", "RunEntry": ".schema", "SearchEntry": ".schema", "Retrain": ".schema",
@@ -28,11 +27,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'archtune.plan' has no attribute '{name}'")
-    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

@@ -83,18 +83,19 @@ def resolve(plan: Plan) -> list[Step]:
     from ..search import list_spaces, load_space
     from ..specs import list_specs, load_spec
 
+    def loaded(kind: str, name: str, load: Any, value: str, builtin: list[str],
+               own: list[str]) -> Any:
+        try:
+            return load(_resolve_path(value, plan, builtin), _ordered(plan, own))
+        except ArchtuneError as err:
+            raise ArchtuneError(f"plan '{plan.name}', {kind} '{name}': {err}") from None
+
     steps: list[Step] = []
     for r in plan.runs:
-        try:
-            spec = load_spec(_resolve_path(r.spec, plan, list_specs()), _ordered(plan, r.set))
-        except ArchtuneError as err:
-            raise ArchtuneError(f"plan '{plan.name}', run '{r.name}': {err}") from None
+        spec = loaded("run", r.name, load_spec, r.spec, list_specs(), r.set)
         steps.append(Step("run", r.name, spec=spec, entry=r))
     for s in plan.searches:
-        try:
-            space = load_space(_resolve_path(s.space, plan, list_spaces()), _ordered(plan, s.set))
-        except ArchtuneError as err:
-            raise ArchtuneError(f"plan '{plan.name}', search '{s.name}': {err}") from None
+        space = loaded("search", s.name, load_space, s.space, list_spaces(), s.set)
         steps.append(Step("search", s.name, space=space, entry=s))
         if s.retrain is not None:
             steps.append(Step("retrain", s.name, entry=s))

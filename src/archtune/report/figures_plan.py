@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from .data import ClassScores, Confusion, Curves
 from .figures import BLUE, GREY, RED, _confusion_axes, _epoch_axis, _new
+from .figures_study import history_axes
 from .study import History
 
 WIDTH = 7.2  # inches: an A4 page less its margins
@@ -85,17 +86,9 @@ def draw_search(h: History, importances: dict[str, float], n_complete: int, obje
     (or a note when too few trials completed to rank them)."""
     fig = _new(WIDTH, 2.9)
     ax_h, ax_i = fig.subplots(1, 2, width_ratios=[1.25, 1])
-    if h.pruned_numbers:
-        ax_h.scatter(h.pruned_numbers, h.pruned_values, s=8, marker="x", color=GREY, alpha=0.6,
-                     label="pruned (last value)")
-    ax_h.scatter(h.numbers, h.values, s=10, color=BLUE, alpha=0.75, label="complete")
-    if h.numbers:
-        ax_h.step(h.numbers, h.best_so_far, where="post", color=RED, lw=1.4, label="best so far")
-    from matplotlib.ticker import MaxNLocator
-
-    ax_h.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_h.set_xlabel("trial", fontsize=8)
-    ax_h.set_ylabel(objective, fontsize=8)
+    history_axes(ax_h, h, objective, size=9)
+    ax_h.xaxis.label.set_fontsize(8)
+    ax_h.yaxis.label.set_fontsize(8)
     ax_h.tick_params(labelsize=7)
     ax_h.set_title("Search history", fontsize=9)
     ax_h.grid(alpha=0.3)

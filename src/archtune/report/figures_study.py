@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -18,17 +19,23 @@ from .figures import BLUE, DPI, GREY, RED, _new
 from .study import History, Parallel, SliceData
 
 
+def history_axes(ax: Axes, h: History, objective: str, *, size: float = 12) -> None:
+    """Every trial's value (pruned ones at their last), and the best so far, on ``ax``."""
+    if h.pruned_numbers:
+        ax.scatter(h.pruned_numbers, h.pruned_values, s=size * 0.8, marker="x", color=GREY,
+                   alpha=0.6, label="pruned (last reported value)")
+    ax.scatter(h.numbers, h.values, s=size, color=BLUE, alpha=0.75, label="complete")
+    if h.numbers:
+        ax.step(h.numbers, h.best_so_far, where="post", color=RED, lw=1.5, label="best so far")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial")
+    ax.set_ylabel(objective)
+
+
 def draw_history(h: History, objective: str, direction: str) -> Figure:
     fig = _new(8.5, 3.6)
     ax = fig.subplots()
-    if h.pruned_numbers:
-        ax.scatter(h.pruned_numbers, h.pruned_values, s=10, marker="x", color=GREY, alpha=0.6,
-                   label="pruned (last reported value)")
-    ax.scatter(h.numbers, h.values, s=12, color=BLUE, alpha=0.75, label="complete")
-    if h.numbers:
-        ax.step(h.numbers, h.best_so_far, where="post", color=RED, lw=1.6, label="best so far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(objective)
+    history_axes(ax, h, objective)
     ax.set_title(f"Optimisation history ({direction})", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
