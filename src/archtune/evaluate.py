@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +185,15 @@ def format_evaluation(result: dict[str, Any]) -> str:
     cap = result["capacity"]
     lines += ["", f"capacity: {cap['verdict']} ({cap['reason']})"]
     return "\n".join(lines)
+
+
+class _Module(types.ModuleType):
+    """``archtune.evaluate`` is both this module and the public function ``at.evaluate``; once
+    the module is imported, Python binds the package attribute to the module, so calling the
+    module calls the function (``from archtune import evaluate; evaluate(run, "test")``)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return evaluate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _Module

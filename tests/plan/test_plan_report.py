@@ -40,7 +40,7 @@ def test_plan_report_shows_every_model_with_its_one_dev_and_its_test_accuracy(
         plan_page: tuple[Path, Path, Ran], homework: tuple[Path, Ran]) -> None:
     page = plan_page[0].read_text()
     folder, _ = homework
-    for title in ("Summary", "Learning curves and gradient flow", "Best model: ",
+    for title in ("Summary", "Learning curves", "Best model: ", "Gradient flow",
                   "Search: cnn-grid", "Architectures and training setups",
                   "Method and reproduction"):
         assert f"<h2>{title}" in page, title
