@@ -19,7 +19,8 @@ from ..cli import cli
               help="Plan folder (default: PLANS_DIR/<plan name>).")
 @click.option("--plans-dir", default="plans", show_default=True, type=click.Path(file_okay=False))
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override for every run and search, e.g. train.epochs=1 (applied last).")
+              help="train.*/data.* overrides for every run and search (applied last), e.g. "
+                   "train.epochs=1; runs.NAME.KEY / searches.NAME.KEY / test edit the plan.")
 @click.option("--trials", type=int, help="Every search holds this many trials (a quick try; "
                                          "running again without it tops the searches up).")
 @click.option("--data-dir", help="Folder holding the data set's files.")
@@ -40,9 +41,9 @@ def plan(ctx: click.Context, plan: str, dry_run: bool, show: bool, folder: str |
     from .schema import builtin_text, list_plans, load_plan
 
     if show:
-        click.echo(builtin_text(plan) if plan in list_plans() else
-                   open(plan).read() if plan.endswith((".yaml", ".yml")) else builtin_text(plan),
-                   nl=False)
+        path = Path(plan) / "plan.yaml" if Path(plan).is_dir() else Path(plan)
+        click.echo(builtin_text(plan) if plan in list_plans() or not path.is_file()
+                   else path.read_text(), nl=False)  # builtin_text: unknown names get a hint
         return
     if trials is not None and trials < 1:
         raise ArchtuneError(f"--trials {trials}: must be >= 1")

@@ -141,7 +141,8 @@ def draw_curves(c: Curves) -> Figure:
     return fig
 
 
-def _confusion_axes(ax: Axes, conf: Confusion, title: str, *, annotate: bool = True) -> object:
+def _confusion_axes(ax: Axes, conf: Confusion, title: str, *, annotate: bool = True,
+                    counts: bool = True) -> object:
     k = len(conf.classes)
     im = ax.imshow(conf.rates, cmap="Blues", vmin=0, vmax=1)
     short = [c[:12] for c in conf.classes]
@@ -154,8 +155,9 @@ def _confusion_axes(ax: Axes, conf: Confusion, title: str, *, annotate: bool = T
         for i in range(k):
             for j in range(k):
                 rate = conf.rates[i, j]
-                ax.text(j, i, f"{conf.counts[i, j]}\n{rate:.0%}", ha="center", va="center",
-                        fontsize=5.5 if k > 10 else 6.5, color="white" if rate > 0.5 else "black")
+                text = f"{conf.counts[i, j]}\n{rate:.0%}" if counts else f"{rate * 100:.0f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=5.5 if k > 10 else 6.5,
+                        color="white" if rate > 0.5 else "black")
     return im
 
 

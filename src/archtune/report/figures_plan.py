@@ -28,7 +28,7 @@ def accuracy_limits(curves: dict[str, Curves], learned: dict[str, bool]) -> tupl
 
 def draw_plan_curves(curves: dict[str, Curves], learned: dict[str, bool]) -> Figure:
     """Dev accuracy and dev loss per epoch of every model (solid; at-chance models dashed)."""
-    fig = _new(WIDTH, 3.0)
+    fig = _new(WIDTH, 2.6)
     ax_acc, ax_loss = fig.subplots(1, 2)
     for j, (name, c) in enumerate(curves.items()):
         ok = learned.get(name, True)
@@ -60,9 +60,10 @@ def draw_plan_curves(curves: dict[str, Curves], learned: dict[str, bool]) -> Fig
 
 def draw_best(conf: Confusion, scores: ClassScores, title: str) -> Figure:
     """The confusion matrix (counts and row shares) beside per-class precision, recall, F1."""
-    fig = _new(WIDTH, 3.3)
+    fig = _new(WIDTH, 3.1)
     ax_c, ax_f = fig.subplots(1, 2, width_ratios=[1.15, 1])
-    _confusion_axes(ax_c, conf, f"Confusion matrix, {title}")
+    _confusion_axes(ax_c, conf, f"Confusion matrix, {title} (% of each true class)",
+                    counts=False)
     y = np.arange(len(scores.classes))
     for j, (name, values, color) in enumerate((("precision", scores.precision, GREY),
                                                 ("recall", scores.recall, BLUE),

@@ -206,8 +206,8 @@ def best_model(plan: PlanData, data_dir: str | None, device: str | None) -> Sect
     body = (f"<p>{esc(best.name)} ({esc(best.text['architecture'])}): {split} accuracy "
             f"<b>{pct(result['accuracy'])}</b>, macro F1 {result['macro_f1']:.4f}.</p>")
     body += figure(draw_best(conf, plot_data.class_scores(result["per_class"]), split),
-                   f"Rows: true class, columns: predicted, on the {split}; colour: share of the "
-                   f"true class. Right: per-class precision, recall and F1 (value: F1).",
+                   f"Rows: true class, columns: predicted, on the {split}; each cell: the share of "
+                   f"the true class, in %. Right: per-class precision, recall and F1 (value: F1).",
                    id="fig-plan-best")
     worst = sorted(result["per_class"].items(), key=lambda kv: kv[1]["f1"])[:2]
     body += note("Hardest classes: " + ", ".join(f"{c} (F1 {m['f1']:.2f})" for c, m in worst) + ".")
@@ -235,8 +235,10 @@ def _mistakes(best: PlanRun, result: dict[str, Any], split: str, data_dir: str |
     idx = torch.tensor([w.get("source_index", w["index"]) for w in wrong[:8]])
     x = ds.x_test[idx].float().div(255).numpy()
     grid = plot_data.mistakes_grid(x, wrong, limit=8)
-    return figure(fg.draw_grid(grid, cell=0.85), "The test images it got wrong with the highest "
-                  "confidence: true label, predicted label and its probability.",
+    grid.titles = [f"{w['true'][:11]}\nas {w['predicted'][:11]} {w['probability']:.0%}"
+                   for w in wrong[:8]]  # short: eight fit across the page
+    return figure(fg.draw_grid(grid, cell=0.88), "The test images it got wrong with the highest "
+                  "confidence: true label, the label it gave and its probability.",
                   id="fig-plan-mistakes")
 
 
