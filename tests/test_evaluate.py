@@ -74,3 +74,16 @@ def test_capacity_verdict_flags_a_net_at_chance() -> None:
     v = capacity_verdict(stuck, chance=0.1)
     assert v["verdict"] == "under-fitting" and "not learning" in v["reason"]
     assert capacity_verdict(stuck)["verdict"] == "fine"  # without the chance level it cannot tell
+
+
+def test_the_public_evaluate_is_callable_whatever_was_imported_first() -> None:
+    import importlib
+
+    import archtune
+
+    importlib.import_module("archtune.evaluate")  # binds archtune.evaluate to the module
+    from archtune import evaluate
+
+    assert callable(evaluate) and callable(archtune.evaluate)
+    with pytest.raises(archtune.ArchtuneError, match="no such run folder"):
+        evaluate("no/such/run", "dev")

@@ -17,12 +17,13 @@ def report_training(start: Callable[[], Run]) -> Run:
     try:
         run = start()
     except KeyboardInterrupt:
-        click.echo("\ninterrupted: the run folder keeps the best checkpoint so far", err=True)
+        click.echo("\ninterrupted (the line above says what the run folder kept)", err=True)
         sys.exit(130)
-    best = run.metrics.get("best") or {}
-    click.echo(f"best dev accuracy {best.get('dev_accuracy', float('nan')) * 100:.2f}% "
-               f"(epoch {run.metrics.get('best_epoch')} of {run.metrics.get('epochs_run')}, "
-               f"{run.metrics.get('train_seconds', 0):.0f}s)")
+    from .evaluate import dev_result
+
+    dev = dev_result(run)
+    click.echo(f"dev accuracy {dev['accuracy'] * 100:.2f}% ({dev['weights']}; "
+               f"{run.metrics.get('epochs_run')} epochs, {run.metrics.get('train_seconds', 0):.0f}s)")
     click.echo(f"run saved in {run.path}")
     return run
 

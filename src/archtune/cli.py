@@ -143,33 +143,57 @@ def train(ctx: click.Context, spec: str, epochs: int | None, batch_size: int | N
 
 
 @cli.command()
-@click.argument("run", type=str)
+@click.argument("runs", nargs=-1, required=True)
 @click.option("--split", default="dev", show_default=True, help="train | dev | test.")
-@click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print everything as JSON (one object; a list for several runs).")
 @click.option("--data-dir", type=str, help="Where the data set's files are, if not where training found them.")
 @click.option("--tta/--no-tta", default=None, help="Flip test-time augmentation (default: the spec's).")
 @click.option("--device", type=str)
-def evaluate(run: str, split: str, as_json: bool, data_dir: str | None, tta: bool | None,
-             device: str | None) -> None:
-    """Evaluate a run's best weights on a split (the test split only when asked)."""
-    from .evaluate import evaluate as run_eval
-    from .evaluate import format_evaluation
+def evaluate(runs: tuple[str, ...], split: str, as_json: bool, data_dir: str | None,
+             tta: bool | None, device: str | None) -> None:
+    """Evaluate runs' best weights on a split (the test split only when asked).
 
-    result = run_eval(run, split, data_dir=data_dir, tta=tta, device=device)
-    click.echo(json.dumps(result, indent=2) if as_json else format_evaluation(result))
+    Several runs are checked before any is evaluated, then summed up in one table.
+    """
+    from .evaluate import SPLITS, format_evaluation
+    from .evaluate import evaluate as run_eval
+    from .training import load_run
+
+    if split not in SPLITS:
+        raise ArchtuneError(f"unknown split '{split}'; expected one of: {', '.join(SPLITS)}")
+    loaded = [load_run(r) for r in runs]  # every folder checked first
+    results = []
+    for r in loaded:
+        result = run_eval(r, split, data_dir=data_dir, tta=tta, device=device)
+        results.append(result)
+        if not as_json:
+            click.echo((f"== {r.path}\n" if len(loaded) > 1 else "") + format_evaluation(result)
+                       + ("\n" if len(loaded) > 1 else ""))
+    if as_json:
+        click.echo(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    elif len(results) > 1:
+        click.echo(f"{'run':<40}{split + ' acc':>10}{'loss':>9}{'macro F1':>10}")
+        for r, res in zip(loaded, results, strict=True):
+            click.echo(f"{str(r.path)[-39:]:<40}{res['accuracy'] * 100:>9.2f}%{res['loss']:>9.4f}"
+                       f"{res['macro_f1']:>10.4f}")
 
 
 @cli.command()
 @click.option("--root", default="runs", show_default=True, type=click.Path(), help="Folder of runs.")
 def runs(root: str) -> None:
     """Table of saved runs: spec, status, epochs, dev and test accuracy, time; unreadable run
-    folders are listed with the reason."""
+    folders are listed with the reason.
+
+    Dev accuracy: the kept weights as 'archtune evaluate' measures them (the spec's TTA)."""
     from .training import UnreadableRun, scan_runs
 
     found = scan_runs(root)
     if not found:
         click.echo(f"no runs under {root}/")
         return
+    from .evaluate import dev_result
+
     click.echo(f"{'run':<36}{'spec':<16}{'status':<12}{'epochs':>7}{'dev acc':>9}{'test acc':>9}{'time':>8}")
     for r in found:
         try:
@@ -179,8 +203,8 @@ def runs(root: str) -> None:
         if isinstance(r, UnreadableRun):
             click.echo(f"{r.name[:35]:<36}unreadable: {r.reason}")
             continue
-        best = r.metrics.get("best") or {}
-        dev_acc = f"{best['dev_accuracy'] * 100:.2f}" if "dev_accuracy" in best else "-"
+        dev = dev_result(r)["accuracy"]
+        dev_acc = f"{dev * 100:.2f}" if dev == dev else "-"
         test_acc = f"{test['accuracy'] * 100:.2f}" if test else "-"
         click.echo(f"{r.name[:35]:<36}{r.spec.name[:15]:<16}{r.status:<12}{r.metrics.get('epochs_run', 0):>7}"
                    f"{dev_acc:>9}{test_acc:>9}{r.metrics.get('train_seconds', 0):>7.0f}s")
@@ -199,12 +223,13 @@ def layers(pattern: str) -> None:
 def _register_extensions() -> None:
     """Subcommands that live next to their feature (search, report, serve) are added here."""
     from .dashboard.cli import COMMANDS as dashboard_commands
+    from .plan.cli import COMMANDS as plan_commands
     from .report.cli import COMMANDS as report_commands
     from .search.cli import COMMANDS as search_commands
     from .serve.cli import COMMANDS as serve_commands
 
     for command in (*search_commands, *report_commands, *serve_commands,
-                    *dashboard_commands):
+                    *dashboard_commands, *plan_commands):
         cli.add_command(command)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +155,31 @@ def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None 
     return result
 
 
+def dev_result(run: Run) -> dict[str, Any]:
+    """The run's one dev accuracy and which weights it belongs to.
+
+    From ``metrics["dev"]`` (the kept weights evaluated after training as ``evaluate`` does:
+    fp32, the spec's TTA), else ``eval_dev.json``, else the history's best epoch as measured
+    during training. Keys: ``accuracy``, ``loss``, ``epoch``, ``tta``, ``weights`` (in words).
+    """
+    m = run.metrics
+    got = m.get("dev")
+    if not got:
+        saved = run.evaluation("dev")
+        got = {"accuracy": saved["accuracy"], "loss": saved["loss"], "epoch": m.get("best_epoch"),
+               "tta": saved.get("tta", False), "source": "eval_dev.json"} if saved else None
+    if not got:
+        best = m.get("best") or {}
+        got = {"accuracy": best.get("dev_accuracy", math.nan), "loss": best.get("dev_loss", math.nan),
+               "epoch": m.get("best_epoch"), "tta": False, "source": "training"}
+    weights = f"epoch {got.get('epoch')} weights" if got.get("epoch") else "no weights"
+    if got.get("tta"):
+        weights += ", flip TTA"
+    if got.get("source") == "training":
+        weights += ", as measured during training"
+    return {**got, "weights": weights}
+
+
 def format_evaluation(result: dict[str, Any]) -> str:
     """Terminal text: headline, per-class table, confusion matrix, verdict."""
     classes = list(result["per_class"])
@@ -176,3 +203,15 @@ def format_evaluation(result: dict[str, Any]) -> str:
     cap = result["capacity"]
     lines += ["", f"capacity: {cap['verdict']} ({cap['reason']})"]
     return "\n".join(lines)
+
+
+class _Module(types.ModuleType):
+    """``archtune.evaluate`` is both this module and the public function ``at.evaluate``; once
+    the module is imported, Python binds the package attribute to the module, so calling the
+    module calls the function (``from archtune import evaluate; evaluate(run, "test")``)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return evaluate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _Module

@@ -54,7 +54,7 @@ def test_run_report_in_chromium(browser: Chromium, pages: dict[str, Path], evalu
                                 tmp_path: Path) -> None:
     shot = tmp_path / "run.png"
     r = browser.open(pages["run"], shot, expressions={
-        "best": "document.getElementById('overview-best-dev-accuracy').textContent",
+        "best": "document.getElementById('overview-dev-accuracy').textContent",
         "test": "document.getElementById('test-metrics-accuracy').textContent",
         "params": "document.getElementById('totals-total-params').textContent"})
     check_page(r, shot)
@@ -62,7 +62,7 @@ def test_run_report_in_chromium(browser: Chromium, pages: dict[str, Path], evalu
     assert len(r.images) == pages["run"].read_text().count("<figure ") >= 12
     metrics = json.loads((evaluated_run.path / "metrics.json").read_text())
     test = json.loads((evaluated_run.path / "eval_test.json").read_text())
-    assert r.values["best"] == f"{metrics['best']['dev_accuracy'] * 100:.2f}%"
+    assert r.values["best"] == f"{metrics['dev']['accuracy'] * 100:.2f}%"
     assert r.values["test"] == f"{test['accuracy'] * 100:.2f}%"
     assert r.values["params"] == f"{metrics['params']:,}"
     assert f"Run report: {evaluated_run.name}" in r.text

@@ -35,7 +35,8 @@ def test_run_report_shows_every_figure_and_the_runs_numbers(pages: dict[str, Pat
                          page), fig
     metrics = json.loads((evaluated_run.path / "metrics.json").read_text())
     test = json.loads((evaluated_run.path / "eval_test.json").read_text())
-    assert cell(page, "overview-best-dev-accuracy") == f"{metrics['best']['dev_accuracy'] * 100:.2f}%"
+    dev = f"{metrics['dev']['accuracy'] * 100:.2f}%"  # the kept weights, fp32, the spec's TTA
+    assert cell(page, "overview-dev-accuracy") == dev == cell(page, "dev-metrics-accuracy")
     assert cell(page, "overview-epochs-run") == str(metrics["epochs_run"])
     assert cell(page, "totals-total-params") == f"{metrics['params']:,}"
     assert cell(page, "test-metrics-accuracy") == f"{test['accuracy'] * 100:.2f}%"
@@ -92,7 +93,7 @@ def test_report_refuses_bad_folders(evaluated_run: Run, tmp_path: Path, capsys) 
     plain = tmp_path / "plain"
     plain.mkdir()
     code, _, err = run_cli(["report", str(plain)], capsys)
-    assert code == 2 and "neither a run folder" in err and "study folder" in err
+    assert code == 2 and "not a run folder" in err and "study folder" in err and "plan folder" in err
     assert list(plain.iterdir()) == []
     code, _, err = run_cli(["compare", str(evaluated_run.path)], capsys)
     assert code == 2 and "at least two runs" in err

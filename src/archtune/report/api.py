@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def kind_of(path: str | Path) -> str:
-    """'run' or 'study'; a clear error for anything else."""
+    """'run', 'study' or 'plan'; a clear error for anything else."""
     from .study import is_study
 
     path = Path(path)
@@ -25,17 +25,24 @@ def kind_of(path: str | Path) -> str:
         raise ArchtuneError(f"{path}: no such folder")
     if is_study(path):
         return "study"
+    if (path / "plan.yaml").is_file() and (path / "state.json").is_file():
+        return "plan"
     if path.is_dir() and all((path / f).is_file() for f in RUN_FILES):
         return "run"
-    raise ArchtuneError(f"{path}: neither a run folder (with {' and '.join(RUN_FILES)}) nor a "
-                        f"study folder (with study.json)")
+    raise ArchtuneError(f"{path}: not a run folder (with {' and '.join(RUN_FILES)}), a study "
+                        f"folder (with study.json) nor a plan folder (with plan.yaml and state.json)")
 
 
 def report(path: str | Path, output: str | Path | None = None, *, data_dir: str | None = None,
            device: str | None = None, images: tuple[int, ...] = (0,),
            best_report: bool = True) -> Path:
-    """Write the HTML report of a run folder or a study folder; returns its path."""
-    if kind_of(path) == "study":
+    """Write the HTML report of a run, study or plan folder; returns its path."""
+    kind = kind_of(path)
+    if kind == "plan":
+        from .plan_report import plan_report
+
+        return plan_report(path, output, data_dir=data_dir, device=device)
+    if kind == "study":
         from .study_report import study_report
 
         return study_report(path, output, best_report=best_report, data_dir=data_dir,

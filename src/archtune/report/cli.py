@@ -7,6 +7,12 @@ from __future__ import annotations
 
 import click
 
+PDF = click.option("--pdf", is_flag=True,
+                   help="Also print the page to a PDF beside it (A4; needs Chromium or Chrome, "
+                        "or ARCHTUNE_CHROMIUM).")
+FIGURES = click.option("--figures", type=click.Path(file_okay=False), metavar="DIR",
+                       help="Also write every figure to DIR as PNG and SVG files.")
+
 
 @click.command()
 @click.argument("path", type=str)
@@ -18,14 +24,19 @@ import click
 @click.option("--best-report/--no-best-report", default=True, show_default=True,
               help="Study: also write the best trial's run report and link it.")
 @click.option("--device", type=str, help="cpu | cuda, for the dev evaluation.")
+@PDF
+@FIGURES
 def report(path: str, output: str | None, data_dir: str | None, images: tuple[int, ...],
-           best_report: bool, device: str | None) -> None:
-    """Write a self-contained HTML report of a run folder or a study folder."""
+           best_report: bool, device: str | None, pdf: bool, figures: str | None) -> None:
+    """Write a self-contained HTML report of a run, study or plan folder (and a PDF of it)."""
     from .api import report as make_report
+    from .outputs import write
 
-    out = make_report(path, output, data_dir=data_dir, device=device, images=tuple(images),
-                      best_report=best_report)
-    click.echo(f"report written to {out}")
+    done = write(lambda: make_report(path, output, data_dir=data_dir, device=device,
+                                     images=tuple(images), best_report=best_report),
+                 pdf=pdf, figures=figures)
+    for line in done.lines():
+        click.echo(line)
 
 
 @click.command()
@@ -34,12 +45,21 @@ def report(path: str, output: str | None, data_dir: str | None, images: tuple[in
               type=click.Path(dir_okay=False), help="Where to write the page.")
 @click.option("--data-dir", type=str, help="Where the data set's files are.")
 @click.option("--device", type=str, help="cpu | cuda, for the dev evaluations.")
-def compare(runs: tuple[str, ...], output: str, data_dir: str | None, device: str | None) -> None:
+@click.option("--test", "with_test", is_flag=True,
+              help="Evaluate each run on the test split first where it has not been (final "
+                   "numbers: writes eval_test.json), and show the test metrics.")
+@PDF
+@FIGURES
+def compare(runs: tuple[str, ...], output: str, data_dir: str | None, device: str | None,
+            with_test: bool, pdf: bool, figures: str | None) -> None:
     """Compare several runs side by side in one HTML page (table, curves, confusion matrices)."""
     from .compare import compare_report
+    from .outputs import write
 
-    out = compare_report(list(runs), output, data_dir=data_dir, device=device)
-    click.echo(f"comparison written to {out}")
+    done = write(lambda: compare_report(list(runs), output, data_dir=data_dir, device=device,
+                                        test=with_test), pdf=pdf, figures=figures)
+    for line in done.lines():
+        click.echo(line.replace("report written", "comparison written"))
 
 
 @click.command()

@@ -18,12 +18,13 @@ from .html import (
     figure,
     link,
     note,
+    num,
     pct,
     render_page,
     table,
     write_atomic,
 )
-from .run_data import DataCache, RunData, collect
+from .run_data import DataCache, RunData, collect, dev_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +37,24 @@ def _labels(runs: Sequence[Run]) -> list[str]:
 
 
 def compare_report(runs: Sequence[Run | str | Path], output: str | Path = "compare.html", *,
-                   data_dir: str | None = None, device: str | None = None) -> Path:
+                   data_dir: str | None = None, device: str | None = None,
+                   test: bool = False) -> Path:
     """Write an HTML page comparing runs; returns its path.
 
     Each run must have at least one epoch of history. Dev confusion matrices are computed from
     the runs' checkpoints and data (left out, with a note, where the data cannot be loaded).
+    With ``test`` every run not yet evaluated on the test split is evaluated first
+    (``eval_test.json`` written, as ``archtune evaluate --split test`` does).
     """
     if len(runs) < 2:
         raise ArchtuneError("compare needs at least two runs")
     loaded = [r if isinstance(r, Run) else load_run(r) for r in runs]
+    if test:
+        from ..evaluate import evaluate
+
+        for r in loaded:
+            if r.evaluation("test") is None:
+                evaluate(r, "test", data_dir=data_dir, device=device)
     cache: DataCache = {}
     rds = [collect(r, data_dir=data_dir, device=device, cache=cache) for r in loaded]
     labels = _labels(loaded)
@@ -67,35 +77,38 @@ def _report_link(rd: RunData, label: str, out: Path) -> str | Html:
 
 
 def _verdict(rd: RunData) -> str:
-    """The capacity verdict, flagged when the best dev accuracy is at chance level."""
-    verdict = str(capacity_verdict(rd.run.history_rows)["verdict"])
-    k = len(rd.run.classes)
-    best = (rd.run.metrics.get("best") or {}).get("dev_accuracy")
-    if k > 1 and best is not None and best <= 1.5 / k:
-        verdict += f" - not learning (chance is {pct(1 / k, 0)})"
-    return verdict
+    """The capacity verdict; a run at chance level is under-fitting: not learning."""
+    k = max(len(rd.run.classes), 1)
+    verdict = capacity_verdict(rd.run.history_rows, 1 / k)
+    if verdict["reason"].startswith("not learning"):
+        return f"{verdict['verdict']}: not learning (chance is {pct(1 / k, 0)})"
+    return str(verdict["verdict"])
 
 
 def _table(rds: Sequence[RunData], labels: Sequence[str], out: Path) -> Section:
     rows = []
     for rd, label in zip(rds, labels, strict=True):
         m = rd.run.metrics
-        best = m.get("best") or {}
         test = rd.test_eval["accuracy"] if rd.test_eval else None
-        dev = rd.dev_eval["accuracy"] if rd.dev_eval else best.get("dev_accuracy")
+        f1 = rd.test_eval["macro_f1"] if rd.test_eval else None
+        dev = dev_accuracy(rd)
         ratio = rd.grads.first_over_last if rd.grads and len(rd.grads.layers) > 1 else None
         rows.append((_report_link(rd, label, out), rd.run.spec.name, m.get("params"), m.get("flops"),
                      m.get("epochs_run"), m.get("best_epoch"),
                      (f"{m.get('train_seconds', 0):.1f}", m.get("train_seconds", 0)),
                      (pct(dev), dev), (pct(test), test if test is not None else -1.0),
+                     (num(f1), f1 if f1 is not None else -1.0),
                      (plot_data.ratio_text(rd.grads), ratio if ratio is not None else -1.0),
                      _verdict(rd)))
     headers = ["run", "spec", "params", "FLOPs", "epochs", "best epoch", "time (s)", "dev acc",
-               "test acc", "grad norm first/last", "verdict"]
+               "test acc", "test macro F1", "grad norm first/last", "verdict"]
     body = table(headers, rows, id="compare-table", sortable=True)
-    body += note("Dev accuracy of the kept (best) weights; test accuracy only where 'archtune "
-                 "evaluate --split test' was run. Grad norm first/last: the first weight layer's "
-                 "mean gradient norm over the last one's, at the last epoch. Click a column to sort.")
+    body += note("Dev accuracy: the kept weights (best epoch) evaluated on the dev split in fp32, "
+                 "with flip TTA where the spec asks for it (the same number as 'archtune runs' "
+                 "and the run report). Test metrics only where the test split was evaluated "
+                 "('archtune evaluate --split test' or 'compare --test'). Grad norm first/last: "
+                 "the first weight layer's mean gradient norm over the last one's, at the last "
+                 "epoch. Click a column to sort.")
     return Section("table", "Runs side by side", body)
 
 

@@ -141,7 +141,8 @@ def draw_curves(c: Curves) -> Figure:
     return fig
 
 
-def _confusion_axes(ax: Axes, conf: Confusion, title: str, *, annotate: bool = True) -> object:
+def _confusion_axes(ax: Axes, conf: Confusion, title: str, *, annotate: bool = True,
+                    counts: bool = True) -> object:
     k = len(conf.classes)
     im = ax.imshow(conf.rates, cmap="Blues", vmin=0, vmax=1)
     short = [c[:12] for c in conf.classes]
@@ -154,8 +155,9 @@ def _confusion_axes(ax: Axes, conf: Confusion, title: str, *, annotate: bool = T
         for i in range(k):
             for j in range(k):
                 rate = conf.rates[i, j]
-                ax.text(j, i, f"{conf.counts[i, j]}\n{rate:.0%}", ha="center", va="center",
-                        fontsize=5.5 if k > 10 else 6.5, color="white" if rate > 0.5 else "black")
+                text = f"{conf.counts[i, j]}\n{rate:.0%}" if counts else f"{rate * 100:.0f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=5.5 if k > 10 else 6.5,
+                        color="white" if rate > 0.5 else "black")
     return im
 
 
@@ -198,6 +200,18 @@ def draw_class_scores(s: ClassScores) -> Figure:
     return fig
 
 
+def bar_axis(values: Sequence[float] | np.ndarray) -> tuple[str, float, float]:
+    """(scale, bottom, top) for bars of positive values: a linear axis from 0 unless they span
+    more than 30x, then a log axis of whole decades, so bars of 0.9 and 1.1 look alike."""
+    v = np.asarray([x for x in values if np.isfinite(x) and x > 0], dtype=np.float64)
+    if not len(v):
+        return "linear", 0.0, 1.0
+    if v.max() / v.min() <= 30:
+        return "linear", 0.0, float(v.max()) * 1.15
+    lo, hi = math.floor(math.log10(v.min())), math.ceil(math.log10(v.max()))
+    return "log", 10.0 ** lo, 10.0 ** max(hi, lo + 1)
+
+
 def draw_grad_norms(g: GradNorms) -> Figure:
     """Per-layer gradient norms over epochs (log scale) and, at the last epoch, by depth."""
     fig = _new(9.5, 3.6)
@@ -211,26 +225,39 @@ def draw_grad_norms(g: GradNorms) -> Figure:
     ax_time.set_title("Gradient norm per layer over training", fontsize=10)
     ax_time.legend(fontsize=7, ncols=2)
     ax_time.grid(alpha=0.3, which="both")
-    ax_depth.bar(range(len(g.layers)), np.maximum(g.last, 1e-30), color=colors)
-    ax_depth.set_yscale("log")
+    scale, bottom, top = bar_axis(g.last)
+    if scale == "log":
+        ax_depth.set_yscale("log")
+    heights = np.maximum(g.last, bottom) - (bottom if scale == "log" else 0.0)
+    ax_depth.bar(range(len(g.layers)), heights, bottom=bottom if scale == "log" else 0.0,
+                 color=colors)
+    for i, v in enumerate(g.last):
+        ax_depth.text(i, max(v, bottom), f"{v:.2g}", ha="center", va="bottom", fontsize=7)
+    ax_depth.set_ylim(bottom, top * (3 if scale == "log" else 1.05))
+    ax_depth.set_ylabel(f"norm ({scale} scale)")
     ax_depth.set_xticks(range(len(g.layers)), g.layers, rotation=30, ha="right", fontsize=8)
     ax_depth.set_title(f"By depth, epoch {g.epochs[-1]} (input side on the left)", fontsize=10)
     ax_depth.grid(axis="y", alpha=0.3, which="both")
     return fig
 
 
-def draw_grad_profiles(profiles: dict[str, GradNorms]) -> Figure:
+def draw_grad_profiles(profiles: dict[str, GradNorms], *,
+                       size: tuple[float, float] = (7.0, 3.6)) -> Figure:
     """Last-epoch gradient norm against layer depth, one line per run (log scale)."""
-    fig = _new(7.0, 3.6)
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _new(*size)
     ax = fig.subplots()
-    for name, g in profiles.items():
-        ax.plot(range(1, len(g.layers) + 1), g.last, marker="o", label=name)
+    for j, (name, g) in enumerate(profiles.items()):
+        ax.plot(range(1, len(g.layers) + 1), g.last, marker="o", ms=4, color=f"C{j % 10}",
+                ls="-" if j < 10 else "--", label=name)
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole numbers
     ax.set_xlabel("weight layer (1 = nearest the input)")
     ax.set_ylabel("weight-gradient norm, last epoch")
     ax.set_title("Gradient norm by depth", fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 

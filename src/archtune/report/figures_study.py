@@ -10,24 +10,32 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .figures import BLUE, DPI, GREY, RED, _new
 from .study import History, Parallel, SliceData
 
 
+def history_axes(ax: Axes, h: History, objective: str, *, size: float = 12) -> None:
+    """Every trial's value (pruned ones at their last), and the best so far, on ``ax``."""
+    if h.pruned_numbers:
+        ax.scatter(h.pruned_numbers, h.pruned_values, s=size * 0.8, marker="x", color=GREY,
+                   alpha=0.6, label="pruned (last reported value)")
+    ax.scatter(h.numbers, h.values, s=size, color=BLUE, alpha=0.75, label="complete")
+    if h.numbers:
+        ax.step(h.numbers, h.best_so_far, where="post", color=RED, lw=1.5, label="best so far")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial")
+    ax.set_ylabel(objective)
+
+
 def draw_history(h: History, objective: str, direction: str) -> Figure:
     fig = _new(8.5, 3.6)
     ax = fig.subplots()
-    if h.pruned_numbers:
-        ax.scatter(h.pruned_numbers, h.pruned_values, s=10, marker="x", color=GREY, alpha=0.6,
-                   label="pruned (last reported value)")
-    ax.scatter(h.numbers, h.values, s=12, color=BLUE, alpha=0.75, label="complete")
-    if h.numbers:
-        ax.step(h.numbers, h.best_so_far, where="post", color=RED, lw=1.6, label="best so far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(objective)
+    history_axes(ax, h, objective)
     ax.set_title(f"Optimisation history ({direction})", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -90,19 +98,27 @@ def draw_slices(slices: Sequence[SliceData], objective: str, *, ncols: int = 4) 
     for ax, s in zip(axes, slices, strict=False):
         ax.scatter(s.x, s.y, c=s.numbers, cmap="Blues", s=10, edgecolors="none", alpha=0.8)
         if s.info.kind == "categorical":
-            ax.set_xticks(range(len(s.info.choices)), [str(c) for c in s.info.choices], fontsize=7)
+            labels = [_short(c) for c in s.info.choices]
+            crowded = sum(len(x) for x in labels) > 18
+            ax.set_xticks(range(len(labels)), labels, fontsize=7, rotation=35 if crowded else 0,
+                          ha="right" if crowded else "center")
+            ax.set_xlim(-0.5, len(labels) - 0.5)
         elif s.info.log:
             ax.set_xscale("log")
-        elif s.info.kind == "int":
-            from matplotlib.ticker import MaxNLocator
-
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        else:  # at most 4 ticks, so values like 0.0125 do not run into each other
+            ax.xaxis.set_major_locator(MaxNLocator(4, integer=s.info.kind == "int"))
+        ax.tick_params(axis="x", labelsize=7)
         ax.set_title(s.name, fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(objective)
     fig.suptitle("Slice plots: objective against each parameter (darker: later trials)",
                  fontsize=10)
     return fig
+
+
+def _short(value: object) -> str:
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 12 else text[:11] + "~"
 
 
 def draw_intermediate(curves: Sequence[tuple[int, str, list[int], list[float]]],
@@ -112,17 +128,22 @@ def draw_intermediate(curves: Sequence[tuple[int, str, list[int], list[float]]],
     ax = fig.subplots()
     groups: dict[str, list[list[tuple[int, float]]]] = {}
     for _, status, steps, values in curves:
-        pts = list(zip(steps, values, strict=True))
-        if len(pts) == 1:
-            pts = pts * 2
-        groups.setdefault(status, []).append(pts)
+        groups.setdefault(status, []).append(list(zip(steps, values, strict=True)))
     style = {"complete": (BLUE, 0.35), "pruned": (GREY, 0.35), "failed": (RED, 0.5)}
     for status, segs in groups.items():
         color, alpha = style.get(status, ("#9467bd", 0.4))
-        ax.add_collection(LineCollection(segs, colors=color, linewidths=0.8, alpha=alpha,
-                                         label=f"{status} ({len(segs)})"))
+        label = f"{status} ({len(segs)})"
+        lines = [p for p in segs if len(p) > 1]
+        if lines:
+            ax.add_collection(LineCollection(lines, colors=color, linewidths=0.8, alpha=alpha,
+                                             label=label))
+            label = None
+        ends = np.array([p[-1] for p in segs], dtype=np.float64)  # a 1-epoch trial is a point
+        ax.scatter(ends[:, 0], ends[:, 1], s=9, color=color, alpha=min(1.0, alpha + 0.3),
+                   label=label, zorder=3)
     ax.autoscale()
-    ax.set_xlabel("step (epoch index)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
     ax.set_ylabel(objective)
     ax.set_title("Intermediate values (learning curves) of every trial", fontsize=10)
     ax.grid(alpha=0.3)

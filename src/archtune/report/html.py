@@ -30,6 +30,7 @@ class Section:
     id: str
     title: str
     body: str
+    css: str = ""  # extra class of the <section>: "page" starts a new page when printed
 
 
 def esc(value: Any) -> str:
@@ -105,8 +106,10 @@ def cards(items: Iterable[tuple[str, str]]) -> str:
 
 def figure(fig: Figure, caption: str, *, id: str, alt: str | None = None) -> str:
     """Embed a matplotlib figure as a base64 PNG (the figure is closed afterwards)."""
+    from .export import collect
     from .figures import png_base64
 
+    collect(fig, id)  # --figures DIR: also written as PNG and SVG files
     data = png_base64(fig)
     fig.clear()
     return (f'<figure id="{esc(id)}"><img alt="{esc(alt or caption)}" '
@@ -129,14 +132,18 @@ def link(href: str, text: str) -> Html:
     return Html(f'<a href="{esc(href)}">{esc(text)}</a>')
 
 
+def _section(s: Section) -> str:
+    css = f' class="{esc(s.css)}"' if s.css else ""
+    return f'<section id="{esc(s.id)}"{css}><h2>{esc(s.title)}</h2>\n{s.body}\n</section>'
+
+
 def render_page(title: str, subtitle: str, sections: Sequence[Section]) -> str:
     """The whole page: header, table of contents and sections, from ``page.html``."""
     from .. import __version__
 
     template = Template(resources.files("archtune.report").joinpath("page.html").read_text())
     nav = "\n".join(f'<a href="#{esc(s.id)}">{esc(s.title)}</a>' for s in sections)
-    body = "\n".join(f'<section id="{esc(s.id)}"><h2>{esc(s.title)}</h2>\n{s.body}\n</section>'
-                     for s in sections)
+    body = "\n".join(_section(s) for s in sections)
     return template.substitute(title=esc(title), subtitle=esc(subtitle), nav=nav, body=body,
                                version=esc(__version__),
                                generated=time.strftime("%Y-%m-%d %H:%M"))

@@ -50,7 +50,8 @@ def section_plan(rd: RunData, images: tuple[int, ...] = (0,), sample: int = 1000
     plan: list[tuple[str, Callable[[], Section]]] = [
         ("overview", lambda: rs.overview(rd)), ("architecture", lambda: rs.architecture(rd)),
         ("config", lambda: rs.configuration(rd)), ("curves", lambda: rs.curves(rd)),
-        ("capacity", lambda: rs.capacity(rd, capacity_verdict(rd.run.history_rows))),
+        ("capacity", lambda: rs.capacity(rd, capacity_verdict(
+            rd.run.history_rows, 1 / max(len(rd.run.classes), 1)))),
         ("dev-metrics", lambda: rs.dev_metrics(rd))]
     if rd.test_eval:
         plan.append(("test-metrics", lambda: rs.test_metrics(rd)))

@@ -87,12 +87,19 @@ def collect(run: Run | str | Path, *, data_dir: str | None = None, device: str |
     return rd
 
 
+def dev_accuracy(rd: RunData) -> float:
+    """The run's one dev accuracy: the kept weights evaluated as ``evaluate`` does (this
+    report's dev evaluation where it made one, else the number saved with the run)."""
+    from ..evaluate import dev_result
+
+    return float(rd.dev_eval["accuracy"]) if rd.dev_eval else float(dev_result(rd.run)["accuracy"])
+
+
 def overview_cards(rd: RunData) -> list[tuple[str, str]]:
     from .html import num, pct
 
     m = rd.run.metrics
-    best = m.get("best") or {}
-    items = [("best dev accuracy", pct(best.get("dev_accuracy"))),
+    items = [("dev accuracy", pct(dev_accuracy(rd))),
              ("best epoch", f"{m.get('best_epoch')} of {m.get('epochs_run')}"),
              ("parameters", num(m.get("params"))), ("FLOPs / image", num(m.get("flops"))),
              ("training time", f"{m.get('train_seconds', 0):.1f} s")]

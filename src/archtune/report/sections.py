@@ -31,13 +31,19 @@ def _missing(rd: RunData, what: str) -> str:
 
 
 def overview(rd: RunData) -> Section:
+    from ..evaluate import dev_result
+    from .describe import changes_from_builtin
+    from .run_data import dev_accuracy
+
     m = rd.run.metrics
     best = m.get("best") or {}
+    dev = dev_accuracy(rd)
     items = [("spec", rd.run.spec.name), ("status", rd.run.status),
              ("epochs run", m.get("epochs_run")), ("best epoch", m.get("best_epoch")),
              ("stopped early", bool(m.get("stopped_early"))),
-             ("best dev accuracy", (pct(best.get("dev_accuracy")), best.get("dev_accuracy"))),
-             ("best dev loss", best.get("dev_loss")),
+             ("dev accuracy", (pct(dev), dev)),
+             ("dev accuracy: weights", dev_result(rd.run)["weights"]),
+             ("dev loss at best epoch (training)", best.get("dev_loss")),
              ("train accuracy at best", (pct(best.get("train_accuracy")), best.get("train_accuracy"))),
              ("train loss at best", best.get("train_loss")),
              ("parameters", m.get("params")), ("FLOPs per image", m.get("flops")),
@@ -47,6 +53,10 @@ def overview(rd: RunData) -> Section:
     if rd.test_eval:
         items.insert(6, ("test accuracy", (pct(rd.test_eval["accuracy"]), rd.test_eval["accuracy"])))
     desc = note(rd.run.spec.description) if rd.run.spec.description else ""
+    changes = changes_from_builtin(rd.run.spec)
+    if desc and changes:
+        desc = note(f"Built-in spec '{rd.run.spec.name}': {rd.run.spec.description} This run "
+                    f"changes it: {'; '.join(changes)}.")
     return Section("overview", "Overview", desc + cards(overview_cards(rd))
                    + kv_table(items, id="overview"))
 
@@ -54,12 +64,30 @@ def overview(rd: RunData) -> Section:
 def architecture(rd: RunData) -> Section:
     spec = rd.run.spec
     t = totals(infer_shapes(spec))
-    rows = [(name, shape, params, flops) for name, shape, params, flops in summary_rows(spec)]
-    body = table(["layer (type)", "output shape", "params", "FLOPs"], rows, id="summary")
+    from .describe import INIT_NAMES, activation_text, init_text
+
+    rows = [(name, shape, _act(layer), INIT_NAMES.get(layer.args.get("kernel_initializer"), "-"),
+             params, flops) for (name, shape, params, flops), layer
+            in zip(summary_rows(spec), spec.layers, strict=True)]
+    body = table(["layer (type)", "output shape", "activation", "initialiser", "params", "FLOPs"],
+                 rows, id="summary")
+    body += note(f"Activations: {activation_text(spec)}. Initialisation: {init_text(spec)}.")
     body += kv_table([("total params", t.params), ("trainable params", t.trainable),
                       ("non-trainable params", t.params - t.trainable),
                       ("FLOPs per image", t.flops)], id="totals")
     return Section("architecture", "Architecture", body)
+
+
+def _act(layer: Any) -> str:
+    """A layer's activation as the table shows it ('-' for layers without one)."""
+    from .describe import ACT_NAMES
+
+    if layer.type == "Activation":
+        return ACT_NAMES.get(layer.args["activation"], layer.args["activation"])
+    if layer.type == "LeakyReLU":
+        return "leaky ReLU"
+    act = layer.args.get("activation", "-") if layer.type in ("Conv2D", "Dense") else "-"
+    return "linear" if act is None else ACT_NAMES.get(act, act)
 
 
 def _setting(value: Any) -> str:
@@ -104,7 +132,7 @@ def capacity(rd: RunData, verdict: dict[str, Any]) -> Section:
             f'{verdict["reason"]}.</p>')
     k = len(rd.run.classes)
     best = (rd.run.metrics.get("best") or {}).get("dev_accuracy")
-    if k > 1 and best is not None and best <= 1.5 / k:
+    if k > 1 and best is not None and best <= 1.5 / k and not verdict["reason"].startswith("not"):
         body += (f'<p id="chance-warning"><b>The model has not learned:</b> its best dev accuracy '
                  f'({pct(best)}) is at chance level for {k} classes ({pct(1 / k)}). Look at the '
                  f'gradient norms below (vanishing gradients?) and at the learning rate.</p>')

@@ -6,6 +6,7 @@ function below is pure over those rows, so tests check numbers, not pictures.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from ..errors import ArchtuneError
 
 log = logging.getLogger(__name__)
 
+MIN_IMPORTANCE_TRIALS = 10  # fewer complete trials: no parameter importances are shown
 STATUSES = ("complete", "pruned", "failed", "invalid", "running", "waiting")
 _STATE_STATUS = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed",
                  "RUNNING": "running", "WAITING": "waiting"}
@@ -55,6 +57,15 @@ class StudyData:
     @property
     def name(self) -> str:
         return str(self.meta.get("study", self.folder.name))
+
+
+def param_text(value: Any) -> str:
+    """A parameter value as people read it: 0.1899 rather than 0.18987697514344648."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int | str | bool) or value is None:
+        return str(value)
+    return json.dumps(value, default=str)
 
 
 def is_study(path: str | Path) -> bool:

@@ -13,6 +13,7 @@ from ..errors import ArchtuneError
 from ..search._storage import public_url
 from ..training.runs import load_run
 from . import study as sy
+from .export import paused
 from .html import (
     Section,
     cards,
@@ -50,7 +51,7 @@ def study_report(folder: str | Path, output: str | Path | None = None, *,
                 _history(sd, objective), _importances(sd), _parallel(sd, objective),
                 _slices(sd, objective), _intermediate(sd, objective), _trials(sd, objective),
                 _space(sd)]
-    subtitle = (f"{len(sd.trials):,} trials - {sd.direction} {objective} - sampler "
+    subtitle = (f"{_trial_count(sd)} - {sd.direction} {objective} - sampler "
                 f"{sd.meta.get('sampler', '-')}, pruner {sd.meta.get('pruner', '-')} - {sd.folder}")
     write_atomic(out, render_page(f"Study report: {sd.name}", subtitle, sections))
     log.info("wrote %s", out)
@@ -62,6 +63,18 @@ def _meta_value(sd: sy.StudyData, key: str) -> str:
     return public_url(value) if key == "storage" else value  # never a password in a page
 
 
+def _waiting(sd: sy.StudyData) -> int:
+    return sum(t.status == "waiting" for t in sd.trials)
+
+
+def _trial_count(sd: sy.StudyData) -> str:
+    """'4 trials run (168 more waiting in the queue)': queued trials have not run."""
+    waiting = _waiting(sd)
+    ran = len(sd.trials) - waiting
+    text = f"{ran:,} trial{'s' if ran != 1 else ''} run"
+    return text + (f" ({waiting:,} more waiting in the queue)" if waiting else "")
+
+
 def _hours(seconds: float) -> str:
     return f"{seconds:,.1f} s ({seconds / 3600:.2f} h)"
 
@@ -70,7 +83,8 @@ def _overview(sd: sy.StudyData, best: sy.TrialRecord | None) -> Section:
     summary = sy.status_summary(sd.trials)
     total_cpu = sum(s[2] for s in summary)
     counts = dict((s[0], s[1]) for s in summary)
-    body = cards([("trials", f"{len(sd.trials):,}"), ("complete", f"{counts.get('complete', 0):,}"),
+    body = cards([("trials run", f"{len(sd.trials) - _waiting(sd):,}"),
+                  ("complete", f"{counts.get('complete', 0):,}"),
                   ("pruned", f"{counts.get('pruned', 0):,}"),
                   ("best " + str(sd.meta.get("objective", "value")),
                    "-" if best is None else f"{best.value:.4f}"),
@@ -79,7 +93,9 @@ def _overview(sd: sy.StudyData, best: sy.TrialRecord | None) -> Section:
                                              cpu / total_cpu if total_cpu else 0.0))
             for status, n, cpu in summary]
     body += table(["status", "trials", "CPU time", "share of CPU time"], rows, id="status-table")
-    body += note("CPU time: the trials' recorded durations (duration_s), summed per status.")
+    body += note("CPU time: the trials' recorded durations (duration_s), summed per status."
+                 + (f" Waiting trials are queued and have not run: {_trial_count(sd)}."
+                    if _waiting(sd) else ""))
     keys = ("study", "direction", "objective", "sampler", "pruner", "seed", "created", "storage",
             "space_hash", "archtune")
     body += kv_table([(k, _meta_value(sd, k)) for k in keys], id="study-meta")
@@ -126,8 +142,9 @@ def _best_run(sd: sy.StudyData, best: sy.TrialRecord, out: Path, write_report: b
     try:
         run = load_run(run_dir)
         curves = plot_data.learning_curves(run.history_rows, run.metrics)
-        report = run_report(run, data_dir=data_dir, device=device) if write_report \
-            else run_dir / "report.html"
+        with paused():  # its figures belong to the run's report, not this one's --figures
+            report = run_report(run, data_dir=data_dir, device=device) if write_report \
+                else run_dir / "report.html"
     except ArchtuneError as err:
         return note(f"The best trial's run folder {run_dir} cannot be reported on: {err}")
     body = ""
@@ -152,12 +169,19 @@ def _history(sd: sy.StudyData, objective: str) -> Section:
 def _importances(sd: sy.StudyData) -> Section:
     from .figures_study import draw_importances
 
+    n = len(sd.complete)
+    if n < sy.MIN_IMPORTANCE_TRIALS:
+        return Section("importances", "Parameter importances", note(
+            f"Parameter importances need at least {sy.MIN_IMPORTANCE_TRIALS} complete trials to "
+            f"mean anything; this study has {n}."))
     imp = sy.importances(sd)
     if not imp:
         return Section("importances", "Parameter importances",
-                       note("Too few complete trials to estimate parameter importances."))
-    body = figure(draw_importances(imp), "How much each parameter decides whether a trial "
-                  "lands among the best (Optuna's PED-ANOVA evaluator).", id="fig-importances")
+                       note(f"Parameter importances could not be estimated from {n} complete "
+                            f"trials."))
+    body = figure(draw_importances(imp), f"How much each parameter decides whether a trial "
+                  f"lands among the best (Optuna's PED-ANOVA evaluator), from {n} complete trials; "
+                  f"with few trials, read them as hints.", id="fig-importances")
     body += table(["parameter", "importance"], sorted(imp.items(), key=lambda kv: -kv[1]),
                   id="importances-table")
     return Section("importances", "Parameter importances", body)
@@ -203,7 +227,10 @@ def _seconds(v: Any) -> Any:
 
 
 def _shown(v: Any) -> Any:
-    return v if isinstance(v, int | float | str) else json.dumps(v)
+    """A parameter value rounded for reading; the raw value sorts."""
+    if isinstance(v, float):
+        return (sy.param_text(v), v)
+    return v if isinstance(v, int | str) else sy.param_text(v)
 
 
 def _trials(sd: sy.StudyData, objective: str) -> Section:
@@ -211,7 +238,10 @@ def _trials(sd: sy.StudyData, objective: str) -> Section:
     headers = ["trial", "status", objective] + names + ["epochs", "duration (s)", "params",
                                                          "FLOPs", "error"]
     rows = []
+    waiting = _waiting(sd)
     for t in sorted(sd.trials, key=lambda t: t.number):
+        if t.status == "waiting":
+            continue
         a = t.attrs
         value = t.value if t.value is not None else a.get("dev_accuracy")
         params = [_shown(t.params[n]) if n in t.params else ("-", "") for n in names]
@@ -220,8 +250,11 @@ def _trials(sd: sy.StudyData, objective: str) -> Section:
                      a.get("params_count", "-"), a.get("flops", "-"),
                      str(a.get("error") or "")[:120]])
     body = note(f"{len(rows):,} trials; click a column header to sort. For pruned trials the "
-                f"value is the best {objective} reached before pruning.")
-    body += table(headers, rows, id="trials-table", sortable=True, scroll=True)
+                f"value is the best {objective} reached before pruning."
+                + (f" {waiting:,} waiting trials (queued, not run yet) are not listed." if waiting
+                   else "") + (" Printed: the first 40 rows." if len(rows) > 40 else ""))
+    body += table(headers, rows, id="trials-table", sortable=True, scroll=True).replace(
+        'class="sortable"', 'class="sortable print-first"', 1)
     return Section("trials", "Trials", body)
 
 

@@ -129,7 +129,7 @@ def _train(trial: optuna.Trial, spec: Any, ctx: TrialContext
         shutil.rmtree(run_dir)  # left by a worker that died during this trial number
     try:
         train(spec, splits=ctx.splits, run_dir=run_dir, progress=False, threads=ctx.threads,
-              device=ctx.device, epoch_callback=on_epoch,
+              device=ctx.device, epoch_callback=on_epoch, final_dev=False,  # scored per epoch
               callbacks=trial_loggers(ctx.tracking, trial.number, trial.params))
         state, error = "complete", None
     except optuna.TrialPruned:

@@ -100,7 +100,8 @@ def search(space: SearchSpace | str | Path | dict[str, Any], *, study: str | Non
     Arguments left as None take the space's ``search:`` section, then the defaults (TPE, 20
     trials; a grid runs all its candidates). Running the same call again resumes the study.
     ``refine`` names a finished study: its top trials narrow the space, which is then searched
-    at full fidelity (no train subset, full epochs) in a study named ``<refine>-refine``.
+    at full fidelity (no train subset, full epochs), with that study's pruner unless ``pruner``
+    says otherwise, in a study named ``<refine>-refine``.
     ``create_only`` creates the study (and its grid queue) for ``worker()`` processes to run.
     ``loggers`` ("tensorboard", "mlflow"; see :mod:`archtune.tracking`) log every trial;
     ``on_trial(study, trial)`` is called for each trial that finishes (in any worker
@@ -115,8 +116,10 @@ def search(space: SearchSpace | str | Path | dict[str, Any], *, study: str | Non
     base = as_dict(space.settings)
     extra: dict[str, Any] = {"keep_runs": keep_runs}
     if refine is not None:
-        space, numbers = refine_space(space, attach(refine, studies_dir=studies_dir).study, top=top)
-        base.update(train_subset=None, epochs=None, fraction=None)
+        parent = attach(refine, studies_dir=studies_dir)
+        space, numbers = refine_space(space, parent.study, top=top)
+        # full fidelity, and the coarse pass's pruner unless one is given
+        base.update(train_subset=None, epochs=None, fraction=None, pruner=parent.info.get("pruner"))
         extra.update(refined_from=Path(refine).name, refine_top=numbers)
     s = settings(base, dict(sampler=sampler, pruner=pruner, trials=trials, timeout=timeout,
                             target=target, fraction=fraction, train_subset=train_subset,

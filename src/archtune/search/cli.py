@@ -85,11 +85,17 @@ def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool
     loaded = load_space(space, overrides)
     if dry_run:
         if kw["refine"]:
+            import dataclasses
+
             from ._refine import refine_space
             from ._study import attach
 
-            study = attach(kw["refine"], studies_dir=kw["studies_dir"]).study
-            loaded = refine_space(loaded, study, top=kw["top"])[0]
+            parent = attach(kw["refine"], studies_dir=kw["studies_dir"])
+            coarse = loaded.settings
+            loaded = refine_space(loaded, parent.study, top=kw["top"])[0]
+            loaded.settings = dataclasses.replace(coarse, train_subset=None, epochs=None,
+                                                  fraction=None)  # as search() runs it
+            kw = {**kw, "pruner": kw["pruner"] or parent.info.get("pruner")}
         _dry_run(loaded, kw)
         return
     _quiet_libraries()
@@ -148,6 +154,12 @@ def _check(space: Any, params: dict[str, Any]) -> str:
     return f"{t.params:>10,} params {t.flops / 1e6:>7.1f}M FLOPs"
 
 
+def _value(v: Any) -> str:
+    """A parameter value rounded for reading (0.1899, not 0.18987697514344648); --json and
+    the trials table keep every digit."""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
 def _print_outcome(study: Any) -> None:
     from ._records import best_trial, counts
 
@@ -162,7 +174,7 @@ def _print_outcome(study: Any) -> None:
     except ArchtuneError:
         return
     click.echo(f"best dev accuracy {best.value * 100:.2f}% (trial {best.number}): "
-               + "  ".join(f"{k}={v}" for k, v in best.params.items()))
+               + "  ".join(f"{k}={_value(v)}" for k, v in best.params.items()))
     click.echo(f"next: archtune best {study.study_name}  |  archtune retrain {study.study_name}")
 
 
@@ -222,12 +234,15 @@ def studies(studies_dir: str, storage: str | None) -> None:
 @click.option("--sort", default="number", show_default=True,
               help="Column to sort by (dev_accuracy sorts best first).")
 @click.option("--reverse", is_flag=True, help="Reverse the order.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Also list waiting trials (queued grid points that have not run yet).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file.")
 @STORAGE
 @STUDIES_DIR
-def trials(study: str, fmt: str, sort: str, reverse: bool, output: str | None, storage: str | None,
-           studies_dir: str) -> None:
-    """Every trial of STUDY as a row: parameters, metrics, epochs, state, duration, seed."""
+def trials(study: str, fmt: str, sort: str, reverse: bool, show_all: bool, output: str | None,
+           storage: str | None, studies_dir: str) -> None:
+    """Every trial of STUDY that ran, as a row: parameters, metrics, epochs, state, duration,
+    seed (--all: the waiting ones too)."""
     from ._records import trials_dataframe
     from ._study import open_study
 
@@ -236,6 +251,11 @@ def trials(study: str, fmt: str, sort: str, reverse: bool, output: str | None, s
     if fmt == "parquet" and not output:
         raise ArchtuneError("--format parquet writes a binary file: give -o FILE.parquet")
     df = _sorted(trials_dataframe(open_study(study, studies_dir, storage=storage)[0]), sort, reverse)
+    waiting = int((df["state"] == "waiting").sum())
+    if waiting and not show_all:
+        df = df[df["state"] != "waiting"]
+        click.echo(f"{waiting} waiting trials (queued, not run yet) not listed; --all lists them",
+                   err=True)
     if fmt == "table":
         text = _table(df)
     elif fmt == "csv":
@@ -300,7 +320,7 @@ def best(study: str, as_json: bool, storage: str | None, studies_dir: str) -> No
                f"{b['duration_s']:.0f}s)")
     click.echo(f"model: {b['params_count']:,} params, {b['flops']:,} FLOPs/image; seed {b['seed']}")
     for key, value in b["params"].items():
-        click.echo(f"  {key:<28} {value}")
+        click.echo(f"  {key:<28} {_value(value)}")
     if b["run_dir"]:
         click.echo(f"run folder: {b['run_dir']}")
     click.echo(f"retrain it: archtune retrain {b['study']}")

@@ -18,7 +18,7 @@ from ..errors import ArchtuneError
 from ..models import ArchtuneNet, build_model
 from ..specs import Spec, infer_shapes, load_spec, output_units, totals
 from .device import environment, pick_device, resolve_precision, set_threads
-from .loop import loss_and_accuracy, predict_logits, train_epoch
+from .loop import loss_and_accuracy, predict_log_probs, predict_logits, train_epoch
 from .observers import run_callbacks
 from .optim import make_optimizer, make_scheduler
 from .runs import Run, load_run, new_run_dir, save_checkpoint, write_csv, write_json
@@ -81,6 +81,7 @@ def train(
     callbacks: Sequence[Any] = (),
     loggers: Any = None,
     mlflow_uri: str | None = None,
+    final_dev: bool = True,
 ) -> Run:
     """Train a spec and save the run folder; returns the loaded :class:`Run` (model included).
 
@@ -91,7 +92,9 @@ def train(
     ``callbacks`` (see :mod:`archtune.training.callbacks`) are told when the run starts, after
     each epoch and when it ends. ``loggers`` names experiment loggers: "tensorboard", "mlflow" or
     both (``mlflow_uri``: where MLflow records, default ``sqlite:///mlflow.db``). With
-    ``progress`` in a notebook, a table of per-epoch metrics updates in place.
+    ``progress`` in a notebook, a table of per-epoch metrics updates in place. With ``final_dev``
+    the kept weights are evaluated on the dev split as ``evaluate`` does (fp32, the spec's
+    TTA) and recorded as ``metrics["dev"]``: the run's one dev accuracy.
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
@@ -189,6 +192,10 @@ def train(
                 log.info("early stopping: no dev improvement for %d epochs; best epoch %d",
                          cfg.patience, metrics["best_epoch"])
                 break
+        if final_dev and best_state is not None:
+            model.load_state_dict(best_state)
+            metrics["dev"] = _final_dev(model, x_dev, y_dev, cfg, precision, channels_last,
+                                        metrics["best_epoch"], history)
         metrics["status"] = "complete"
     except KeyboardInterrupt:
         metrics["status"] = "interrupted"
@@ -202,13 +209,31 @@ def train(
         write_json(path / "metrics.json", metrics)
         hooks.on_train_end(path, metrics)
         if metrics["status"] != "complete":
-            log.warning("run %s: %s after %d epochs; best checkpoint kept", path, metrics["status"],
-                        metrics["epochs_run"])
+            kept = (f"best checkpoint (epoch {metrics['best_epoch']}) kept" if metrics["best_epoch"]
+                    else "no checkpoint: no epoch finished")
+            log.warning("run %s: %s after %d epochs; %s", path, metrics["status"],
+                        metrics["epochs_run"], kept)
     if best_state is not None:
         model.load_state_dict(best_state)  # restore the best weights
     run = load_run(path)
     run._model = model.to(memory_format=torch.contiguous_format).eval()
     return run
+
+
+def _final_dev(model: ArchtuneNet, x: torch.Tensor, y: torch.Tensor, cfg: Any, precision: str,
+               channels_last: bool, best_epoch: int, history: list[dict[str, float]]
+               ) -> dict[str, Any]:
+    """The kept weights on the dev split as ``evaluate`` measures them: fp32, with the spec's
+    flip TTA (the history's numbers are taken as they are when training measured it so)."""
+    if precision == "fp32" and not cfg.tta:
+        row = history[best_epoch - 1]
+        loss, acc = row["dev_loss"], row["dev_accuracy"]
+    else:
+        logits = predict_log_probs(model, x, batch_size=cfg.eval_batch_size,
+                                   channels_last=channels_last, tta=cfg.tta)
+        loss, acc = loss_and_accuracy(logits, y)
+    return {"accuracy": acc, "loss": loss, "epoch": best_epoch, "tta": bool(cfg.tta),
+            "precision": "fp32", "n": int(len(y))}
 
 
 def _guard_bf16(model: ArchtuneNet, x: torch.Tensor, y: torch.Tensor, cfg: Any, channels_last: bool,
