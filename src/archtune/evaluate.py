@@ -17,6 +17,7 @@ from .errors import ArchtuneError
 from .training.device import pick_device
 from .training.loop import predict_log_probs
 from .training.runs import Run, load_run, write_csv, write_json
+from .training.techniques import resolve_flips
 
 log = logging.getLogger(__name__)
 
@@ -104,16 +105,18 @@ def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None 
     dev = pick_device(device)
     model = run.load_model(dev)
     data = data if data is not None else load_data(run.spec.data, data_dir=data_dir).split(split)
-    use_tta = run.spec.train.tta if tta is None else tta
+    cfg = resolve_flips(run.spec).train  # a run's spec is resolved already; a hand-made one may not be
+    use_tta = bool(cfg.tta) if tta is None else tta
+    translate = cfg.tta_translate if tta is None or tta else 0  # --no-tta: no test-time augmentation
     channels_last = any(layer.type == "Conv2D" for layer in run.spec.layers)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     log_probs = predict_log_probs(model, data.x.to(dev), batch_size=run.spec.train.eval_batch_size,
-                                  channels_last=channels_last, tta=use_tta)
+                                  channels_last=channels_last, tta=use_tta, tta_translate=translate)
     result = metrics_from_logits(log_probs, data.y, run.classes)
     for w in result["most_confident_wrong"]:
         w["source_index"] = int(data.indices[w["index"]])
-    result = {"run": str(run.path), "split": split, "tta": use_tta, **result,
+    result = {"run": str(run.path), "split": split, "tta": use_tta, "tta_translate": translate, **result,
               "capacity": capacity_verdict(run.history, 1 / max(len(run.classes), 1))}
     if save:
         write_json(run.path / f"eval_{split}.json", result)
@@ -126,7 +129,9 @@ def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None 
 def format_evaluation(result: dict[str, Any]) -> str:
     """Terminal text: headline, per-class table, confusion matrix, verdict."""
     classes = list(result["per_class"])
-    lines = [f"{result['split']} split ({result['n']:,} images{', flip TTA' if result.get('tta') else ''}): "
+    views = (", flip TTA" if result.get("tta") else "") + (
+        f", {result['tta_translate']}-pixel shift TTA" if result.get("tta_translate") else "")
+    lines = [f"{result['split']} split ({result['n']:,} images{views}): "
              f"accuracy {result['accuracy'] * 100:.2f}%  loss {result['loss']:.4f}  "
              f"macro F1 {result['macro_f1']:.4f}", "",
              f"{'class':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]

@@ -20,6 +20,7 @@ from .device import environment, pick_device, resolve_precision, set_threads
 from .loop import loss_and_accuracy, predict_logits, train_epoch
 from .optim import make_optimizer, make_scheduler
 from .runs import Run, load_run, new_run_dir, save_checkpoint, write_csv, write_json
+from .techniques import Techniques, resolve_flips
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def train(
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
+    spec = resolve_flips(spec)  # hflip/tta auto, decided by the data set (saved so in spec.yaml)
     cfg = spec.train
     splits = splits if splits is not None else load_splits(spec)
     check_compatible(spec, splits)
@@ -102,6 +104,8 @@ def train(
     x_train, y_train = splits.train.x.to(dev), splits.train.y.to(dev)
     x_dev, y_dev = splits.dev.x.to(dev), splits.dev.y.to(dev)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 1)
+    tech = Techniques(model, cfg, x_train, gen)  # inits now; EMA, flips, compile while training
+    evaluated = tech.evaluated
 
     path = Path(run_dir) if run_dir else new_run_dir(spec.name, runs_root)
     if (path / "metrics.json").exists():
@@ -136,15 +140,16 @@ def train(
             lr = opt.param_groups[0]["lr"]
             bar = _Progress(progress, steps, epoch, cfg.epochs)
             try:
-                stats = train_epoch(model, x_train, y_train, cfg, opt, sched, gen, precision=precision,
-                                    channels_last=channels_last, on_step=bar.step)
+                stats = train_epoch(tech.train_model, x_train, y_train, cfg, opt, sched, gen,
+                                    precision=precision, channels_last=channels_last, on_step=bar.step,
+                                    flips=tech.flips(epoch), after_step=tech.after_step)
             finally:
                 bar.close()
-            logits = predict_logits(model, x_dev, batch_size=cfg.eval_batch_size, precision=precision,
+            logits = predict_logits(evaluated, x_dev, batch_size=cfg.eval_batch_size, precision=precision,
                                     channels_last=channels_last)
             dev_loss, dev_acc = loss_and_accuracy(logits, y_dev)
             if epoch == 1 and precision == "bf16" and reason.startswith("auto"):
-                precision, dev_loss, dev_acc = _guard_bf16(model, x_dev, y_dev, cfg, channels_last,
+                precision, dev_loss, dev_acc = _guard_bf16(evaluated, x_dev, y_dev, cfg, channels_last,
                                                            dev_acc, env, path)
             row = {"epoch": epoch, "lr": lr, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
                    "dev_loss": dev_loss, "dev_accuracy": dev_acc,
@@ -157,8 +162,8 @@ def train(
             value = dev_loss if cfg.monitor == "dev_loss" else dev_acc
             if _is_better(value, best_value, cfg.monitor, cfg.min_delta):
                 best_value, since_best = value, 0
-                best_state = copy.deepcopy(model.state_dict())
-                save_checkpoint(path / "best.pt", model, spec, splits.classes, epoch)
+                best_state = copy.deepcopy(evaluated.state_dict())
+                save_checkpoint(path / "best.pt", evaluated, spec, splits.classes, epoch)
                 metrics.update(best_epoch=epoch, best={k: row[k] for k in
                                                        ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy")})
             else:
