@@ -241,3 +241,14 @@ def test_gradient_norms_reach_layers_inside_blocks(tiny_splits, tmp_path: Path) 
     assert set(run.grad_norms[0]) == {"epoch", "conv2d_0", "residual_1.conv2d_0",
                                       "residual_1.shortcut.conv2d_0", "dense_6"}
     assert all(v > 0 for v in run.grad_norms[0].values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["accurate", "resnet-20"])
+def test_builtin_recipes_learn_from_a_small_real_subset(name: str, real_data: Path, tmp_path: Path) -> None:
+    """Each new built-in recipe, as shipped but shortened (2 epochs, 1,536 images), learns."""
+    spec = load_spec(name, ["train.epochs=2", "train.batch_size=64", "data.train_subset=1536",
+                            "data.dev_fraction=0.02"])
+    run = train(spec, run_dir=tmp_path / name, progress=False)
+    assert run.spec.train.augment.hflip is True  # auto: Fashion-MNIST is mirror-symmetric
+    assert run.history[-1]["dev_accuracy"] > 0.3  # chance is 0.1
