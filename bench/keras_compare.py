@@ -19,7 +19,6 @@ import os
 import sys
 import time
 
-import numpy as np
 from train_bench import archtune_loop, first_reaching, plain_loop  # noqa: I001  (bench-local)
 
 import archtune as at
