@@ -8,7 +8,7 @@ read, once, for the chosen variant and the baseline. Each run is a fresh process
 a time: 1 on a CPU so timings are not shared; more on a GPU).
 
     python bench/accuracy.py                       # all variants, 2 seeds (CPU: many hours)
-    python bench/accuracy.py --only baseline accurate no-ema no-alternate --seeds 0 1 2
+    python bench/accuracy.py --only baseline accurate no-ema no-alternate no-shift-tta --seeds 0 1 2
     python bench/accuracy.py --epochs 12           # every variant at 12 epochs (a cheaper pass)
     python bench/accuracy.py --jobs 12 --device cuda   # on a GPU, seconds are then not CPU's
     python bench/accuracy.py --probe               # time a few steps: estimated minutes per run
@@ -46,7 +46,6 @@ VARIANTS: dict[str, tuple[str, list[str], Callable[[list], list] | None, str]] =
     "accurate": ("accurate", [], None, "as shipped"),
     "no-ema": ("accurate", ["train.ema=0"], None, "without the moving average"),
     "no-alternate": ("accurate", ["train.augment.alternate_flip=false"], None, "random flips"),
-    "no-shift-tta": ("accurate", ["train.tta_translate=0"], None, "flip TTA only"),
     "epochs20": ("accurate", ["train.epochs=20"], None, "20 epochs"),
     "dirac": ("accurate", ["train.dirac_init=true"], None, "+ identity-initialised convs"),
     "whiten": ("accurate", ["train.whiten=true"], _whiten_stem, "+ fixed whitening 2x2 stem"),
@@ -56,7 +55,10 @@ VARIANTS: dict[str, tuple[str, list[str], Callable[[list], list] | None, str]] =
                    "the same + BatchNorm lr x4, no decay on BatchNorm"),
     "resnet-airbench": ("resnet-airbench", [], None, "airbench96's residual blocks, 26 epochs"),
 }
+# evaluation-only variants: another variant's runs, evaluated differently (no training)
+EVAL_ONLY = {"no-shift-tta": ("accurate", {"tta_translate": 0}, "flip TTA only (accurate's runs)")}
 SMOKE = ["data.train_subset=256", "data.dev_fraction=0.01", "train.epochs=1"]
+EPOCH_S = 42.3  # accurate's seconds per epoch on the project's quiet 2-core CPU (846 s / 20)
 
 
 def spec_for(name: str, extra: list[str]) -> at.Spec:
@@ -114,6 +116,22 @@ def probe(names: list[str], steps: int = 8) -> None:
               f"(load average now {os.getloadavg()[0]:.1f})", flush=True)
 
 
+def add_eval_only(results: list[dict], names: list[str], device: str | None) -> list[dict]:
+    """Rows of the evaluation-only variants, from their parent's runs."""
+    out = []
+    for name in names:
+        if name in EVAL_ONLY:
+            parent, kw, _ = EVAL_ONLY[name]
+            for r in [r for r in results if r["name"] == parent]:
+                dev = at.evaluate(r["run"], "dev", device=device, save=False, **kw)
+                out.append(r | {"name": name, "dev": dev["accuracy"]})
+    return results + out
+
+
+def what(name: str) -> str:
+    return EVAL_ONLY[name][2] if name in EVAL_ONLY else VARIANTS[name][3]
+
+
 def table(results: list[dict], names: list[str]) -> tuple[str, str]:
     """(markdown table, chosen variant): mean dev accuracy (with TTA) decides."""
     rows, means = [], {}
@@ -121,7 +139,7 @@ def table(results: list[dict], names: list[str]) -> tuple[str, str]:
         rs = [r for r in results if r["name"] == name]
         means[name] = statistics.mean(r["dev"] for r in rs)
         devs = ", ".join(f"{r['dev'] * 100:.2f}" for r in rs)
-        rows.append(f"| {name} | {VARIANTS[name][3]} | {rs[0]['epochs']} | {devs} | "
+        rows.append(f"| {name} | {what(name)} | {rs[0]['epochs']} | {devs} | "
                     f"{means[name] * 100:.2f}% | "
                     f"{statistics.mean(r['dev_no_tta'] for r in rs) * 100:.2f}% | "
                     f"{statistics.mean(r['train_s'] for r in rs):.0f} s |")
@@ -141,7 +159,9 @@ def read_test(results: list[dict], names: list[str], smoke: bool) -> list[str]:
         data = at.data.Split(t.x[:500], t.y[:500], t.indices[:500])
     lines = []
     for name in names:
-        accs = [at.evaluate(r["run"], "test", data=data)["accuracy"] for r in results if r["name"] == name]
+        kw = {"save": False, **EVAL_ONLY[name][1]} if name in EVAL_ONLY else {}
+        accs = [at.evaluate(r["run"], "test", data=data, **kw)["accuracy"]
+                for r in results if r["name"] == name]
         lines.append(f"{name}: test {', '.join(f'{a * 100:.2f}%' for a in accs)} "
                      f"(mean {statistics.mean(accs) * 100:.2f}%)")
     return lines
@@ -149,7 +169,7 @@ def read_test(results: list[dict], names: list[str], smoke: bool) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", nargs="*", choices=list(VARIANTS), help="variants (default: all)")
+    ap.add_argument("--only", nargs="*", choices=[*VARIANTS, *EVAL_ONLY], help="variants (default: all)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--epochs", type=int, help="train every variant for this many epochs")
     ap.add_argument("--jobs", type=int, default=1)
@@ -162,17 +182,22 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(args.one[0], int(args.one[1]), args.set, args.device)))
         return
-    names = args.only or (["baseline", "accurate"] if args.smoke else list(VARIANTS))
+    names = args.only or (["baseline", "accurate", "no-shift-tta"] if args.smoke
+                          else [*VARIANTS, *EVAL_ONLY])
+    trained = list(dict.fromkeys(EVAL_ONLY[n][0] if n in EVAL_ONLY else n for n in names))
     if args.probe:
-        probe(list(dict.fromkeys(n for n in names if n in ("accurate", "resnet-airbench")))
-              or names[:1])
+        probe([n for n in trained if n in ("accurate", "resnet-airbench")] or trained[:1])
         return
     extra = [*(SMOKE if args.smoke else []), *([f"train.epochs={args.epochs}"] if args.epochs else [])]
+    epochs = sum(spec_for(n, extra).train.epochs for n in trained) * len(args.seeds)
+    print(f"{len(trained) * len(args.seeds)} runs, {epochs} epochs in all: about "
+          f"{epochs * EPOCH_S / 3600:.1f} h on the quiet 2-core CPU at {EPOCH_S} s per epoch of "
+          f"accurate (others differ), divided by --jobs on a GPU", file=sys.stderr, flush=True)
     argvs = [["--one", n, str(s), *(["--device", args.device] if args.device else []),
-              *(["--set", *extra] if extra else [])] for n in names for s in args.seeds]
+              *(["--set", *extra] if extra else [])] for n in trained for s in args.seeds]
     from _jobs import run_jobs  # noqa: I001  (bench-local helper)
 
-    results = run_jobs(__file__, argvs, args.jobs)
+    results = add_eval_only(run_jobs(__file__, argvs, args.jobs), names, args.device)
     body, chosen = table(results, names)
     print(body, f"\nchosen on dev: {chosen}", flush=True)
     tested = list(dict.fromkeys([chosen, *(["baseline"] if "baseline" in names else [])]))

@@ -92,10 +92,11 @@ def capacity_verdict(history: list[dict[str, float]], chance: float | None = Non
 
 def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None = None,
              tta: bool | None = None, device: str | None = None, save: bool = True,
-             data: Split | None = None) -> dict[str, Any]:
+             data: Split | None = None, tta_translate: int | None = None) -> dict[str, Any]:
     """Evaluate a run's best weights on a split; saves ``eval_<split>.json`` in the run folder.
 
-    ``tta`` defaults to the run's ``train.tta``. Only this function reads the test split.
+    ``tta`` and ``tta_translate`` default to the run's ``train.tta`` and ``train.tta_translate``
+    (``tta=False`` turns both off). Only this function reads the test split.
     """
     check_split(split)
     if not isinstance(run, Run):
@@ -107,7 +108,8 @@ def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None 
     data = data if data is not None else load_data(run.spec.data, data_dir=data_dir).split(split)
     cfg = resolve_flips(run.spec).train  # a run's spec is resolved already; a hand-made one may not be
     use_tta = bool(cfg.tta) if tta is None else tta
-    translate = cfg.tta_translate if tta is None or tta else 0  # --no-tta: no test-time augmentation
+    translate = cfg.tta_translate if tta_translate is None else tta_translate
+    translate = 0 if tta is False else translate  # --no-tta: no test-time augmentation at all
     channels_last = any(layer.type == "Conv2D" for layer in run.spec.layers)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -19,31 +19,26 @@ from archtune.report.inspect import (
     first_layer_weights,
 )
 
-SPEC = {
-    "name": "res-probe",
-    "input_shape": [8, 8, 1],
-    "layers": [
-        {"Residual": {"layers": [
-            {"Conv2D": {"filters": 4, "kernel_size": 3, "padding": "same"}},
-            {"BatchNormalization": {}},
-            {"Activation": "relu"},
-            {"Conv2D": {"filters": 3, "kernel_size": 3, "padding": "same", "activation": "relu"}},
-        ]}},
-        "Flatten",
-        {"Dense": {"units": 2, "activation": "softmax"}},
-    ],
-}
+
+def _conv(filters: int, **kw) -> dict:
+    return {"Conv2D": {"filters": filters, "kernel_size": 3, "padding": "same", **kw}}
+
+
+SPEC = {"name": "res-probe", "input_shape": [8, 8, 1], "layers": [
+    {"Residual": {"layers": [_conv(4), {"BatchNormalization": {}}, {"Activation": "relu"},
+                             _conv(3, activation="relu")]}},
+    "Flatten", {"Dense": {"units": 2, "activation": "softmax"}}]}
 
 
 @pytest.fixture
 def model_and_spec():
-    spec = load_spec(SPEC)
     torch.manual_seed(0)
+    spec = load_spec(SPEC)
     model = build_model(spec).eval()
-    with torch.no_grad():
-        conv = module_at(model, (0, 0))
+    conv = module_at(model, (0, 0))
+    with torch.no_grad():  # filter 2 of the first nested conv never fires after BN + ReLU
         conv.bias.fill_(1e3)
-        conv.bias[2] = -1e4  # filter 2 of the first nested conv never fires after BN + ReLU
+        conv.bias[2] = -1e4
     return model, spec
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 
 from archtune import ArchtuneError, build_model, load_spec, train
@@ -252,3 +253,22 @@ def test_builtin_recipes_learn_from_a_small_real_subset(name: str, real_data: Pa
     run = train(spec, run_dir=tmp_path / name, progress=False)
     assert run.spec.train.augment.hflip is True  # auto: Fashion-MNIST is mirror-symmetric
     assert run.history[-1]["dev_accuracy"] > 0.3  # chance is 0.1
+
+
+def test_evaluate_uses_the_runs_shift_tta_unless_told(tiny_splits, tmp_path: Path) -> None:
+    from archtune import evaluate
+
+    run = train(tiny(epochs=1, augment={"hflip": True}, tta=True, tta_translate=1), splits=tiny_splits,
+                run_dir=tmp_path / "r", progress=False)
+    dev = tiny_splits.dev
+    model = run.load_model()
+
+    def loss(**kw) -> float:  # cross-entropy of the averaged views: differs with every view set
+        return F.cross_entropy(predict_log_probs(model, dev.x, **kw), dev.y).item()
+
+    cases = [({}, 1, loss(tta=True, tta_translate=1)), ({"tta_translate": 0}, 0, loss(tta=True)),
+             ({"tta": False}, 0, loss())]
+    assert len({round(c[2], 6) for c in cases}) == 3
+    for kw, shift_px, expected in cases:
+        result = evaluate(run, "dev", data=dev, save=False, **kw)
+        assert result["tta_translate"] == shift_px and result["loss"] == pytest.approx(expected)
