@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
+AverageFn = Callable[[list[torch.Tensor], list[torch.Tensor], torch.Tensor], None]
 
-def _ema(decay: float):  # noqa: ANN202  (AveragedModel's multi_avg_fn)
-    """Lerp towards the current weights by 1 - d, where d warms up as (1 + n) / (10 + n) to
-    ``decay`` so the first steps do not keep the random initial weights for long."""
+
+def _ema(decay: float) -> AverageFn:
+    """AveragedModel's ``multi_avg_fn``: lerp towards the current weights by 1 - d, where d
+    warms up as (1 + n) / (10 + n) to ``decay`` so the random initial weights fade fast."""
 
     @torch.no_grad()
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
