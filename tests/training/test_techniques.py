@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -223,16 +224,20 @@ def test_all_techniques_together_still_learn(tiny_splits, tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+@pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")), reason="torch.compile needs a C compiler")
 def test_compiled_training_matches_eager(tmp_path: Path) -> None:
     """torch.compile changes speed, not results (compiling takes about a minute on 2 cores)."""
     from tests.conftest import make_splits
 
     splits = make_splits(64, 32)
-    runs = [train(tiny(epochs=1, compile=c), splits=splits, run_dir=tmp_path / str(c), progress=False)
-            for c in (False, True)]
+    raw = tiny(epochs=1, precision="fp32")  # fp32, no dropout: compiled kernels draw other masks
+    raw["layers"] = [layer for layer in raw["layers"] if "Dropout" not in layer]
+    runs = [train(raw | {"train": raw["train"] | {"compile": c}}, splits=splits,
+                  run_dir=tmp_path / str(c), progress=False) for c in (False, True)]
     eager, compiled = (r.history[0] for r in runs)
-    assert compiled["train_loss"] == pytest.approx(eager["train_loss"], rel=1e-3)
-    assert compiled["dev_loss"] == pytest.approx(eager["dev_loss"], rel=1e-3)
+    assert compiled["train_loss"] == pytest.approx(eager["train_loss"], rel=1e-2)  # fused kernels round differently
+    assert compiled["dev_loss"] == pytest.approx(eager["dev_loss"], rel=1e-2)
 
 
 def test_gradient_norms_reach_layers_inside_blocks(tiny_splits, tmp_path: Path) -> None:
