@@ -26,6 +26,7 @@ import archtune as at
 from archtune.data import load_dataset, split_dataset, test_split
 from archtune.training.loop import predict_log_probs
 from archtune.training.optim import make_optimizer, make_scheduler
+from archtune.training.techniques import resolve_flips
 
 TARGETS = (0.907, 0.93)
 
@@ -123,7 +124,7 @@ def main() -> None:
     for name in args.recipes:
         base, _, epochs = name.partition("@")
         sets = [f"train.epochs={epochs}"] if epochs else []
-        spec = at.load_spec(base, sets + (["train.epochs=1"] if args.smoke else []))
+        spec = resolve_flips(at.load_spec(base, sets + (["train.epochs=1"] if args.smoke else [])))
         splits = split_dataset(ds, dev_fraction=spec.data.dev_fraction, seed=spec.data.split_seed,
                                train_subset=500 if args.smoke else None)
         plain = [] if name in args.skip_plain else [("plain PyTorch", plain_loop)]

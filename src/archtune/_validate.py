@@ -49,7 +49,11 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
                 return coerce(value, arg, where)
             except ArchtuneError as err:
                 errors.append(str(err))
-        raise ArchtuneError(errors[0] if len(errors) == 1 else f"{where}: invalid value {short(value)}")
+        if len(errors) == 1:
+            raise ArchtuneError(errors[0])
+        options = [o for a in args if a is not type(None) for o in _describe(a)]
+        expected = ", ".join(options[:-1]) + " or " + options[-1]
+        raise ArchtuneError(f"{where}: expected {expected}, got {short(value)}")
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
             raise ArchtuneError(f"{where}: expected a list, got {short(value)}")
@@ -84,6 +88,14 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
     if dataclasses.is_dataclass(annotation):
         return from_dict(annotation, value, where)
     return value
+
+
+def _describe(annotation: Any) -> list[str]:
+    """The values an annotation allows, in words: ["true", "false"], ["an integer"], ..."""
+    if get_origin(annotation) is Literal:
+        return [str(c) for c in get_args(annotation)]
+    names = {bool: ["true", "false"], int: ["an integer"], float: ["a number"], str: ["a string"]}
+    return names.get(annotation, ["a list" if get_origin(annotation) in (list, tuple) else str(annotation)])
 
 
 def from_dict(cls: Any, data: Any, where: str) -> Any:

@@ -13,14 +13,18 @@ from typing import Any, Literal
 from ._validate import from_dict, require
 
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
-Schedule = Literal["constant", "step", "cosine", "onecycle"]
+Schedule = Literal["constant", "step", "cosine", "onecycle", "triangular"]
 Precision = Literal["auto", "fp32", "bf16"]
 Monitor = Literal["dev_loss", "dev_accuracy"]
 
 
+Auto = Literal["auto"]
+
+
 @dataclass
 class AugmentConfig:
-    hflip: bool = False  # mirror images left-right with probability 0.5
+    hflip: bool | Auto = False  # mirror left-right with probability 0.5; auto: where the data set is mirror-symmetric
+    alternate_flip: bool = False  # with hflip: flip each image on every other epoch instead of at random (airbench)
     translate: int = 0  # shift by up to this many pixels in x and y (zero padding)
     erase: float = 0.0  # probability of erasing one random rectangle (random erasing / cutout)
 
@@ -30,7 +34,7 @@ class AugmentConfig:
 
     @property
     def active(self) -> bool:
-        return self.hflip or self.translate > 0 or self.erase > 0
+        return self.hflip is True or self.translate > 0 or self.erase > 0
 
 
 @dataclass
@@ -42,16 +46,23 @@ class TrainConfig:
     weight_decay: float = 0.0  # L2 (sgd/adam/rmsprop) or decoupled (adamw) weight decay
     batch_size: int = 32  # training batch size
     epochs: int = 10  # maximum number of epochs
-    schedule: Schedule = "constant"  # constant | step | cosine | onecycle
+    schedule: Schedule = "constant"  # constant | step | cosine | onecycle | triangular (linear up, linear down)
     step_size: int = 10  # epochs between lr drops (schedule: step)
     gamma: float = 0.1  # lr factor at each drop (schedule: step)
-    warmup_frac: float = 0.25  # fraction of steps spent warming up (schedule: onecycle)
+    warmup_frac: float = 0.25  # fraction of steps spent warming up (schedule: onecycle, triangular)
     patience: int | None = None  # early stopping: epochs without dev improvement; null = off
     min_delta: float = 0.0  # smallest change of the monitored value that counts as improvement
     monitor: Monitor = "dev_loss"  # what early stopping and the best checkpoint follow
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # training-time augmentation
-    tta: bool = False  # flip test-time augmentation at evaluation (average of image and mirror)
+    tta: bool | Auto = False  # flip test-time augmentation at evaluation (image and mirror); auto: as hflip
+    tta_translate: int = 0  # multi-crop TTA: also average views shifted by this many pixels (airbench: 1)
+    ema: float = 0.0  # decay of a moving average of the weights, updated each step, evaluated and saved (0: off)
+    norm_lr: float = 1.0  # learning-rate multiplier for BatchNorm weights and biases (airbench: 64)
+    norm_weight_decay: bool = True  # weight decay on BatchNorm weights and biases too
+    whiten: bool = False  # fix the first Conv2D to whiten image patches of the training data (airbench)
+    dirac_init: bool = False  # each Conv2D's first in-channels filters start as the identity (airbench)
+    compile: bool = False  # torch.compile the model for training (pays back only on long runs)
     seed: int = 0  # seed for weights, batch order and augmentation
     precision: Precision = "auto"  # auto | fp32 | bf16 (auto: bf16 where the hardware has it)
     eval_batch_size: int = 1000  # batch size for evaluation (no gradients)
@@ -72,6 +83,10 @@ class TrainConfig:
         require(self.grad_norm_every >= 0, f"{where}.grad_norm_every", "must be >= 0")
         require(not self.nesterov or self.optimizer == "sgd", f"{where}.nesterov",
                 "only applies to optimizer 'sgd'")
+        require(0 <= self.tta_translate <= 4, f"{where}.tta_translate", "must be between 0 and 4 pixels")
+        require(self.ema == 0 or 0.5 <= self.ema < 1, f"{where}.ema",
+                f"must be 0 (off) or a decay in [0.5, 1), e.g. 0.999; got {self.ema}")
+        require(self.norm_lr > 0, f"{where}.norm_lr", f"must be > 0, got {self.norm_lr}")
 
 
 @dataclass

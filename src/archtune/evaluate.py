@@ -20,6 +20,7 @@ from .specs import output_units
 from .training.device import pick_device
 from .training.loop import predict_log_probs
 from .training.runs import Run, load_run, write_csv, write_json
+from .training.techniques import resolve_flips
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "dev", "test")
@@ -117,10 +118,11 @@ def capacity_verdict(history: list[dict[str, float]], chance: float | None = Non
 
 def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None = None,
              tta: bool | None = None, device: str | None = None, save: bool = True,
-             data: Split | None = None) -> Evaluation:
+             data: Split | None = None, tta_translate: int | None = None) -> Evaluation:
     """Evaluate a run's best weights on a split; saves ``eval_<split>.json`` in the run folder.
 
-    ``tta`` defaults to the run's ``train.tta``. Only this function reads the test split.
+    ``tta`` and ``tta_translate`` default to the run's ``train.tta`` and ``train.tta_translate``
+    (``tta=False`` turns both off). Only this function reads the test split.
     """
     check_split(split)
     if not isinstance(run, Run):
@@ -135,16 +137,20 @@ def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None 
     dev = pick_device(device)
     model = run.load_model(dev)
     data = data if data is not None else load_data(run.spec.data, data_dir=data_dir).split(split)
-    use_tta = run.spec.train.tta if tta is None else tta
+    cfg = resolve_flips(run.spec).train  # a run's spec is resolved already; a hand-made one may not be
+    use_tta = bool(cfg.tta) if tta is None else tta
+    translate = cfg.tta_translate if tta_translate is None else tta_translate
+    translate = 0 if tta is False else translate  # --no-tta: no test-time augmentation at all
     channels_last = any(layer.type == "Conv2D" for layer in run.spec.layers)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     log_probs = predict_log_probs(model, data.x.to(dev), batch_size=run.spec.train.eval_batch_size,
-                                  channels_last=channels_last, tta=use_tta)
+                                  channels_last=channels_last, tta=use_tta, tta_translate=translate)
     result = metrics_from_logits(log_probs, data.y, run.classes)
     for w in result["most_confident_wrong"]:
         w["source_index"] = int(data.indices[w["index"]])
-    result = Evaluation(run=str(run.path), split=split, tta=use_tta, **result,
+    result = Evaluation(run=str(run.path), split=split, tta=use_tta, tta_translate=translate,
+                        **result,
                         capacity=capacity_verdict(run.history_rows, 1 / max(len(run.classes), 1)),
                         run_status=run.status, run_note=note)
     if save:
@@ -173,8 +179,12 @@ def dev_result(run: Run) -> dict[str, Any]:
         got = {"accuracy": best.get("dev_accuracy", math.nan), "loss": best.get("dev_loss", math.nan),
                "epoch": m.get("best_epoch"), "tta": False, "source": "training"}
     weights = f"epoch {got.get('epoch')} weights" if got.get("epoch") else "no weights"
+    if got.get("ema"):
+        weights = weights.replace("weights", "moving-average weights")
     if got.get("tta"):
         weights += ", flip TTA"
+    if got.get("tta_translate"):
+        weights += f", {got['tta_translate']}-pixel shift TTA"
     if got.get("source") == "training":
         weights += ", as measured during training"
     return {**got, "weights": weights}
@@ -183,8 +193,10 @@ def dev_result(run: Run) -> dict[str, Any]:
 def format_evaluation(result: dict[str, Any]) -> str:
     """Terminal text: headline, per-class table, confusion matrix, verdict."""
     classes = list(result["per_class"])
+    views = (", flip TTA" if result.get("tta") else "") + (
+        f", {result['tta_translate']}-pixel shift TTA" if result.get("tta_translate") else "")
     lines = [f"note: {result['run_note']}", ""] if result.get("run_note") else []
-    lines += [f"{result['split']} split ({result['n']:,} images{', flip TTA' if result.get('tta') else ''}): "
+    lines += [f"{result['split']} split ({result['n']:,} images{views}): "
              f"accuracy {result['accuracy'] * 100:.2f}%  loss {result['loss']:.4f}  "
              f"macro F1 {result['macro_f1']:.4f}", "",
              f"{'class':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]

@@ -51,12 +51,18 @@ def test_torchscript_export_matches_pytorch_and_carries_metadata(tiny_run: Run) 
                                    atol=TOLERANCE)
 
 
-@pytest.mark.parametrize("name", ["cnn-large", "cnn-classic"])
+@pytest.mark.parametrize("name", ["cnn-large", "cnn-classic", "resnet-20"])
 def test_exports_of_other_architectures(name: str, tmp_path: Path) -> None:
-    """'same' pooling (pads with -inf), valid convs, Dense stacks: all survive export."""
+    """'same' pooling (pads with -inf), valid convs, Dense stacks, residual blocks with identity
+    and projection shortcuts: all survive export."""
     spec = load_spec(name)
     torch.manual_seed(0)
-    predictor = Predictor(build_model(spec, [0.3], [0.35]), [f"k{i}" for i in range(10)], spec)
+    model = build_model(spec, [0.3], [0.35])
+    for m in model.modules():  # BatchNorm statistics as after training, not the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    predictor = Predictor(model, [f"k{i}" for i in range(10)], spec)
     x = check_images(predictor, 64)
     for fmt in ("onnx", "torchscript"):
         result = export_model(predictor, fmt, tmp_path / f"m.{fmt}", check=x)

@@ -72,8 +72,8 @@ def test_aliases_and_bare_values_come_from_the_table() -> None:
         assert normalize_layer({alias: _entry(name)[name]}, 0).type == name
     for name, lt in LAYER_TYPES.items():
         if lt.primary is not None:
-            value = KINDS[lt.args[lt.primary].kind].example
-            assert normalize_layer({name: value}, 0).args[lt.primary] == value
+            value = KINDS[lt.args[lt.primary].kind].example  # normalised as its kind says
+            assert normalize_layer({name: value}, 0).args[lt.primary] == lt.args[lt.primary].check(value, "")
 
 
 def test_activation_and_initialiser_names_are_the_tables_keys() -> None:

@@ -3,7 +3,7 @@
 from archtune.data.datasets import Dataset, list_datasets, load_dataset
 from archtune.data.idx import read_idx, write_idx
 from archtune.data.loading import SPLITS, SpecData, check_fits, check_split, load_data
-from archtune.data.sources import locate
+from archtune.data.sources import locate, mirror_symmetric
 from archtune.data.split import Split, Splits, channel_stats, split_dataset, test_split
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "load_data",
     "load_dataset",
     "locate",
+    "mirror_symmetric",
     "read_idx",
     "split_dataset",
     "test_split",

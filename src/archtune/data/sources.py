@@ -55,6 +55,7 @@ class IdxSource:
     md5: dict[str, str]  # role -> md5 of the official .gz file
     mirrors: tuple[str, ...]  # base URLs, tried in turn
     classes: tuple[str, ...]  # class names in label order
+    mirror_symmetric: bool = False  # a mirrored image keeps its class (clothing yes, digits no)
 
     def filenames(self) -> list[str]:
         return [self.files[r] for r in ROLES]
@@ -94,6 +95,7 @@ SOURCES: dict[str, IdxSource] = {
             "Bag",
             "Ankle boot",
         ),
+        mirror_symmetric=True,
     ),
     "mnist": IdxSource(
         name="mnist",
@@ -119,6 +121,19 @@ def get_source(name: str) -> IdxSource:
         return SOURCES[name]
     except KeyError:
         raise unknown("data set", name, SOURCES) from None
+
+
+def mirror_symmetric(dataset: str) -> tuple[bool, str]:
+    """Whether left-right flips keep the classes of data set ``dataset`` (a registered name, a
+    .npz file or an image folder), and why: only registered data sets say so; others are
+    assumed not to, since a flip that changes a class (digits, letters) costs accuracy."""
+    source = SOURCES.get(dataset)
+    if source is None:
+        return False, (f"'{dataset}' is not a registered data set known to be mirror-symmetric "
+                       f"(set train.augment.hflip: true if a mirrored image keeps its class)")
+    if source.mirror_symmetric:
+        return True, f"a mirrored {dataset} image keeps its class"
+    return False, f"a mirrored {dataset} image can change class"
 
 
 def cache_dir(name: str | None = None) -> Path:

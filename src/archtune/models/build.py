@@ -13,7 +13,7 @@ from torch import nn
 from ..specs.functions import ACTIVATIONS, create_activation
 from ..specs.layers import layer_type
 from ..specs.schema import Spec
-from ..specs.shapes import LayerInfo, infer_shapes
+from ..specs.shapes import Address, LayerInfo, infer_shapes, walk
 
 # name -> module factory, for each activation that has a module (from the one activation table)
 ACTIVATION_LAYERS: dict[str, Callable[[], nn.Module | None]] = {
@@ -36,11 +36,33 @@ class SamePool2d(nn.Module):
         return total / count
 
 
+class Residual(nn.Module):
+    """A spec's Residual layer: ``shortcut(x) + layers(x)`` (its activation follows as a module).
+
+    An in-place activation at the start of ``layers`` would overwrite ``x`` before the identity
+    shortcut adds it, so those are made out-of-place.
+    """
+
+    def __init__(self, layers: nn.Sequential, shortcut: nn.Module):
+        super().__init__()
+        self.layers, self.shortcut = layers, shortcut
+        for module in layers.modules():
+            if isinstance(module, nn.Sequential):
+                continue
+            if not hasattr(module, "inplace"):
+                break
+            module.inplace = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.layers(x)
+
+
 class Builder:
     """What a layer type's build rule gets besides its LayerInfo: archtune's own torch modules,
     and :meth:`layers` for a layer that holds a list of layers."""
 
     SamePool2d = SamePool2d
+    Residual = Residual
 
     def layers(self, infos: Sequence[LayerInfo], *, fold_last_softmax: bool = False) -> nn.Sequential:
         """One module per layer, named as the spec numbers them (``conv2d_0``, ``dense_3``)."""
@@ -74,7 +96,8 @@ class ArchtuneNet(nn.Module):
         c = spec.chw[0]
         self.register_buffer("mean", torch.tensor(mean or [0.0] * c, dtype=torch.float32).view(1, c, 1, 1))
         self.register_buffer("std", torch.tensor(std or [1.0] * c, dtype=torch.float32).view(1, c, 1, 1))
-        self.blocks = Builder().layers(infer_shapes(spec), fold_last_softmax=True)
+        self.layer_infos = infer_shapes(spec)
+        self.blocks = Builder().layers(self.layer_infos, fold_last_softmax=True)
         self.spec_name = spec.name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,6 +106,38 @@ class ArchtuneNet(nn.Module):
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(x).float().softmax(dim=1)
+
+
+def _holder(module: nn.Module) -> nn.Module:
+    """The module of a layer that holds layers (``layers`` and branch attributes)."""
+    if hasattr(module, "layers"):
+        return module
+    return next(m for m in module.children() if hasattr(m, "layers"))
+
+
+def module_at(model: ArchtuneNet, address: Address) -> nn.Module:
+    """The module of the spec layer at ``address`` (see :func:`archtune.specs.walk`)."""
+    module: nn.Module = model.blocks[address[0]]
+    rest = list(address[1:])
+    while rest:
+        holder = _holder(module)
+        branch = getattr(holder, rest.pop(0)) if isinstance(rest[0], str) else holder.layers
+        module = branch[rest.pop(0)]
+    return module
+
+
+def weight_layers(model: ArchtuneNet) -> dict[str, nn.Parameter]:
+    """The trainable weight matrix or kernel of each layer that has one, nested layers included,
+    keyed by the layer's name (``conv2d_0``, ``residual_3.conv2d_1``), in spec order."""
+    out = {}
+    for found in walk(model.layer_infos):
+        if found.info.children:
+            continue  # a block: its layers have the weights
+        for p_name, p in module_at(model, found.address).named_parameters():
+            if p_name.endswith("weight") and p.dim() > 1 and p.requires_grad:
+                out[found.name] = p
+                break
+    return out
 
 
 def build_model(spec: Spec, mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> ArchtuneNet:

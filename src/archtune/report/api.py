@@ -61,7 +61,7 @@ class Inspection:
     label: str
 
 
-def inspect_run(run_path: str | Path, image: int, layers: list[int] | None = None, *,
+def inspect_run(run_path: str | Path, image: int, layers: list[int | str] | None = None, *,
                 split: str = "test", output_dir: str | Path | None = None,
                 data_dir: str | None = None) -> list[Inspection]:
     """Activation maps of conv layers (default: all) for one image of a split; one PNG per layer
@@ -69,11 +69,11 @@ def inspect_run(run_path: str | Path, image: int, layers: list[int] | None = Non
     """
     from . import figures as fg
     from .data import as_images
-    from .inspect import activation_maps, check_conv_layer, check_image_index, conv_layers
+    from .inspect import activation_maps, as_ref, check_conv_layer, check_image_index, conv_layers
 
     run = load_run(run_path)
     spec = run.spec
-    layers = conv_layers(spec) if layers is None else layers
+    layers = conv_layers(spec) if layers is None else [as_ref(i) for i in layers]
     if not layers:
         raise ArchtuneError(f"{run.path}: '{spec.name}' has no Conv2D layers; activation maps "
                             f"apply to CNNs")

@@ -65,13 +65,14 @@ def compare(runs: tuple[str, ...], output: str, data_dir: str | None, device: st
 @click.command()
 @click.argument("run", type=str)
 @click.option("--image", type=int, required=True, help="Index of the image in the split.")
-@click.option("--layer", "layers", type=int, multiple=True,
-              help="Spec index of a Conv2D layer (repeatable; default: every conv layer).")
+@click.option("--layer", "layers", type=str, multiple=True,
+              help="Spec index of a Conv2D layer, 3.1 for layer 1 inside block 3 (repeatable; "
+                   "default: every conv layer).")
 @click.option("--split", default="test", show_default=True, help="train | dev | test.")
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False),
               help="Folder for the PNGs (default: the run folder).")
 @click.option("--data-dir", type=str, help="Where the data set's files are.")
-def inspect(run: str, image: int, layers: tuple[int, ...], split: str, output_dir: str | None,
+def inspect(run: str, image: int, layers: tuple[str, ...], split: str, output_dir: str | None,
             data_dir: str | None) -> None:
     """Activation maps of a run's conv layers for one image, written as PNGs."""
     from .api import inspect_run

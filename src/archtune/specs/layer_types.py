@@ -8,18 +8,28 @@ a model is built, so that reading and checking specs does not.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchtuneError
 from .functions import initialize
-from .layers import Arg, Layer, LayerType, Out, Shape, register_layer
-from .shapes import conv_out, keras_shape, same_padding
+from .layers import (
+    Arg,
+    Kind,
+    Layer,
+    LayerType,
+    Out,
+    Shape,
+    _choice,
+    normalize_layer,
+    register_kind,
+    register_layer,
+)
+from .shapes import LayerInfo, conv_out, infer_layers, keras_shape, same_padding, totals
 
 if TYPE_CHECKING:
     from torch import nn
-
-    from .shapes import LayerInfo
 
 
 def _spatial(layer: Layer, shape: Shape, where: str) -> Shape:
@@ -228,3 +238,79 @@ register_layer(LayerType("Activation", {"activation": Arg("activation")}, _eleme
 register_layer(LayerType("LeakyReLU", {"negative_slope": Arg("pos_float", 0.3)}, _elementwise,
                          _leaky_build, doc="leaky ReLU with its own slope (Keras default 0.3)",
                          primary="negative_slope"))
+
+
+# ---------------------------------------------------------------- Residual
+
+
+SHORTCUTS = ("auto", "identity", "conv")
+
+
+def _layer_list(value: Any, where: str) -> list[Layer]:
+    if not isinstance(value, list) or not value:
+        raise ArchtuneError(f"{where}: expected a non-empty list of layers, got {value!r}")
+    return [normalize_layer(v.to_dict() if isinstance(v, Layer) else v, i, prefix=where)
+            for i, v in enumerate(value)]
+
+
+register_kind("layers", Kind("a list of layers", _layer_list,
+                             [{"Conv2D": {"filters": 2, "kernel_size": 3, "padding": "same"}}]))
+register_kind("shortcut", Kind(" | ".join(SHORTCUTS), _choice("shortcut", SHORTCUTS), "conv"))
+
+
+def _projection(layers: list[Layer], shape: Shape, out: Shape, where: str) -> list[Layer]:
+    """The shortcut's layers: a strided 1x1 Conv2D (a Dense for flat inputs), then BatchNorm
+    with the momentum of the block's own first BatchNormalization."""
+    momentum = next((la.args["momentum"] for la in layers if la.type == "BatchNormalization"), 0.99)
+    bn = {"BatchNormalization": {"momentum": momentum}}
+    weights = {"use_bias": False, "kernel_initializer": "he_normal"}
+    if len(shape) != len(out):
+        raise ArchtuneError(
+            f"{where}: its layers turn {keras_shape(shape)} into {keras_shape(out)}; a shortcut "
+            f"can change channels and size but not flatten: keep Flatten, Dense and global pooling "
+            f"outside the block")
+    if len(shape) == 1:
+        return [normalize_layer({"Dense": {"units": out[0], **weights}}, 0), normalize_layer(bn, 1)]
+    (_, h, w), (_, oh, ow) = shape, out
+    stride = [math.ceil(h / oh), math.ceil(w / ow)]
+    if conv_out(h, 1, stride[0], 1, "valid") != oh or conv_out(w, 1, stride[1], 1, "valid") != ow:
+        raise ArchtuneError(
+            f"{where}: its layers turn {h}x{w} into {oh}x{ow}, which no strided 1x1 shortcut can "
+            f"match; use padding 'same' inside the block")
+    conv = {"Conv2D": {"filters": out[0], "kernel_size": 1, "strides": stride, **weights}}
+    return [normalize_layer(conv, 0), normalize_layer(bn, 1)]
+
+
+def _residual_shape(layer: Layer, shape: Shape, where: str) -> Out:
+    a = layer.args
+    main = infer_layers(a["layers"], shape, where=f"{where}.layers")
+    out = main[-1].output_shape
+    if out == shape and a["shortcut"] != "conv":
+        side: list[LayerInfo] = []
+    elif a["shortcut"] == "identity":
+        raise ArchtuneError(
+            f"{where}: an identity shortcut needs layers that keep the shape, but they turn "
+            f"{keras_shape(shape)} into {keras_shape(out)}; use shortcut: auto (a 1x1 projection)")
+    else:
+        side = [dataclasses.replace(i, branch="shortcut") for i in
+                infer_layers(_projection(a["layers"], shape, out, where), shape, f"{where}.shortcut")]
+    t, s = totals(main), totals(side)
+    flops = t.flops + s.flops + math.prod(out) + _activation_flops(a, out)  # + the addition
+    return Out(out, t.params + s.params, flops, t.trainable + s.trainable, tuple(main + side))
+
+
+def _residual_build(info: LayerInfo, builder: Any) -> list[nn.Module]:
+    from torch import nn
+
+    main = [c for c in info.children if not c.branch]
+    side = [c for c in info.children if c.branch == "shortcut"]
+    return [builder.Residual(builder.layers(main), builder.layers(side) if side else nn.Identity())]
+
+
+register_layer(LayerType(
+    "Residual", {"layers": Arg("layers"), "shortcut": Arg("shortcut", "auto"),
+                 "activation": Arg("activation", None)},
+    _residual_shape, _residual_build,
+    doc="output = layers(x) + shortcut(x), then the activation; shortcut auto: identity when the "
+        "layers keep the shape, else a strided 1x1 Conv2D + BatchNorm (conv: always projects)",
+    primary="layers", aliases=("ResidualBlock",)))

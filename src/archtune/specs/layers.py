@@ -34,7 +34,16 @@ class Layer:
     args: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {self.type: dict(self.args)} if self.args else {self.type: {}}
+        """``{type: {arg: value}}``, nested layers (a Residual's) as dicts too."""
+        return {self.type: {key: _plain(value) for key, value in self.args.items()}}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Layer):
+        return value.to_dict()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 # ---------------------------------------------------------------- argument kinds

@@ -8,7 +8,7 @@ output shape, parameters and FLOPs per image; this module walks a list of layers
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -29,6 +29,7 @@ class LayerInfo:
     trainable: int
     flops: int
     children: list[LayerInfo] = field(default_factory=list)  # layers nested inside this one
+    branch: str = ""  # "" on a block's main path; "shortcut" for a Residual's projection
 
     @property
     def keras_shape(self) -> str:
@@ -37,6 +38,47 @@ class LayerInfo:
     @property
     def name(self) -> str:
         return f"{self.layer.type.lower()}_{self.index}"
+
+
+Address = tuple[int | str, ...]  # (3,) layer 3; (3, 1) layer 1 inside it; (3, "shortcut", 0)
+
+
+@dataclass(frozen=True)
+class Nested:
+    """A layer found by :func:`walk`: where it sits (its address) and what it is."""
+
+    address: Address
+    name: str  # "conv2d_3", "residual_3.conv2d_1", "residual_3.shortcut.conv2d_0"
+    info: LayerInfo
+    siblings: list[LayerInfo]  # the list it is in (its block's main path or branch)
+
+    @property
+    def ref(self) -> int | str:
+        """How a user names it: 3 for a top-level layer, "3.1" for layer 1 inside layer 3."""
+        return self.address[0] if len(self.address) == 1 else ".".join(map(str, self.address))
+
+    @property
+    def depth(self) -> int:
+        return sum(isinstance(part, int) for part in self.address) - 1
+
+
+def walk(infos: Sequence[LayerInfo], *, address: Address = (), prefix: str = "") -> Iterator[Nested]:
+    """Every layer, nested ones included, depth first in spec order."""
+    for info in infos:
+        here, name = address + (info.index,), prefix + info.name
+        yield Nested(here, name, info, list(infos))
+        branches: dict[str, list[LayerInfo]] = {}
+        for child in info.children:
+            branches.setdefault(child.branch, []).append(child)
+        for branch, kids in branches.items():
+            yield from walk(kids, address=here + ((branch,) if branch else ()),
+                            prefix=f"{name}.{branch + '.' if branch else ''}")
+
+
+def parse_ref(ref: int | str) -> Address:
+    """``3`` or ``"3"`` -> (3,); ``"3.1"`` -> (3, 1); ``"3.shortcut.0"`` -> (3, "shortcut", 0)."""
+    parts = str(ref).split(".")
+    return tuple(int(p) if p.lstrip("-").isdigit() else p for p in parts)
 
 
 def keras_shape(shape: Shape) -> str:

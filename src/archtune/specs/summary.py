@@ -8,7 +8,7 @@ from ..errors import ArchtuneError
 from .functions import ACTIVATIONS, INITIALIZERS
 from .layers import KINDS, LAYER_TYPES, list_layers
 from .schema import Spec
-from .shapes import infer_shapes, keras_shape, totals
+from .shapes import infer_shapes, keras_shape, totals, walk
 
 
 def human(n: float) -> str:
@@ -19,8 +19,18 @@ def human(n: float) -> str:
 
 
 def summary_rows(spec: Spec) -> list[tuple[str, str, int, int]]:
-    """(layer, output shape, params, flops) per layer: the data behind :func:`summary`."""
-    return [(f"{i.name} ({i.layer.type})", i.keras_shape, i.params, i.flops) for i in infer_shapes(spec)]
+    """(layer, output shape, params, flops) per layer: the data behind :func:`summary`.
+
+    Layers inside a block (a Residual's) follow it, indented two spaces per level; a block's
+    own row counts everything inside it, so only the top-level rows add up to the totals.
+    """
+    rows = []
+    for found in walk(infer_shapes(spec)):
+        i = found.info
+        branch = f"{i.branch}: " if i.branch else ""
+        rows.append((f"{'  ' * found.depth}{branch}{i.name} ({i.layer.type})", i.keras_shape,
+                     i.params, i.flops))
+    return rows
 
 
 class Summary(str):

@@ -9,8 +9,27 @@ from ..config import AugmentConfig
 
 
 def hflip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    flip = torch.rand(x.shape[0], generator=gen, device=gen.device) < 0.5
+    return flip_where(x, torch.rand(x.shape[0], generator=gen, device=gen.device) < 0.5)
+
+
+def flip_where(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Mirror the images of the batch where ``flip`` (one bool per image) is true."""
     return torch.where(flip.to(x.device)[:, None, None, None], x.flip(3), x)
+
+
+def alternating_flips(phase: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Which images to mirror in ``epoch`` (1-based) under alternating flips (airbench): each
+    image keeps a random phase bit and is mirrored on every other epoch, so it is seen both ways
+    in turn, where random flips may show it the same way several epochs running."""
+    return phase ^ (epoch % 2 == 0)
+
+
+def shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """The batch moved by (dy, dx) pixels (down and right when positive), zero-filled."""
+    h, w = x.shape[-2:]
+    p = max(abs(dy), abs(dx))
+    padded = F.pad(x, (p, p, p, p))
+    return padded[..., p - dy:p - dy + h, p - dx:p - dx + w]
 
 
 def translate(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -45,10 +64,15 @@ def erase(x: torch.Tensor, prob: float, gen: torch.Generator) -> torch.Tensor:
     return x.masked_fill(mask[:, None], 0.0)
 
 
-def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    """Apply the configured augmentations to a batch of images in [0, 1] (before standardising)."""
-    if cfg.hflip:
-        x = hflip(x, gen)
+def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
+            flip: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply the configured augmentations to a batch of images in [0, 1] (before standardising).
+
+    ``flip`` (one bool per image) says which images to mirror when ``hflip`` is on; without it
+    each image is mirrored with probability 0.5.
+    """
+    if cfg.hflip is True:
+        x = hflip(x, gen) if flip is None else flip_where(x, flip)
     if cfg.translate:
         x = translate(x, cfg.translate, gen)
     if cfg.erase:

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import TrainConfig
-from .augment import augment
+from ..models import weight_layers
+from .augment import augment, shift
 from .device import autocast
 
 
@@ -22,14 +23,8 @@ class EpochStats:
 
 
 def param_layers(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Weight tensor of each spec layer that has one, keyed by the layer's name."""
-    out = {}
-    for name, block in model.blocks.named_children():
-        for p_name, p in block.named_parameters():
-            if p_name.endswith("weight") and p.dim() > 1:
-                out[name] = p
-                break
-    return out
+    """Weight tensor of each spec layer that has one (nested layers too), keyed by its name."""
+    return dict(weight_layers(model))  # type: ignore[arg-type]
 
 
 def to_model_layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -48,8 +43,14 @@ def train_epoch(
     precision: str,
     channels_last: bool,
     on_step: Callable[[int, float, float], None] | None = None,
+    flips: torch.Tensor | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> EpochStats:
-    """One pass over (x, y) in shuffled mini-batches; returns running loss/accuracy and grad norms."""
+    """One pass over (x, y) in shuffled mini-batches; returns running loss/accuracy and grad norms.
+
+    ``flips`` (one bool per image of x) fixes which images are mirrored this epoch (alternating
+    flips); ``after_step()`` runs after every optimiser step (a moving average of the weights).
+    """
     model.train()
     device = x.device
     n = x.shape[0]
@@ -65,7 +66,7 @@ def train_epoch(
         idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
         xb, yb = x[idx], y[idx]
         if cfg.augment.active:
-            xb = augment(xb, cfg.augment, gen)
+            xb = augment(xb, cfg.augment, gen, None if flips is None else flips[idx])
         xb = to_model_layout(xb, channels_last)
         with autocast(device, precision):
             logits = model(xb)
@@ -79,6 +80,8 @@ def train_epoch(
             norm_count += 1
         opt.step()
         sched.step()
+        if after_step is not None:
+            after_step()
         loss_sum += loss.detach() * len(idx)
         correct += (logits.detach().argmax(1) == yb).sum()
         seen += len(idx)
@@ -98,17 +101,25 @@ def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000,
 @torch.inference_mode()
 def predict_log_probs(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000,
                       precision: str = "fp32", channels_last: bool = False,
-                      tta: bool = False) -> torch.Tensor:
+                      tta: bool = False, tta_translate: int = 0) -> torch.Tensor:
     """Log-probabilities for all of x in batches (float32, on x's device).
 
-    ``tta`` (flip test-time augmentation) averages the probabilities of each image and its mirror.
+    ``tta`` (flip test-time augmentation) averages the probabilities of each image and its
+    mirror. ``tta_translate`` (multi-crop, as airbench) gives half the weight to those views of
+    the image moved by that many pixels up-left and down-right.
     """
+    def views(xb: torch.Tensor) -> torch.Tensor:
+        p = model(xb).float().softmax(1)
+        return (p + model(xb.flip(3)).float().softmax(1)) / 2 if tta else p
+
     def scores(xb: torch.Tensor) -> torch.Tensor:
-        logits = model(xb).float()
-        if not tta:
-            return logits.log_softmax(1)
-        p = logits.softmax(1) + model(xb.flip(3)).float().softmax(1)
-        return (p / 2).log()
+        if not tta and not tta_translate:
+            return model(xb).float().log_softmax(1)
+        p = views(xb)
+        if tta_translate:
+            s = tta_translate
+            p = (p + (views(shift(xb, s, s)) + views(shift(xb, -s, -s))) / 2) / 2
+        return p.log()
 
     return _in_batches(scores, model, x, batch_size, precision, channels_last)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -10,13 +11,29 @@ from torch import nn
 from ..config import TrainConfig
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The trainable parameters, BatchNorm's in their own group when ``norm_lr`` or
+    ``norm_weight_decay`` treat them apart: lr x norm_lr, and a weight decay that keeps the
+    decay per step (lr x weight_decay) of the other parameters, or none."""
+    norm = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase)
+            for p in m.parameters()}
     params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.norm_lr == 1.0 and cfg.norm_weight_decay:
+        return [{"params": params}]
+    decay = cfg.weight_decay / cfg.norm_lr if cfg.norm_weight_decay else 0.0
+    groups = [{"params": [p for p in params if id(p) not in norm]},
+              {"params": [p for p in params if id(p) in norm], "lr": cfg.lr * cfg.norm_lr,
+               "weight_decay": decay}]
+    return [g for g in groups if g["params"]]
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = param_groups(model, cfg)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                weight_decay=cfg.weight_decay)
     # fused kernels update all parameters in one pass (CPU and CUDA, float32 parameters)
-    fused = all(p.dtype == torch.float32 for p in params)
+    fused = all(p.dtype == torch.float32 for g in params for p in g["params"])
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     if cfg.optimizer == "adamw":
@@ -35,8 +52,12 @@ def lr_factor(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: in
         return cfg.gamma ** (step // (cfg.step_size * steps_per_epoch))
     if cfg.schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * min(step / max(total_steps, 1), 1.0)))
-    # one-cycle: linear warm-up from lr/25 to lr, then cosine down to lr/1e4
     warm = max(int(cfg.warmup_frac * total_steps), 1)
+    if cfg.schedule == "triangular":  # linear up from lr/5 to lr, then linear down to 0
+        if step < warm:
+            return 0.2 + 0.8 * step / warm
+        return max(1.0 - (step - warm) / max(total_steps - warm, 1), 0.0)
+    # one-cycle: linear warm-up from lr/25 to lr, then cosine down to lr/1e4
     if step < warm:
         return 0.04 + 0.96 * step / warm
     t = min((step - warm) / max(total_steps - warm, 1), 1.0)

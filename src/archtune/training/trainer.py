@@ -22,6 +22,7 @@ from .loop import loss_and_accuracy, predict_log_probs, predict_logits, train_ep
 from .observers import run_callbacks
 from .optim import make_optimizer, make_scheduler
 from .runs import Run, load_run, new_run_dir, save_checkpoint, write_csv, write_json
+from .techniques import Techniques, resolve_flips
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def train(
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
+    spec = resolve_flips(spec)  # hflip/tta auto, decided by the data set (saved so in spec.yaml)
     hooks = run_callbacks(callbacks, loggers, mlflow_uri, progress)
     cfg = spec.train
     splits = splits if splits is not None else load_splits(spec)
@@ -116,6 +118,8 @@ def train(
     x_train, y_train = splits.train.x.to(dev), splits.train.y.to(dev)
     x_dev, y_dev = splits.dev.x.to(dev), splits.dev.y.to(dev)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 1)
+    tech = Techniques(model, cfg, x_train, gen)  # inits now; EMA, flips, compile while training
+    evaluated = tech.evaluated
 
     path = Path(run_dir) if run_dir else new_run_dir(spec.name, runs_root)
     if (path / "metrics.json").exists():
@@ -152,15 +156,16 @@ def train(
             lr = opt.param_groups[0]["lr"]
             bar = _Progress(progress, steps, epoch, cfg.epochs)
             try:
-                stats = train_epoch(model, x_train, y_train, cfg, opt, sched, gen, precision=precision,
-                                    channels_last=channels_last, on_step=bar.step)
+                stats = train_epoch(tech.train_model, x_train, y_train, cfg, opt, sched, gen,
+                                    precision=precision, channels_last=channels_last, on_step=bar.step,
+                                    flips=tech.flips(epoch), after_step=tech.after_step)
             finally:
                 bar.close()
-            logits = predict_logits(model, x_dev, batch_size=cfg.eval_batch_size, precision=precision,
+            logits = predict_logits(evaluated, x_dev, batch_size=cfg.eval_batch_size, precision=precision,
                                     channels_last=channels_last)
             dev_loss, dev_acc = loss_and_accuracy(logits, y_dev)
             if epoch == 1 and precision == "bf16" and reason.startswith("auto"):
-                precision, dev_loss, dev_acc = _guard_bf16(model, x_dev, y_dev, cfg, channels_last,
+                precision, dev_loss, dev_acc = _guard_bf16(evaluated, x_dev, y_dev, cfg, channels_last,
                                                            dev_acc, env, path)
             row = {"epoch": epoch, "lr": lr, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
                    "dev_loss": dev_loss, "dev_accuracy": dev_acc,
@@ -173,8 +178,8 @@ def train(
             value = dev_loss if cfg.monitor == "dev_loss" else dev_acc
             if _is_better(value, best_value, cfg.monitor, cfg.min_delta):
                 best_value, since_best = value, 0
-                best_state = copy.deepcopy(model.state_dict())
-                save_checkpoint(path / "best.pt", model, spec, splits.classes, epoch)
+                best_state = copy.deepcopy(evaluated.state_dict())
+                save_checkpoint(path / "best.pt", evaluated, spec, splits.classes, epoch)
                 metrics.update(best_epoch=epoch, best={k: row[k] for k in
                                                        ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy")})
             else:
@@ -223,17 +228,20 @@ def train(
 def _final_dev(model: ArchtuneNet, x: torch.Tensor, y: torch.Tensor, cfg: Any, precision: str,
                channels_last: bool, best_epoch: int, history: list[dict[str, float]]
                ) -> dict[str, Any]:
-    """The kept weights on the dev split as ``evaluate`` measures them: fp32, with the spec's
-    flip TTA (the history's numbers are taken as they are when training measured it so)."""
-    if precision == "fp32" and not cfg.tta:
+    """The kept weights (the moving average with ``ema``) on the dev split as ``evaluate``
+    measures them: fp32, with the spec's flip and shift TTA (the history's numbers are taken as
+    they are when training measured it so)."""
+    if precision == "fp32" and not cfg.tta and not cfg.tta_translate:
         row = history[best_epoch - 1]
         loss, acc = row["dev_loss"], row["dev_accuracy"]
     else:
         logits = predict_log_probs(model, x, batch_size=cfg.eval_batch_size,
-                                   channels_last=channels_last, tta=cfg.tta)
+                                   channels_last=channels_last, tta=cfg.tta,
+                                   tta_translate=cfg.tta_translate)
         loss, acc = loss_and_accuracy(logits, y)
     return {"accuracy": acc, "loss": loss, "epoch": best_epoch, "tta": bool(cfg.tta),
-            "precision": "fp32", "n": int(len(y))}
+            "tta_translate": cfg.tta_translate, "ema": cfg.ema > 0, "precision": "fp32",
+            "n": int(len(y))}
 
 
 def _guard_bf16(model: ArchtuneNet, x: torch.Tensor, y: torch.Tensor, cfg: Any, channels_last: bool,

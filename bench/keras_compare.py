@@ -1,0 +1,117 @@
+"""The classic first CNN, as its author trained it (Adam, batch 32, 15 epochs), in Keras, in a
+plain PyTorch loop and in archtune: seconds per epoch and time to 90% test accuracy, same run.
+
+Model: Conv2D(32, 3x3, valid, relu, he_uniform), MaxPooling2D(2), Flatten, Dense(100, relu,
+he_uniform), Dense(10, softmax) (`archtune summary cnn-classic`). All three train on the same
+48,000 / 12,000 split with validation on the dev images each epoch, in float32 (Keras' CPU
+default); archtune is also run at its own default precision (bf16 where the CPU has it) for
+information. After every epoch the *test* split is evaluated outside the timed training, only
+to report when 90% is first reached. Keras needs TensorFlow (``pip install tensorflow``);
+without it the Keras row is skipped with a message.
+
+    python bench/keras_compare.py [--epochs 15] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from train_bench import archtune_loop, first_reaching, plain_loop  # noqa: I001  (bench-local)
+
+import archtune as at
+from archtune.data import load_dataset, split_dataset, test_split
+
+TARGET = 0.90
+
+
+def keras_loop(splits, x_test, y_test, epochs: int) -> tuple[list[tuple[float, float]], float]:
+    """The author's Keras code; returns ((cumulative training seconds, test acc) per epoch, wall)."""
+    import tensorflow as tf
+    from tensorflow import keras
+
+    tf.keras.utils.set_random_seed(0)
+
+    def nhwc(x):  # noqa: ANN001, ANN202
+        return x.permute(0, 2, 3, 1).numpy()
+
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(32, 3, activation="relu", kernel_initializer="he_uniform"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Flatten(),
+        keras.layers.Dense(100, activation="relu", kernel_initializer="he_uniform"),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    xt, xd, xs = nhwc(splits.train.x), nhwc(splits.dev.x), nhwc(x_test)
+    out, elapsed = [], [0.0]
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):  # noqa: ANN001, ANN201
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):  # noqa: ANN001, ANN201
+            elapsed[0] += time.perf_counter() - self.t0  # validation on dev included
+            acc = float((model.predict(xs, batch_size=1000, verbose=0).argmax(1) == y_test.numpy()).mean())
+            out.append((elapsed[0], acc))
+
+    t0 = time.perf_counter()
+    model.fit(xt, splits.train.y.numpy(), batch_size=32, epochs=epochs, shuffle=True, verbose=0,
+              validation_data=(xd, splits.dev.y.numpy()), callbacks=[Timer()])
+    return out, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--smoke", action="store_true", help="1 epoch on 1,000 images; writes nothing")
+    args = ap.parse_args()
+    epochs = 1 if args.smoke else args.epochs
+    ds = load_dataset("fashion-mnist")
+    test = test_split(ds)
+    x_test, y_test = (test.x[:1000], test.y[:1000]) if args.smoke else (test.x, test.y)
+    sets = [f"train.epochs={epochs}"] + (["data.train_subset=1000"] if args.smoke else [])
+    spec32 = at.load_spec("cnn-classic", [*sets, "train.precision=fp32"])
+    splits = split_dataset(ds, dev_fraction=spec32.data.dev_fraction, seed=spec32.data.split_seed,
+                           train_subset=spec32.data.train_subset)
+    arms = []
+    try:
+        import tensorflow as tf
+
+        arms.append((f"Keras {tf.__version__} (TensorFlow CPU)", "fp32",
+                     lambda: keras_loop(splits, x_test, y_test, epochs)))
+    except ImportError:
+        print("TensorFlow is not installed: skipping Keras (pip install tensorflow to include it)",
+              file=sys.stderr)
+    auto = at.load_spec("cnn-classic", sets)
+    arms += [("plain PyTorch loop", "fp32", lambda: plain_loop(spec32, splits, x_test, y_test)),
+             ("archtune", "fp32", lambda: archtune_loop(spec32, splits, x_test, y_test)),
+             ("archtune, its default precision", "auto",
+              lambda: archtune_loop(auto, splits, x_test, y_test))]
+    rows = []
+    for label, precision, fn in arms:
+        curve, wall = fn()
+        rows.append(f"| {label} | {precision} | {curve[-1][0] / len(curve):.1f} | "
+                    f"{first_reaching(curve, TARGET)} | {max(a for _, a in curve) * 100:.2f}% | "
+                    f"{curve[-1][1] * 100:.2f}% | {wall:.0f} s |")
+        print(rows[-1], flush=True)
+    body = (f"cnn-classic, Adam 1e-3, batch 32, {epochs} epochs, {len(splits.train.y):,} training "
+            f"images, {os.cpu_count()} cores. Seconds per epoch include the dev validation; time to "
+            f"{TARGET:.0%} is cumulative training seconds at the end of the first epoch whose test "
+            "accuracy reaches it ('auto' precision is bf16 where the CPU has it).\n\n"
+            "| framework | precision | s/epoch | time to 90% test | best test | final test | wall |\n"
+            "| --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows))
+    print(body)
+    if not args.smoke:
+        from _results import write_section  # noqa: I001  (bench-local helper)
+
+        write_section("Keras against archtune and a plain PyTorch loop (classic CNN)", body,
+                      "python bench/keras_compare.py " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
