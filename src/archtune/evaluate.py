@@ -17,7 +17,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from .data import Split, check_split, load_data
 from .errors import ArchtuneError
 from .specs import output_units
-from .training.device import pick_device
+from .training.device import memory_format, pick_device
 from .training.loop import predict_log_probs
 from .training.runs import Run, load_run, write_csv, write_json
 from .training.techniques import resolve_flips
@@ -141,9 +141,7 @@ def evaluate(run: Run | str | Path, split: str = "dev", *, data_dir: str | None 
     use_tta = bool(cfg.tta) if tta is None else tta
     translate = cfg.tta_translate if tta_translate is None else tta_translate
     translate = 0 if tta is False else translate  # --no-tta: no test-time augmentation at all
-    channels_last = any(layer.type == "Conv2D" for layer in run.spec.layers)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model, channels_last = memory_format(model, run.spec)
     log_probs = predict_log_probs(model, data.x.to(dev), batch_size=run.spec.train.eval_batch_size,
                                   channels_last=channels_last, tta=use_tta, tta_translate=translate)
     result = metrics_from_logits(log_probs, data.y, run.classes)

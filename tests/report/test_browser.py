@@ -97,7 +97,9 @@ def test_study_report_in_chromium(browser: Chromium, pages: dict[str, Path], stu
     check_page(r, shot)
     assert r.sections[:3] == ["Overview", "Best trial", "Optimisation history"]
     sd = sy.load_study_data(study_dir)
-    best = sy.best_trial(sd.trials)
+    from archtune.search._info import best_record
+
+    best = best_record(sd.trials)
     assert best is not None and r.values["rows"] == len(sd.trials)
     top = r.values["by_value"][0]  # sorted twice: descending, best first
     assert float(top) == pytest.approx(best.value)

@@ -12,6 +12,7 @@ import pytest
 from archtune.errors import ArchtuneError
 from archtune.report import study as sy
 from archtune.report.study_report import study_report
+from archtune.search._info import best_record
 from tests.report.conftest import STUDY_TRIALS as N
 
 
@@ -42,7 +43,7 @@ def test_history_and_status_summary(study_dir: Path) -> None:
     n_pruned = summary["pruned"][0]
     assert summary["pruned"][1] == pytest.approx(8.0 * n_pruned)  # 2 epochs x 4 s
     assert summary["complete"] == (N - 2 - n_pruned, pytest.approx(16.0 * (N - 2 - n_pruned)))
-    best = sy.best_trial(sd.trials)
+    best = best_record(sd.trials)
     assert best is not None and best.value == h.best_so_far[-1]
 
 
@@ -71,17 +72,18 @@ def test_parallel_slices_and_curves(study_dir: Path) -> None:
 
 def test_the_folders_own_database_is_found_from_the_folder_never_the_cwd(
         study_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from archtune.search._info import StudyInfo
     from archtune.search._storage import storage_for_folder
 
     own = f"sqlite:///{(study_dir / 'study.db').resolve().as_posix()}"
     for cwd in (study_dir.parent, tmp_path):  # old study.json: relative to where search ran
         monkeypatch.chdir(cwd)
-        assert storage_for_folder(study_dir, {"study": "s1", "storage": "sqlite:///s1/study.db"}) == own
-        assert storage_for_folder(study_dir, {"study": "s1",
-                                              "storage": "sqlite:///studies/s1/study.db"}) == own
-    assert storage_for_folder(study_dir, {"study": "s1"}) == own
+        assert storage_for_folder(study_dir, StudyInfo("s1", storage="sqlite:///s1/study.db")) == own
+        assert storage_for_folder(study_dir, StudyInfo("s1",
+                                                        storage="sqlite:///studies/s1/study.db")) == own
+    assert storage_for_folder(study_dir, StudyInfo("s1")) == own
     with pytest.raises(ArchtuneError, match=f"database {tmp_path / 'nowhere/x.db'} is missing"):
-        storage_for_folder(tmp_path, {"study": "x", "storage": "sqlite:///nowhere/x.db"})
+        storage_for_folder(tmp_path, StudyInfo("x", storage="sqlite:///nowhere/x.db"))
     assert not (tmp_path / "nowhere").exists()
 
 
@@ -97,7 +99,7 @@ def test_study_report_content(study_dir: Path, pages: dict[str, Path]) -> None:
     table = page[page.index('id="trials-table"'):]
     table = table[:table.index("</table>")]
     assert table.count("<tr>") == N + 1  # header + one row per trial
-    best = sy.best_trial(sd.trials)
+    best = best_record(sd.trials)
     assert best is not None
     assert re.search(rf'id="best-value"[^>]*>{best.value:.4f}<', page)
     assert re.search(r'<td>pruned</td><td class="num" data-v="\d+">\d+</td>', page)

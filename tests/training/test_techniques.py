@@ -128,7 +128,7 @@ def test_the_moving_average_is_evaluated_and_saved(tiny_splits, tmp_path: Path) 
     saved, ckpt = load_checkpoint(run.path / "best.pt")
     best = ckpt["epoch"]
     loss, _ = loss_and_accuracy(predict_logits(saved, tiny_splits.dev.x), tiny_splits.dev.y)
-    assert loss == pytest.approx(run.history[best - 1]["dev_loss"], abs=2e-3)
+    assert loss == pytest.approx(run.history_rows[best - 1]["dev_loss"], abs=2e-3)
     raw_w, saved_w = raws[best]["blocks.conv2d_0.0.weight"], saved.state_dict()["blocks.conv2d_0.0.weight"]
     assert not torch.allclose(raw_w, saved_w)  # the average, not the trained weights
 
@@ -219,7 +219,7 @@ def test_all_techniques_together_still_learn(tiny_splits, tmp_path: Path) -> Non
                tta="auto", tta_translate=1)
     raw["layers"][0] = {"Conv2D": {"filters": 8, "kernel_size": 2, "padding": "same"}}
     run = train(raw, splits=tiny_splits, run_dir=tmp_path / "r", progress=False)
-    assert run.history[-1]["dev_accuracy"] > 0.5
+    assert run.history_rows[-1]["dev_accuracy"] > 0.5
     assert run.spec.train.augment.hflip is True and run.spec.train.tta is True
 
 
@@ -235,7 +235,7 @@ def test_compiled_training_matches_eager(tmp_path: Path) -> None:
     raw["layers"] = [layer for layer in raw["layers"] if "Dropout" not in layer]
     runs = [train(raw | {"train": raw["train"] | {"compile": c}}, splits=splits,
                   run_dir=tmp_path / str(c), progress=False) for c in (False, True)]
-    eager, compiled = (r.history[0] for r in runs)
+    eager, compiled = (r.history_rows[0] for r in runs)
     assert compiled["train_loss"] == pytest.approx(eager["train_loss"], rel=1e-2)  # fused kernels round differently
     assert compiled["dev_loss"] == pytest.approx(eager["dev_loss"], rel=1e-2)
 
@@ -257,7 +257,7 @@ def test_builtin_recipes_learn_from_a_small_real_subset(name: str, real_data: Pa
                             "data.dev_fraction=0.02"])
     run = train(spec, run_dir=tmp_path / name, progress=False)
     assert run.spec.train.augment.hflip is True  # auto: Fashion-MNIST is mirror-symmetric
-    assert run.history[-1]["dev_accuracy"] > 0.3  # chance is 0.1
+    assert run.history_rows[-1]["dev_accuracy"] > 0.3  # chance is 0.1
 
 
 def test_evaluate_uses_the_runs_shift_tta_unless_told(tiny_splits, tmp_path: Path) -> None:

@@ -128,9 +128,9 @@ def study_storages(studies: list[str], *, storage: str | None = None,
         raise ArchtuneError(f"no studies under {studies_dir}/; name a STUDY, give --studies-dir, "
                             f"or --storage URL")
     for folder in folders:
-        info = read_info(folder) or {}
+        info = read_info(folder)
         url = storage_for_folder(folder, info)
-        name = info.get("study", folder.name)
+        name = info.study if info else folder.name
         study = load(connect(url, must_exist=url.startswith("sqlite:///")), name, url)
         out.setdefault(url, []).append((name, study._study_id))
     return out

@@ -17,6 +17,7 @@ import yaml
 
 from ..errors import ArchtuneError
 from ..evaluate import capacity_verdict, dev_result
+from ..search._info import best_record
 from ..training.runs import Run, load_run
 from . import data as plot_data
 from . import study as sy
@@ -91,7 +92,7 @@ def _search(name: str, folder: Path, state: dict[str, Any]) -> PlanSearch:
     sd = sy.load_study_data(folder)
     n_complete = len(sd.complete)
     imp = sy.importances(sd) if n_complete >= MIN_IMPORTANCE_TRIALS else {}
-    return PlanSearch(name, folder, sd, sy.best_trial(sd.trials, sd.direction), imp, n_complete,
+    return PlanSearch(name, folder, sd, best_record(sd.trials, sd.direction), imp, n_complete,
                       state.get("steps", {}).get(f"retrain:{name}", {}))
 
 

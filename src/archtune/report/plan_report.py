@@ -247,20 +247,20 @@ def search_section(plan: PlanData, s: PlanSearch) -> Section:
 
     sd = s.study
     meta = sd.meta
-    objective = str(meta.get("objective", "objective"))
+    objective = meta.objective or "objective"
     fid = []
-    if meta.get("train_subset"):
-        fid.append(f"{meta['train_subset']:,} training images")
-    if meta.get("epochs"):
-        fid.append(f"at most {meta['epochs']} epochs")
+    if meta.train_subset:
+        fid.append(f"{meta.train_subset:,} training images")
+    if meta.epochs:
+        fid.append(f"at most {meta.epochs} epochs")
     dev = plan.state.get("steps", {}).get(f"search:{s.name}", {}).get("dev_images")
     if dev:
         fid.append(f"scored on {dev:,} dev images")
-    body = (f"<p>Space {esc(meta.get('space', {}).get('name', '-'))}: sampler "
-            f"{esc(meta.get('sampler'))}"
-            + (f" ({meta['candidates']:,} of a {meta['grid_size']:,}-point grid)"
-               if meta.get("candidates") else "")
-            + f", pruner {esc(meta.get('pruner'))}, seed {esc(meta.get('seed'))}"
+    body = (f"<p>Space {esc((meta.space or {}).get('name', '-'))}: sampler "
+            f"{esc(meta.sampler)}"
+            + (f" ({meta.candidates:,} of a {meta.grid_size:,}-point grid)"
+               if meta.candidates else "")
+            + f", pruner {esc(meta.pruner)}, seed {esc(meta.seed)}"
             + (f"; each trial: {esc(', '.join(fid))}" if fid else "") + ".</p>")
     body += figure(draw_search(sy.history(sd.trials, sd.direction), s.importances, s.n_complete,
                                objective, minimum=MIN_IMPORTANCE_TRIALS),

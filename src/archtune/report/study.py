@@ -1,6 +1,7 @@
 """Study folders (``studies/<study>/study.json`` + an Optuna storage) and their plot data.
 
-Loading turns Optuna's trials into plain :class:`TrialRecord` rows once; every plot-data
+Loading turns Optuna's trials into plain :class:`TrialRecord` rows once (the search
+package's records); every plot-data
 function below is pure over those rows, so tests check numbers, not pictures.
 """
 
@@ -17,13 +18,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArchtuneError
+from ..search._info import StudyInfo, TrialRecord, trial_record
 
 log = logging.getLogger(__name__)
 
 MIN_IMPORTANCE_TRIALS = 10  # fewer complete trials: no parameter importances are shown
 STATUSES = ("complete", "pruned", "failed", "invalid", "running", "waiting")
-_STATE_STATUS = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed",
-                 "RUNNING": "running", "WAITING": "waiting"}
 
 
 @dataclass
@@ -35,20 +35,9 @@ class ParamInfo:
 
 
 @dataclass
-class TrialRecord:
-    number: int
-    status: str  # complete / pruned / failed / invalid / running / waiting
-    value: float | None
-    params: dict[str, Any]
-    intermediate: dict[int, float]
-    duration_s: float | None
-    attrs: dict[str, Any]
-
-
-@dataclass
 class StudyData:
     folder: Path
-    meta: dict[str, Any]
+    meta: StudyInfo
     direction: str  # "maximize" or "minimize"
     trials: list[TrialRecord]
     params: dict[str, ParamInfo]
@@ -56,7 +45,7 @@ class StudyData:
 
     @property
     def name(self) -> str:
-        return str(self.meta.get("study", self.folder.name))
+        return self.meta.study or self.folder.name
 
 
 def param_text(value: Any) -> str:
@@ -72,7 +61,7 @@ def is_study(path: str | Path) -> bool:
     return (Path(path) / "study.json").is_file()
 
 
-def read_meta(folder: str | Path) -> dict[str, Any]:
+def read_meta(folder: str | Path) -> StudyInfo:
     """The folder's study.json, validated (one reader: the search package's)."""
     from ..search._storage import read_info
 
@@ -92,18 +81,6 @@ def _param_info(name: str, dist: Any) -> ParamInfo:
     return ParamInfo(name, kind, log=bool(getattr(dist, "log", False)))
 
 
-def _record(t: Any) -> TrialRecord:
-    attrs = dict(t.user_attrs)
-    status = attrs.get("status") or _STATE_STATUS.get(t.state.name, t.state.name.lower())
-    duration = attrs.get("duration_s")
-    if duration is None and t.datetime_start and t.datetime_complete:
-        duration = (t.datetime_complete - t.datetime_start).total_seconds()
-    value = t.value if t.state.name == "COMPLETE" else None
-    return TrialRecord(t.number, str(status), value, dict(t.params),
-                       {int(k): float(v) for k, v in t.intermediate_values.items()},
-                       float(duration) if duration is not None else None, attrs)
-
-
 def load_study_data(folder: str | Path) -> StudyData:
     """Open a study folder's Optuna study and read all its trials."""
     from ..search._storage import connect, load, storage_for_folder
@@ -111,7 +88,7 @@ def load_study_data(folder: str | Path) -> StudyData:
     folder = Path(folder)
     meta = read_meta(folder)
     url = storage_for_folder(folder, meta)  # the folder's own study.db, never the cwd's
-    study = load(connect(url, must_exist=True), meta["study"], url)
+    study = load(connect(url, must_exist=True), meta.study, url)
     trials = study.get_trials(deepcopy=False)
     params: dict[str, ParamInfo] = {}
     for t in trials:
@@ -120,7 +97,7 @@ def load_study_data(folder: str | Path) -> StudyData:
                 params[name] = _param_info(name, dist)
     direction = "minimize" if study.direction.name == "MINIMIZE" else "maximize"
     complete = [t for t in trials if t.state.name == "COMPLETE"]
-    return StudyData(folder, meta, direction, [_record(t) for t in trials], params, complete)
+    return StudyData(folder, meta, direction, [trial_record(t) for t in trials], params, complete)
 
 
 @dataclass
@@ -153,14 +130,6 @@ def status_summary(trials: Sequence[TrialRecord]) -> list[tuple[str, int, float]
         if group:
             out.append((status, len(group), float(sum(t.duration_s or 0.0 for t in group))))
     return out
-
-
-def best_trial(trials: Sequence[TrialRecord], direction: str = "maximize") -> TrialRecord | None:
-    done = [t for t in trials if t.value is not None and math.isfinite(t.value)]
-    if not done:
-        return None
-    pick = max if direction == "maximize" else min
-    return pick(done, key=lambda t: (t.value, -t.number))  # type: ignore[arg-type, return-value]
 
 
 def axis_values(info: ParamInfo, values: Sequence[Any]) -> np.ndarray:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArchtuneError
+from ..search._info import best_record
 from ..search._storage import public_url
 from ..training.runs import load_run
 from . import study as sy
@@ -45,21 +46,21 @@ def study_report(folder: str | Path, output: str | Path | None = None, *,
     if not sd.trials:
         raise ArchtuneError(f"{sd.folder}: the study has no trials yet; nothing to report")
     out = Path(output) if output else sd.folder / "report.html"
-    objective = str(sd.meta.get("objective", "objective"))
-    best = sy.best_trial(sd.trials, sd.direction)
+    objective = sd.meta.objective or "objective"
+    best = best_record(sd.trials, sd.direction)
     sections = [_overview(sd, best), _best(sd, best, out, best_report, data_dir, device),
                 _history(sd, objective), _importances(sd), _parallel(sd, objective),
                 _slices(sd, objective), _intermediate(sd, objective), _trials(sd, objective),
                 _space(sd)]
     subtitle = (f"{_trial_count(sd)} - {sd.direction} {objective} - sampler "
-                f"{sd.meta.get('sampler', '-')}, pruner {sd.meta.get('pruner', '-')} - {sd.folder}")
+                f"{sd.meta.sampler or '-'}, pruner {sd.meta.pruner or '-'} - {sd.folder}")
     write_atomic(out, render_page(f"Study report: {sd.name}", subtitle, sections))
     log.info("wrote %s", out)
     return out
 
 
 def _meta_value(sd: sy.StudyData, key: str) -> str:
-    value = str(sd.meta.get(key, sd.direction if key == "direction" else "-"))
+    value = str(sd.meta.to_dict().get(key, sd.direction if key == "direction" else "-"))
     return public_url(value) if key == "storage" else value  # never a password in a page
 
 
@@ -86,7 +87,7 @@ def _overview(sd: sy.StudyData, best: sy.TrialRecord | None) -> Section:
     body = cards([("trials run", f"{len(sd.trials) - _waiting(sd):,}"),
                   ("complete", f"{counts.get('complete', 0):,}"),
                   ("pruned", f"{counts.get('pruned', 0):,}"),
-                  ("best " + str(sd.meta.get("objective", "value")),
+                  ("best " + (sd.meta.objective or "value"),
                    "-" if best is None else f"{best.value:.4f}"),
                   ("CPU time", f"{total_cpu / 3600:.2f} h")])
     rows = [(status, n, (_hours(cpu), cpu), (f"{cpu / total_cpu:.0%}" if total_cpu else "-",
@@ -259,7 +260,7 @@ def _trials(sd: sy.StudyData, objective: str) -> Section:
 
 
 def _space(sd: sy.StudyData) -> Section:
-    space = sd.meta.get("space")
+    space = sd.meta.space
     text = json.dumps(space, indent=2, default=str) if space is not None else "(not recorded)"
     return Section("space", "Search space", details("the search space as recorded in study.json",
                                                     pre(text)))

@@ -27,18 +27,20 @@ _EXPORTS = {
     "open_study": "._study", "Study": "._view",
     "refine_space": "._refine",
     "trial_seed": "._objective",
+    "StudyInfo": "._info", "TrialRecord": "._info", "best_record": "._info", "trial_record": "._info",
     "trials_dataframe": "._records", "best_trial": "._records", "trial_state": "._records",
     "best_summary": "._results", "list_studies": "._results", "retrain": "._results",
 }
 
 __all__ = [
-    "PRUNERS", "SAMPLERS", "Dim", "SearchSettings", "SearchSpace", "Study", "best_summary",
-    "best_trial", "list_spaces", "list_studies", "load_search_splits", "load_space", "open_study", "refine_space",
+    "PRUNERS", "SAMPLERS", "Dim", "SearchSettings", "SearchSpace", "Study", "StudyInfo",
+    "TrialRecord", "best_record", "best_summary", "best_trial", "trial_record", "list_spaces", "list_studies", "load_search_splits", "load_space", "open_study", "refine_space",
     "retrain", "search", "trial_seed", "trial_state", "trials_dataframe", "worker",
 ]
 
 if TYPE_CHECKING:
     from ._dims import Dim
+    from ._info import StudyInfo, TrialRecord, best_record, trial_record
     from ._objective import trial_seed
     from ._records import best_trial, trial_state, trials_dataframe
     from ._refine import refine_space

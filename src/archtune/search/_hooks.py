@@ -90,7 +90,7 @@ def study_hooks(handle: Handle, tracking: Tracking | None, callbacks: Sequence[T
     from ..tracking import end_study, for_study
     from ._records import best_trial
 
-    study_tracking = for_study(tracking, handle.name, handle.folder, handle.info) if tracking else None
+    study_tracking = for_study(tracking, handle.name, handle.folder, handle.info.to_dict()) if tracking else None
     watcher = TrialWatcher(handle.study, callbacks) if callbacks else None
     status = "KILLED"
     try:

@@ -7,6 +7,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ..errors import ArchtuneError
+from ._info import best_record, trial_record
 from ._worker import counted, retried_numbers
 
 if TYPE_CHECKING:
@@ -78,14 +79,14 @@ def counts(study: optuna.Study) -> dict[str, int]:
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
-    """The complete trial with the highest dev accuracy."""
+    """The complete trial with the highest dev accuracy (the rule of :func:`best_record`)."""
     from optuna.trial import TrialState
 
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.value is not None]
-    if not done:
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    best = best_record([trial_record(t) for t in done])
+    if best is None:
         raise ArchtuneError(f"study '{study.study_name}' has no complete trial yet")
-    return max(done, key=lambda t: (t.value, -t.number))
+    return next(t for t in done if t.number == best.number)
 
 
 def get_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:

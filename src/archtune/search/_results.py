@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchtuneError
+from ._info import StudyInfo
 from ._records import (
     best_trial,
     counts,
@@ -15,7 +16,7 @@ from ._records import (
     trial_state,
 )
 from ._storage import connect, list_folders, public_url, study_info
-from ._study import attach, open_study
+from ._study import attach
 
 if TYPE_CHECKING:
     import optuna
@@ -34,13 +35,14 @@ def list_studies(studies_dir: str | Path = "studies", storage: str | None = None
     for target, url in targets:
         name = target if isinstance(target, str) else target.name
         try:
-            study, info = open_study(target, studies_dir, storage=url)
+            handle = attach(target, storage=url, studies_dir=studies_dir)
+            study, info = handle.study, handle.info
         except ArchtuneError as err:
             rows.append({"study": name, "error": str(err)})
             continue
-        row = {"study": name, "sampler": info.get("sampler"), "pruner": info.get("pruner"),
-               "trials": info.get("trials"), **counts(study), "created": info.get("created"),
-               "storage": public_url(info.get("storage") or ""), "best": None, "best_trial": None}
+        row = {"study": name, "sampler": info.sampler, "pruner": info.pruner,
+               "trials": info.trials, **counts(study), "created": info.created,
+               "storage": public_url(info.storage or ""), "best": None, "best_trial": None}
         try:
             best = best_trial(study)
             row.update(best=best.value, best_trial=best.number)
@@ -51,7 +53,7 @@ def list_studies(studies_dir: str | Path = "studies", storage: str | None = None
 
 
 def _resolve(study: optuna.Study | str | Path, studies_dir: str | Path, storage: str | None
-             ) -> tuple[optuna.Study, dict[str, Any]]:
+             ) -> tuple[optuna.Study, StudyInfo]:
     if isinstance(study, str | Path):
         handle = attach(study, storage=storage, studies_dir=studies_dir)
         return handle.study, handle.info
@@ -88,7 +90,7 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     run = train(spec, run_dir=path, threads=threads, device=device, progress=progress,
                 loggers=loggers, mlflow_uri=mlflow_uri)
     write_json(run.path / "search.json", {
-        "study": study.study_name, "storage": public_url(info.get("storage", "")),
+        "study": study.study_name, "storage": public_url(info.storage or ""),
         "trial": chosen.number, "params": chosen.params, "search_dev_accuracy": chosen.value,
         "fidelity": chosen.user_attrs.get("fidelity")})
     return run

@@ -72,14 +72,14 @@ def _context(handle: Handle, *, splits: Splits | None, threads: int | None, devi
     from ..training.device import pick_device
 
     info = handle.info
-    space = SearchSpace(info["space"], source=f"study '{handle.name}'")
+    space = SearchSpace(info.space or {}, source=f"study '{handle.name}'")
     if device is not None:
         pick_device(device)  # a device this machine lacks fails here, not in every trial
     if splits is None:
-        splits = load_search_splits(space, train_subset=info.get("train_subset"), data_dir=data_dir)
+        splits = load_search_splits(space, train_subset=info.train_subset, data_dir=data_dir)
     check_data(space, splits)
-    return TrialContext(space, splits, info["seed"], epochs=info.get("epochs"),
-                        train_subset=info.get("train_subset"), data_dir=data_dir,
+    return TrialContext(space, splits, info.seed, epochs=info.epochs,  # type: ignore[arg-type]
+                        train_subset=info.train_subset, data_dir=data_dir,
                         runs_dir=handle.folder / "trials" if keep_runs else None,
                         threads=threads, device=device, tracking=tracking)
 
@@ -119,7 +119,7 @@ def search(space: SearchSpace | str | Path | dict[str, Any], *, study: str | Non
         parent = attach(refine, studies_dir=studies_dir)
         space, numbers = refine_space(space, parent.study, top=top)
         # full fidelity, and the coarse pass's pruner unless one is given
-        base.update(train_subset=None, epochs=None, fraction=None, pruner=parent.info.get("pruner"))
+        base.update(train_subset=None, epochs=None, fraction=None, pruner=parent.info.pruner)
         extra.update(refined_from=Path(refine).name, refine_top=numbers)
     s = settings(base, dict(sampler=sampler, pruner=pruner, trials=trials, timeout=timeout,
                             target=target, fraction=fraction, train_subset=train_subset,
@@ -128,7 +128,7 @@ def search(space: SearchSpace | str | Path | dict[str, Any], *, study: str | Non
     handle = prepare(space, s, name=name, storage=storage, studies_dir=studies_dir, new=new,
                      extra=extra)
     if not create_only:
-        budget = Budget(trials=handle.info["trials"], timeout=s.timeout, target=s.target)
+        budget = Budget(trials=handle.info.trials, timeout=s.timeout, target=s.target)
         with study_hooks(handle, tracking, trial_callbacks(on_trial, progress)) as tracked:
             _execute(handle, budget, jobs=s.jobs, threads=threads, device=device,
                      data_dir=data_dir, keep_runs=keep_runs, splits=splits, tracking=tracked)
@@ -149,8 +149,8 @@ def worker(study: str | Path, *, storage: str | None = None, studies_dir: str | 
 
     tracking = resolve(loggers, mlflow_uri) if loggers or mlflow_uri else None
     handle = attach(study, storage=storage, studies_dir=studies_dir, stream=os.getpid())
-    budget = Budget(trials=trials or handle.info.get("trials"), timeout=timeout, target=target)
-    keep = handle.info.get("keep_runs", False) if keep_runs is None else keep_runs
+    budget = Budget(trials=trials or handle.info.trials, timeout=timeout, target=target)
+    keep = bool(handle.info.keep_runs) if keep_runs is None else keep_runs
     with study_hooks(handle, tracking, trial_callbacks(on_trial, progress)) as tracked:
         return _execute(handle, budget, jobs=jobs, threads=threads, device=device,
                         data_dir=data_dir, keep_runs=keep, splits=None, tracking=tracked)
@@ -159,7 +159,7 @@ def worker(study: str | Path, *, storage: str | None = None, studies_dir: str | 
 def _execute(handle: Handle, budget: Budget, *, jobs: int, threads: int | None, device: str | None,
              data_dir: str | None, keep_runs: bool, splits: Splits | None,
              tracking: Tracking | None = None) -> int:
-    grid = handle.info["sampler"] == "grid"
+    grid = handle.info.sampler == "grid"
     if jobs <= 1:
         ctx = _context(handle, splits=splits, threads=threads, device=device, data_dir=data_dir,
                        keep_runs=keep_runs, tracking=tracking)
@@ -236,7 +236,7 @@ def _child(url: str, name: str, studies_dir: str, budget: Budget, threads: int,
         handle = attach(name, storage=url, studies_dir=studies_dir, stream=stream)
         ctx = _context(handle, splits=None, threads=threads, device=device, data_dir=data_dir,
                        keep_runs=keep_runs, tracking=tracking)
-        run_worker(handle, ctx, budget, grid=handle.info["sampler"] == "grid")
+        run_worker(handle, ctx, budget, grid=handle.info.sampler == "grid")
     except ArchtuneError as err:
         logging.getLogger(__name__).error("worker %d: %s", os.getpid(), err)
         sys.exit(2)

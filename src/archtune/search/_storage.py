@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._validate import check_fields
 from ..errors import ArchtuneError, did_you_mean, short
+from ._info import STUDY_FIELDS, StudyInfo
 
 if TYPE_CHECKING:
     import optuna
@@ -29,12 +30,6 @@ MAX_RETRY = 3  # a trial whose worker keeps dying is retried at most this many t
 STUDY_FILE = "study.json"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 STUDY_DB = "study.db"  # a study folder's own SQLite storage
-# What study.json must hold (name -> type; other keys are left alone).
-STUDY_FIELDS: dict[str, Any] = {
-    "study": str, "storage": str, "space": dict[str, Any], "space_hash": str, "sampler": str,
-    "pruner": str, "seed": int, "direction": str, "objective": str, "created": str,
-    "trials": int | None, "fraction": float | None, "train_subset": int | None,
-    "epochs": int | None, "queued": int | None, "keep_runs": bool}
 
 
 @dataclass
@@ -43,7 +38,7 @@ class Handle:
 
     study: optuna.Study
     storage: RDBStorage
-    info: dict[str, Any]
+    info: StudyInfo
     folder: Path
 
     @property
@@ -212,36 +207,43 @@ def load(storage: RDBStorage, name: str, url: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def read_info(folder: Path) -> dict[str, Any] | None:
-    """The folder's study.json (validated), or None when it has none."""
+def read_info(folder: str | Path) -> StudyInfo | None:
+    """The folder's study.json (validated), or None when it has none: the one reader of
+    study.json."""
     from .._files import read_object
 
-    path = folder / STUDY_FILE
+    path = Path(folder) / STUDY_FILE
     if not path.exists():
         return None
-    return read_object(path, STUDY_FIELDS, ("study",), "study file")
+    return StudyInfo.from_dict(read_object(path, STUDY_FIELDS, ("study",), "study file"))
 
 
-def write_info(folder: Path, info: dict[str, Any]) -> None:
+def write_info(folder: Path, info: StudyInfo) -> None:
     from ..training.runs import write_json
 
     folder.mkdir(parents=True, exist_ok=True)
-    if isinstance(info.get("storage"), str):
-        info = info | {"storage": public_url(info["storage"])}  # never a password on disk
-    write_json(folder / STUDY_FILE, info)
+    if info.storage is not None:
+        info = info.replace(storage=public_url(info.storage))  # never a password on disk
+    write_json(folder / STUDY_FILE, info.to_dict())
 
 
-def study_info(study: optuna.Study) -> dict[str, Any]:
+def study_info(study: optuna.Study) -> StudyInfo:
+    """The study's archtune settings (its ``archtune`` user attribute), validated."""
     info = study.user_attrs.get("archtune")
     if not isinstance(info, dict):
         raise ArchtuneError(f"study '{study.study_name}' was not made by archtune search (it has no "
                             f"archtune settings)")
     check_fields(info, STUDY_FIELDS, f"study '{study.study_name}' (its archtune settings)",
                  required=("space", "sampler", "pruner", "seed"))
-    return info
+    return StudyInfo.from_dict(info, study.study_name)
 
 
-def storage_for_folder(folder: Path, info: dict[str, Any], *, must_exist: bool = True) -> str:
+def save_info(study: optuna.Study, info: StudyInfo) -> None:
+    """Record ``info`` as the study's archtune settings (its user attribute)."""
+    study.set_user_attr("archtune", info.to_dict())
+
+
+def storage_for_folder(folder: Path, info: StudyInfo | None, *, must_exist: bool = True) -> str:
     """The storage URL of a study folder, never resolved against the working folder.
 
     The folder's own database (``study.db``; study.json names it as the default
@@ -249,12 +251,12 @@ def storage_for_folder(folder: Path, info: dict[str, Any], *, must_exist: bool =
     ``study.db`` inside the folder, wherever the folder now is; another relative SQLite path is
     relative to the folder; any other URL is used as stored. A missing SQLite file is an error
     naming it (with ``must_exist``)."""
-    url = str(info.get("storage") or f"sqlite:///{STUDY_DB}")
+    url = str(info and info.storage or f"sqlite:///{STUDY_DB}")
     path = _sqlite_path(url)
     if path is None:
         return url
     own = path.name == STUDY_DB and (not path.is_absolute() or path.parent.name in
-                                     (folder.name, info.get("study")))
+                                     (folder.name, info and info.study))
     target = folder / STUDY_DB if own else path if path.is_absolute() else folder / path
     if must_exist and not target.is_file():
         raise ArchtuneError(f"{folder}: the study's database {target} is missing (study.json "

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchtuneError
+from ._info import StudyInfo
 from ._settings import DEFAULT_TRIALS, IDENTITY, SearchSettings, make_pruner, make_sampler
 from ._space import SearchSpace, canonical_json
 from ._storage import (
@@ -26,6 +27,7 @@ from ._storage import (
     load,
     public_url,
     read_info,
+    save_info,
     storage_for_folder,
     stored_url,
     study_info,
@@ -39,17 +41,17 @@ log = logging.getLogger(__name__)
 
 
 def _new_info(space: SearchSpace, s: SearchSettings, name: str, url: str,
-              extra: dict[str, Any]) -> dict[str, Any]:
+              extra: dict[str, Any]) -> StudyInfo:
     from .. import __version__
 
-    return {
+    return StudyInfo.from_dict({
         "study": name, "storage": public_url(url), "space": space.raw, "space_hash": space.hash,
         "sampler": s.sampler, "pruner": s.pruner_name, "seed": s.seed, "direction": "maximize",
         "objective": "dev_accuracy",
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "archtune": __version__, "fraction": s.fraction, "train_subset": s.train_subset,
         "epochs": s.epochs, "refined_from": None, "refine_top": None, **extra,
-    }
+    })
 
 
 def _identity(s: SearchSettings) -> dict[str, Any]:
@@ -58,11 +60,11 @@ def _identity(s: SearchSettings) -> dict[str, Any]:
     return values
 
 
-def _check_same(info: dict[str, Any], space: SearchSpace, s: SearchSettings, name: str) -> None:
+def _check_same(info: StudyInfo, space: SearchSpace, s: SearchSettings, name: str) -> None:
     """Refuse to resume a study with a different space or strategy."""
     fix = f"; run with --new to replace study '{name}' (its trials are deleted), or use --study OTHER"
-    if info.get("space_hash") != space.hash:
-        old = SearchSpace(info["space"], source="stored")
+    if info.space_hash != space.hash:
+        old = SearchSpace(info.space or {}, source="stored")
         before = {d.name: d.distribution_key() for d in old.dims}
         after = {d.name: d.distribution_key() for d in space.dims}
         changed = sorted(n for n in before.keys() | after.keys() if before.get(n) != after.get(n))
@@ -70,8 +72,8 @@ def _check_same(info: dict[str, Any], space: SearchSpace, s: SearchSettings, nam
         raise ArchtuneError(f"study '{name}' exists with a different search space ({what} changed)"
                             f"{fix}")
     for key, value in _identity(s).items():
-        if info.get(key) != value:
-            raise ArchtuneError(f"study '{name}' was created with {key} {info.get(key)!r}, not "
+        if getattr(info, key) != value:
+            raise ArchtuneError(f"study '{name}' was created with {key} {getattr(info, key)!r}, not "
                                 f"{value!r}; pass the same value to resume it{fix}")
 
 
@@ -83,8 +85,8 @@ def _enqueue(handle: Handle, candidates: list[dict[str, Any]]) -> None:
     t0 = time.perf_counter()
     for params in todo:
         handle.study.enqueue_trial(params)
-    handle.info["queued"] = len(candidates)
-    handle.study.set_user_attr("archtune", handle.info)
+    handle.info.queued = len(candidates)
+    save_info(handle.study, handle.info)
     log.info("queued %d grid candidates in %.1fs", len(todo), time.perf_counter() - t0)
 
 
@@ -99,9 +101,9 @@ def prepare(space: SearchSpace, s: SearchSettings, *, name: str, storage: str | 
     folder = Path(studies_dir) / name
     local = read_info(folder)
     url = stored_url(storage) if storage else \
-        str((local or {}).get("storage") or default_storage(studies_dir, name))
+        str(local and local.storage or default_storage(studies_dir, name))
     if local is not None and storage is not None and not _same_storage(storage, folder, local):
-        raise ArchtuneError(f"{folder} holds study '{name}' of storage '{local.get('storage')}', "
+        raise ArchtuneError(f"{folder} holds study '{name}' of storage '{local.storage}', "
                             f"not '{public_url(storage)}'; choose another --study or --studies-dir")
     candidates, grid_size = space.select(s.fraction, s.seed) if s.sampler == "grid" else (None, None)
     if storage is None and local is None:
@@ -120,9 +122,9 @@ def prepare(space: SearchSpace, s: SearchSettings, *, name: str, storage: str | 
             **(extra or {})})
         try:
             study = optuna.create_study(study_name=name, storage=rdb, direction="maximize",
-                                        sampler=make_sampler(s.sampler, s.seed, info["trials"]),
+                                        sampler=make_sampler(s.sampler, s.seed, info.trials),
                                         pruner=make_pruner(s.pruner_name, _max_epochs(space, s)))
-            study.set_user_attr("archtune", info)
+            save_info(study, info)
             for params in (s.start or []) if candidates is None else []:
                 study.enqueue_trial(params)  # known-good points first
         except optuna.exceptions.DuplicatedStudyError:
@@ -131,29 +133,29 @@ def prepare(space: SearchSpace, s: SearchSettings, *, name: str, storage: str | 
         study = load(rdb, name, url)
         info = study_info(study)
         _check_same(info, space, s, name)
-        if s.trials is not None and s.trials != info.get("trials"):
-            info["trials"] = s.trials
-            study.set_user_attr("archtune", info)
+        if s.trials is not None and s.trials != info.trials:
+            info.trials = s.trials
+            save_info(study, info)
         study = _with_strategy(study, info, rdb, space)
     handle = Handle(Study.of(study), rdb, info, folder)
-    if candidates is not None and info.get("queued") != len(candidates):
+    if candidates is not None and info.queued != len(candidates):
         _enqueue(handle, candidates)
     write_info(folder, handle.info)
     return handle
 
 
-def _folder_url(folder: Path, local: dict[str, Any], new: bool) -> str:
+def _folder_url(folder: Path, local: StudyInfo, new: bool) -> str:
     try:
         return storage_for_folder(folder, local, must_exist=not new)
     except ArchtuneError as err:
         raise ArchtuneError(f"{err}; run with --new to start the study again") from None
 
 
-def _same_storage(storage: str, folder: Path, local: dict[str, Any]) -> bool:
+def _same_storage(storage: str, folder: Path, local: StudyInfo) -> bool:
     """Whether a --storage URL names the storage a study folder already uses."""
     if storage.startswith("sqlite:///"):
         return storage_for_folder(folder, local, must_exist=False) == stored_url(storage)
-    return public_url(storage) == local.get("storage")
+    return public_url(storage) == local.storage
 
 
 def _max_epochs(space: SearchSpace, s: SearchSettings) -> int | None:
@@ -173,16 +175,16 @@ def sampler_seed(seed: int, stream: int) -> int:
     return int(np.random.SeedSequence([seed, 7919, stream]).generate_state(1)[0] % 2**31)
 
 
-def _with_strategy(study: optuna.Study, info: dict[str, Any], rdb: Any, space: SearchSpace,
+def _with_strategy(study: optuna.Study, info: StudyInfo, rdb: Any, space: SearchSpace,
                    stream: int = 0) -> optuna.Study:
     """The study loaded with the sampler and pruner it was created with."""
     import optuna
 
-    s = SearchSettings(sampler=info["sampler"], pruner=info["pruner"], seed=info["seed"],
-                       epochs=info.get("epochs"))
+    s = SearchSettings(sampler=info.sampler, pruner=info.pruner, seed=info.seed,  # type: ignore[arg-type]
+                       epochs=info.epochs)
     seed = sampler_seed(s.seed, stream)
     return optuna.load_study(study_name=study.study_name, storage=rdb,
-                             sampler=make_sampler(s.sampler, seed, info.get("trials")),
+                             sampler=make_sampler(s.sampler, seed, info.trials),
                              pruner=make_pruner(s.pruner_name, _max_epochs(space, s)))
 
 
@@ -200,22 +202,23 @@ def attach(study: str | Path, *, storage: str | None = None, studies_dir: str | 
         folder = Path(studies_dir) / name
     else:
         folder = find_folder(study, studies_dir)
-        local = read_info(folder) or {}
+        local = read_info(folder)
         url = storage_for_folder(folder, local)
         rdb = connect(url, must_exist=url.startswith("sqlite:///"))
-        loaded = load(rdb, local.get("study", folder.name), url)
+        loaded = load(rdb, local.study if local else folder.name, url)
     info = study_info(loaded)
-    space = SearchSpace(info["space"], source="stored")
+    space = SearchSpace(info.space or {}, source="stored")
     handle = Handle(Study.of(_with_strategy(loaded, info, rdb, space, stream)), rdb, info, folder)
     if storage is not None and read_info(folder) is None:
         # so trials, best and retrain work from this machine too
-        write_info(folder, info | {"storage": stored_url(storage)})
+        write_info(folder, info.replace(storage=stored_url(storage)))
     return handle
 
 
 def open_study(path_or_name: str | Path, studies_dir: str | Path = "studies", *,
                storage: str | None = None) -> tuple[optuna.Study, dict[str, Any]]:
     """Open a study: its folder, its name under ``studies_dir``, or its name in ``storage``.
-    Returns the Optuna study and its archtune info (the contents of study.json)."""
+    Returns the Optuna study and its archtune info (the contents of study.json, as a dict;
+    :attr:`Study.info` gives it as a :class:`StudyInfo`)."""
     handle = attach(path_or_name, storage=storage, studies_dir=studies_dir)
-    return handle.study, handle.info
+    return handle.study, handle.info.to_dict()

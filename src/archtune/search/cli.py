@@ -95,7 +95,7 @@ def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool
             loaded = refine_space(loaded, parent.study, top=kw["top"])[0]
             loaded.settings = dataclasses.replace(coarse, train_subset=None, epochs=None,
                                                   fraction=None)  # as search() runs it
-            kw = {**kw, "pruner": kw["pruner"] or parent.info.get("pruner")}
+            kw = {**kw, "pruner": kw["pruner"] or parent.info.pruner}
         _dry_run(loaded, kw)
         return
     _quiet_libraries()

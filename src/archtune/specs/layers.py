@@ -63,8 +63,11 @@ def _fail(where: str, expected: str, value: Any) -> ArchtuneError:
     return ArchtuneError(f"{where}: expected {expected}, got {short(value)}")
 
 
+MAX_INT_ARG = 1_000_000  # largest integer a layer argument takes (filters, units, kernel, ...)
+
+
 def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, int) and not isinstance(v, bool) and abs(v) <= MAX_INT_ARG
 
 
 def _is_num(v: Any) -> bool:
@@ -82,7 +85,7 @@ def _number(test: Callable[[float], bool], expected: str, cast: type = float) ->
 def _pair(value: Any, where: str) -> list[int]:
     pair = [value, value] if _is_int(value) else value
     if not isinstance(pair, list | tuple) or len(pair) != 2 or not all(_is_int(v) and v >= 1 for v in pair):
-        raise _fail(where, "a positive integer or a pair [h, w] of positive integers", value)
+        raise _fail(where, f"a positive integer or a pair [h, w] of positive integers up to {MAX_INT_ARG:,}", value)
     return list(pair)
 
 
@@ -114,7 +117,7 @@ def _bool(value: Any, where: str) -> bool:
 
 
 KINDS: dict[str, Kind] = {
-    "pos_int": Kind("a positive integer", _number(lambda v: v >= 1, "a positive integer", int), 3),
+    "pos_int": Kind("a positive integer", _number(lambda v: v >= 1, f"a positive integer up to {MAX_INT_ARG:,}", int), 3),
     "pair": Kind("an integer or [h, w]", _pair, [2, 2]),
     "pair_or_none": Kind("an integer, [h, w] or null",
                          lambda v, where: None if v is None else _pair(v, where), 1),

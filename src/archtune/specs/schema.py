@@ -59,12 +59,17 @@ class Spec:
         return spec_html(self)
 
 
+MAX_INPUT_SIDE = 16_384  # largest height, width or channel count a spec may declare
+
+
 def _input_shape(value: Any) -> tuple[int, int, int]:
     if (not isinstance(value, list | tuple) or len(value) not in (2, 3)
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
         raise ArchtuneError(
             f"input_shape: expected [height, width, channels] of positive integers, got {short(value)}")
     h, w, *c = value
+    if max(value) > MAX_INPUT_SIDE:
+        raise ArchtuneError(f"input_shape: each value must be at most {MAX_INPUT_SIDE:,}, got {short(value)}")
     return (h, w, c[0] if c else 1)
 
 

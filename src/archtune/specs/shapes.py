@@ -89,7 +89,7 @@ def keras_shape(shape: Shape) -> str:
 def conv_out(size: int, kernel: int, stride: int, dilation: int, padding: str) -> int:
     effective = (kernel - 1) * dilation + 1
     if padding == "same":
-        return math.ceil(size / stride)
+        return -(-size // stride)  # ceil, in integers
     return (size - effective) // stride + 1
 
 

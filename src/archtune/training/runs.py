@@ -213,9 +213,10 @@ class UnreadableRun:
         return self.path.name
 
 
-def load_run(path: str | Path) -> Run:
+def load_run(path: str | Path, *, model: ArchtuneNet | None = None) -> Run:
     """Load a run folder; raises a clear error when the folder is not a run or a file in it is
-    damaged (each file is validated: types, required keys, CSV rows)."""
+    damaged (each file is validated: types, required keys, CSV rows). ``model``: the run's
+    best weights already in memory (``load_model`` then returns it instead of reading best.pt)."""
     path = Path(path)
     if not path.exists():
         raise ArchtuneError(f"{path}: no such run folder")
@@ -230,7 +231,7 @@ def load_run(path: str | Path) -> Run:
         if (path / "history.csv").exists() else []
     grads = read_numeric_csv(path / "grad_norms.csv", ("epoch",)) \
         if (path / "grad_norms.csv").exists() else []
-    return Run(path, spec, metrics, env, history, grads)
+    return Run(path, spec, metrics, env, history, grads, model)
 
 
 def scan_runs(root: str | Path = "runs") -> list[Run | UnreadableRun]:

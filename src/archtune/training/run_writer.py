@@ -1,0 +1,60 @@
+"""The one writer of a run folder while it trains: spec.yaml, env.json, metrics.json,
+history.csv, grad_norms.csv and best.pt (every file written atomically)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from .._process import this_process
+from ..errors import ArchtuneError
+from ..models import ArchtuneNet
+from ..specs import Spec
+from .runs import save_checkpoint, write_csv, write_json
+
+BEST_KEYS = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
+
+
+class RunWriter:
+    """Owns a run folder being trained: its environment, metrics and per-epoch rows."""
+
+    def __init__(self, path: Path, spec: Spec, env: dict[str, Any], metrics: dict[str, Any]):
+        if (path / "metrics.json").exists():
+            raise ArchtuneError(f"{path}: already holds a run; choose another --run-dir")
+        self.path, self.spec, self.env = path, spec, env
+        self.metrics: dict[str, Any] = {
+            "status": "running", **metrics, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "epochs_run": 0, "best_epoch": None, "stopped_early": False,
+            "process": this_process(),  # so a run left 'running' by a killed process reads as died
+        }
+        self.history: list[dict[str, float]] = []
+        self.grads: list[dict[str, float]] = []
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "spec.yaml").write_text(spec.to_yaml())
+        write_json(path / "env.json", env)
+        write_json(path / "metrics.json", self.metrics)
+
+    def update_env(self, **changes: Any) -> None:
+        self.env.update(changes)
+        write_json(self.path / "env.json", self.env)
+
+    def best(self, model: ArchtuneNet, classes: list[str], row: dict[str, float]) -> None:
+        """Record ``row``'s epoch as the best so far and checkpoint its weights."""
+        save_checkpoint(self.path / "best.pt", model, self.spec, classes, int(row["epoch"]))
+        self.metrics.update(best_epoch=int(row["epoch"]), best={k: row[k] for k in BEST_KEYS})
+
+    def epoch(self, row: dict[str, float], grad_norms: dict[str, float], seconds: float) -> None:
+        """Append an epoch's row (and gradient norms) and rewrite the files that list them."""
+        self.history.append(row)
+        if grad_norms:
+            self.grads.append({"epoch": row["epoch"], **grad_norms})
+        write_csv(self.path / "history.csv", self.history)
+        if self.grads:
+            write_csv(self.path / "grad_norms.csv", self.grads)
+        self.metrics.update(epochs_run=int(row["epoch"]), train_seconds=seconds)
+        write_json(self.path / "metrics.json", self.metrics)
+
+    def finish(self, seconds: float) -> None:
+        self.metrics.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S"), train_seconds=seconds)
+        write_json(self.path / "metrics.json", self.metrics)
