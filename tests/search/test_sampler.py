@@ -1,5 +1,6 @@
 """A seeded search proposes the same points, trial for trial, however often its process is
-stopped and resumed, and parallel workers do not propose the same points.
+stopped and resumed, and parallel workers do not propose the same points; a worker killed at
+any moment leaves no trial that nobody retries.
 
 The worker loop runs for real here (queue, retries, tell); only training is replaced by a
 value computed from the sampled point, so each test takes a fraction of a second.
@@ -7,6 +8,7 @@ value computed from the sampled point, so each test takes a fraction of a second
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 from pathlib import Path
 
@@ -16,8 +18,9 @@ from archtune.search import load_space, search
 from archtune.search._objective import TrialContext, TrialResult
 from archtune.search._sampler import proposal_index
 from archtune.search._space import canonical_json
+from archtune.search._storage import GRACE_S
 from archtune.search._study import attach
-from archtune.search._worker import Budget, run_worker
+from archtune.search._worker import WORKER, Budget, _next_trial, _recover, run_worker, this_worker
 
 from .conftest import TINY_SPACE
 
@@ -94,3 +97,26 @@ def test_workers_sharing_a_study_propose_the_points_of_one(tmp_path: Path,
     trials = workers[0].study.get_trials()
     assert [canonical_json(t.params) for t in trials] == straight
     assert len(set(straight)) == TRIALS
+
+
+def test_a_new_trial_names_its_worker_from_the_start(tmp_path: Path) -> None:
+    """A worker killed right after creating a trial leaves a trial that names it (so the next
+    worker of this machine retries it at once)."""
+    search(dict(TINY_SPACE), sampler="random", trials=2, create_only=True, studies_dir=tmp_path)
+    handle = attach("tiny", studies_dir=tmp_path)
+    trial = _next_trial(handle, grid=False)
+    assert handle.storage.get_trial(trial._trial_id).system_attrs[WORKER] == this_worker()
+
+
+def test_a_running_trial_no_worker_claimed_is_retried(tmp_path: Path) -> None:
+    import optuna
+
+    search(dict(TINY_SPACE), sampler="random", trials=2, create_only=True, studies_dir=tmp_path)
+    handle = attach("tiny", studies_dir=tmp_path)
+    old = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING)
+    old.datetime_start -= datetime.timedelta(seconds=GRACE_S + 1)
+    fresh = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING)
+    for t in (old, fresh):
+        handle.storage.create_new_trial(handle.study._study_id, template_trial=t)
+    _recover(handle)
+    assert [t.state.name for t in handle.study.get_trials()] == ["FAIL", "RUNNING", "WAITING"]
