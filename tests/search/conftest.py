@@ -79,3 +79,21 @@ def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Completed
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run(archtune_cmd(*args), cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def proposals(raw: dict[str, Any], sampler: str, seed: int, n: int) -> list[dict[str, Any]]:
+    """The points of the first ``n`` trials of an uninterrupted search (random sampler: they do
+    not depend on the trials' results)."""
+    import optuna
+
+    from archtune.search import load_space
+    from archtune.search._settings import make_sampler
+
+    study = optuna.create_study(sampler=make_sampler(sampler, seed, n), direction="maximize")
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        load_space(raw).sample(trial)
+        study.tell(trial, 0.5)
+        out.append(trial.params)
+    return out

@@ -19,7 +19,7 @@ from archtune.search import load_space, search
 from archtune.search._space import canonical_json
 from archtune.search._storage import connect
 
-from .conftest import GRID_SPACE, TINY_SPACE, archtune_cmd, run_cli, space
+from .conftest import GRID_SPACE, TINY_SPACE, archtune_cmd, proposals, run_cli, space
 
 PG_URL = os.environ.get("ARCHTUNE_TEST_PG_URL")
 
@@ -49,9 +49,9 @@ def _wait_mid_trial(proc: subprocess.Popen, url: str, name: str, done: int) -> i
 
 
 def test_a_killed_search_resumes_with_the_dead_trial_retried(tmp_path: Path, big_npz: Path) -> None:
-    raw = space(TINY_SPACE, big_npz, epochs=5, lr={"choice": [0.01, 0.02, 0.03]})
+    raw = space(TINY_SPACE, big_npz, epochs=5)  # a float lr: no two points alike
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
-    args = ["search", "s.yaml", "--trials", "2", "--pruner", "none", "--sampler", "random"]
+    args = ["search", "s.yaml", "--trials", "3", "--pruner", "none", "--sampler", "random"]
     url = f"sqlite:///{tmp_path}/studies/tiny/study.db"
     proc = subprocess.Popen(archtune_cmd(*args), cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -68,13 +68,92 @@ def test_a_killed_search_resumes_with_the_dead_trial_retried(tmp_path: Path, big
     assert result.returncode == 0, result.stderr
     trials = {t.number: t for t in _trials(url, "tiny")}
     complete = [t for t in trials.values() if t.state == TrialState.COMPLETE]
-    assert len(complete) == 2  # the count asked for
+    assert len(complete) == 3  # the count asked for
     for number, (finished, value) in before.items():  # completed trials are intact
         assert (trials[number].datetime_complete, trials[number].value) == (finished, value)
     assert trials[killed].state == TrialState.FAIL
     retry = [t for t in complete if t.system_attrs.get("failed_trial") == killed]
     assert len(retry) == 1 and retry[0].params == trials[killed].params
     assert retry[0].user_attrs["seed"] == trials[killed].user_attrs["seed"]  # rerun exactly
+    # the resumed process goes on with the points the uninterrupted search proposes
+    points = [t.params for t in sorted(complete, key=lambda t: t.system_attrs.get("failed_trial", t.number))]
+    stored = yaml.safe_load((tmp_path / "s.yaml").read_text())  # (its keys sorted)
+    assert points == proposals(stored, "random", seed=0, n=3)
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """{pid: start time} of every process below ``pid`` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    started: dict[int, str] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        child = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(child)
+        started[child] = fields[19]
+    out, todo = {}, list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out[p] = started[p]
+        todo += children.get(p, [])
+    return out
+
+
+def _alive(procs: dict[int, str]) -> list[int]:
+    alive = []
+    for pid, start in procs.items():
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19] == start:
+                alive.append(pid)
+        except OSError:
+            pass
+    return alive
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree in /proc")
+def test_workers_end_when_a_parallel_search_is_killed(tmp_path: Path, big_npz: Path) -> None:
+    raw = space(TINY_SPACE, big_npz, epochs=5)
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
+    args = ["search", "s.yaml", "--trials", "30", "--jobs", "2", "--pruner", "none"]
+    url = f"sqlite:///{tmp_path}/studies/tiny/study.db"
+    proc = subprocess.Popen(archtune_cmd(*args), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    workers: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while len([t for t in _trials_or_none(url) if t.state == TrialState.RUNNING
+                   and t.intermediate_values]) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "no two trials running"
+            time.sleep(0.2)
+        workers = _descendants(proc.pid)
+        assert len(workers) >= 2
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while _alive(workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _alive(workers) == []  # the workers (and the resource tracker) are gone
+        trials = _trials(url, "tiny")
+        assert not [t for t in trials if t.state == TrialState.RUNNING]
+        failed = [t for t in trials if t.state == TrialState.FAIL]
+        queued = [t for t in trials if t.state == TrialState.WAITING]
+        assert len(failed) == 2  # the two trials it ran, queued again with their points
+        assert sorted(canonical_json(t.params) for t in failed) == \
+            sorted(canonical_json(t.params) for t in queued)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in _alive(workers):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _trials_or_none(url: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return _trials(url, "tiny")
+    except Exception:  # the study or its tables may not exist yet
+        return []
 
 
 def test_jobs_share_a_sqlite_grid_each_point_once(tmp_path: Path, big_npz: Path) -> None:

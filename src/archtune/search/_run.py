@@ -7,6 +7,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,7 +150,7 @@ def worker(study: str | Path, *, storage: str | None = None, studies_dir: str | 
     from ..tracking import resolve
 
     tracking = resolve(loggers, mlflow_uri) if loggers or mlflow_uri else None
-    handle = attach(study, storage=storage, studies_dir=studies_dir, stream=os.getpid())
+    handle = attach(study, storage=storage, studies_dir=studies_dir)
     budget = Budget(trials=trials or handle.info.trials, timeout=timeout, target=target)
     keep = bool(handle.info.keep_runs) if keep_runs is None else keep_runs
     with study_hooks(handle, tracking, trial_callbacks(on_trial, progress)) as tracked:
@@ -186,7 +188,7 @@ def _spawn(jobs: int, args: tuple[Any, ...]) -> None:
     import multiprocessing
 
     mp = multiprocessing.get_context("spawn")
-    procs = [mp.Process(target=_child, args=(*args, i + 1), name=f"archtune-worker-{i + 1}")
+    procs = [mp.Process(target=_child, args=(*args, os.getpid()), name=f"archtune-worker-{i + 1}")
              for i in range(jobs)]
     for p in procs:
         p.start()
@@ -216,10 +218,11 @@ def _stop_children(procs: list[Any]) -> None:
 
 def _child(url: str, name: str, studies_dir: str, budget: Budget, threads: int,
            device: str | None, data_dir: str | None, keep_runs: bool, levels: dict[str, int],
-           tracking: Tracking | None, stream: int) -> None:
-    """Worker process ``stream`` (1 to N) of ``search(jobs=N)``."""
+           tracking: Tracking | None, parent: int) -> None:
+    """One of the N worker processes of ``search(jobs=N)``, started by process ``parent``."""
     from .. import log as archtune_log
 
+    exit_with_parent(parent)
     if logging.getLogger("archtune").handlers == [] and levels["archtune"] != logging.NOTSET:
         archtune_log.configure({logging.WARNING: -1, logging.DEBUG: 1}.get(levels["archtune"], 0))
     for logger, level in levels.items():
@@ -233,7 +236,7 @@ def _child(url: str, name: str, studies_dir: str, budget: Budget, threads: int,
         else:
             logging.getLogger(logger).setLevel(level)
     try:
-        handle = attach(name, storage=url, studies_dir=studies_dir, stream=stream)
+        handle = attach(name, storage=url, studies_dir=studies_dir)
         ctx = _context(handle, splits=None, threads=threads, device=device, data_dir=data_dir,
                        keep_runs=keep_runs, tracking=tracking)
         run_worker(handle, ctx, budget, grid=handle.info.sampler == "grid")
@@ -241,4 +244,47 @@ def _child(url: str, name: str, studies_dir: str, budget: Budget, threads: int,
         logging.getLogger(__name__).error("worker %d: %s", os.getpid(), err)
         sys.exit(2)
     except KeyboardInterrupt:
+        import gc
+
+        gc.freeze()  # its trial is requeued: leave at once (collecting the heap at exit takes seconds)
         sys.exit(130)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def exit_with_parent(parent: int, grace: float = 10.0) -> None:
+    """End this worker process soon after process ``parent`` dies (even by SIGKILL): it gets
+    SIGTERM, which stops it as Ctrl-C does (its running trial is failed and queued again); if
+    that has not ended it within ``grace`` seconds, it exits at once (its trial is then retried
+    as any dead worker's). Linux sends the signal (prctl); elsewhere a thread polls."""
+    signal.signal(signal.SIGTERM, _stop_once)
+    linux = False
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            linux = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM) == 0
+        except (OSError, AttributeError):
+            linux = False
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(130)
+    watch = threading.Thread(target=_watch_parent, args=(parent, grace, not linux), daemon=True,
+                             name="archtune-parent-watch")
+    watch.start()
+
+
+def _stop_once(signum: int, frame: Any) -> None:
+    """Stop as on Ctrl-C, once: Linux sends the parent-death signal again as each of the dead
+    parent's threads ends, and a second one would cut short the requeueing of the trial."""
+    signal.signal(signum, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}: the search process that started this worker ended")
+
+
+def _watch_parent(parent: int, grace: float, signal_self: bool) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    if signal_self:  # no prctl here: deliver the parent-death signal ourselves
+        os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(grace)
+    os._exit(130)

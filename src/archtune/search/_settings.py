@@ -77,18 +77,28 @@ def as_dict(s: SearchSettings) -> dict[str, Any]:
 
 def make_sampler(name: str, seed: int, trials: int | None) -> optuna.samplers.BaseSampler:
     """grid studies run from Optuna's trial queue (every point enqueued once), so their sampler
-    is never asked for a value; random and tpe are Optuna's samplers, seeded."""
+    is never asked for a value; random and tpe are Optuna's samplers, seeded for each trial
+    from the study seed and the trial's place (so a resumed or parallel search proposes the
+    points an uninterrupted one would)."""
     import optuna
 
-    if name in ("grid", "random"):
+    from ._sampler import PerTrialSeed
+
+    if name == "grid":
         return optuna.samplers.RandomSampler(seed=seed)
+    if name == "random":
+        return PerTrialSeed(lambda s: optuna.samplers.RandomSampler(seed=s), seed)
     startup = max(4, min(10, (trials or DEFAULT_TRIALS) // 4))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        # multivariate + group model the joint and conditional structure of a space; the
-        # constant liar keeps parallel workers from proposing the same point.
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True,
-                                          group=True, constant_liar=True)
+
+    def tpe(s: int) -> optuna.samplers.BaseSampler:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # multivariate + group model the joint and conditional structure of a space; the
+            # constant liar keeps parallel workers from proposing the same point.
+            return optuna.samplers.TPESampler(seed=s, n_startup_trials=startup, multivariate=True,
+                                              group=True, constant_liar=True)
+
+    return PerTrialSeed(tpe, seed)
 
 
 def make_pruner(name: str, max_epochs: int | None) -> optuna.pruners.BasePruner:

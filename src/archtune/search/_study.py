@@ -164,35 +164,22 @@ def _max_epochs(space: SearchSpace, s: SearchSettings) -> int | None:
     return s.epochs if s.epochs is not None and (top is None or s.epochs < top) else top
 
 
-def sampler_seed(seed: int, stream: int) -> int:
-    """Stream 0 (a search in one process) uses the study seed itself, so it is reproducible;
-    every other worker process gets its own stream, so parallel workers do not propose the
-    same points."""
-    import numpy as np
-
-    if stream == 0:
-        return seed
-    return int(np.random.SeedSequence([seed, 7919, stream]).generate_state(1)[0] % 2**31)
-
-
-def _with_strategy(study: optuna.Study, info: StudyInfo, rdb: Any, space: SearchSpace,
-                   stream: int = 0) -> optuna.Study:
+def _with_strategy(study: optuna.Study, info: StudyInfo, rdb: Any,
+                   space: SearchSpace) -> optuna.Study:
     """The study loaded with the sampler and pruner it was created with."""
     import optuna
 
     s = SearchSettings(sampler=info.sampler, pruner=info.pruner, seed=info.seed,  # type: ignore[arg-type]
                        epochs=info.epochs)
-    seed = sampler_seed(s.seed, stream)
     return optuna.load_study(study_name=study.study_name, storage=rdb,
-                             sampler=make_sampler(s.sampler, seed, info.trials),
+                             sampler=make_sampler(s.sampler, s.seed, info.trials),
                              pruner=make_pruner(s.pruner_name, _max_epochs(space, s)))
 
 
-def attach(study: str | Path, *, storage: str | None = None, studies_dir: str | Path = "studies",
-           stream: int = 0) -> Handle:
+def attach(study: str | Path, *, storage: str | None = None,
+           studies_dir: str | Path = "studies") -> Handle:
     """Open an existing study (by folder, by name under ``studies_dir``, or by name in
-    ``storage``) with its sampler and pruner, ready for workers (``stream``: see
-    :func:`sampler_seed`)."""
+    ``storage``) with its sampler and pruner, ready for workers."""
     from ._view import Study
 
     if storage is not None:
@@ -208,7 +195,7 @@ def attach(study: str | Path, *, storage: str | None = None, studies_dir: str | 
         loaded = load(rdb, local.study if local else folder.name, url)
     info = study_info(loaded)
     space = SearchSpace(info.space or {}, source="stored")
-    handle = Handle(Study.of(_with_strategy(loaded, info, rdb, space, stream)), rdb, info, folder)
+    handle = Handle(Study.of(_with_strategy(loaded, info, rdb, space)), rdb, info, folder)
     if storage is not None and read_info(folder) is None:
         # so trials, best and retrain work from this machine too
         write_info(folder, info.replace(storage=stored_url(storage)))

@@ -8,6 +8,7 @@ when the worker ran on this machine (its process is gone), otherwise when its he
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 import time
@@ -18,12 +19,13 @@ from typing import TYPE_CHECKING
 from .._process import is_gone as _is_dead
 from .._process import this_process as this_worker
 from ._objective import TrialContext, TrialResult, run_trial, trial_seed
-from ._storage import HEARTBEAT_S, Handle
+from ._storage import GRACE_S, HEARTBEAT_S, Handle
 
 if TYPE_CHECKING:
     import optuna
 
 log = logging.getLogger(__name__)
+WORKER = "archtune:worker"  # system attribute of a running trial: the worker running it
 
 
 @dataclass
@@ -94,12 +96,18 @@ def _retry(handle: Handle, trial_id: int) -> None:
 
 
 def _recover(handle: Handle) -> None:
-    """Retry trials of dead workers: this machine's at once, others' when their heartbeat stops."""
+    """Retry trials of dead workers: this machine's at once, others' when their heartbeat stops,
+    and a trial that no worker claimed (its worker died right after taking it from the queue)
+    after GRACE_S."""
     import optuna
     from optuna.trial import TrialState
 
+    now = datetime.datetime.now()
     for t in handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if _is_dead(t.system_attrs.get("archtune:worker")):
+        worker = t.system_attrs.get(WORKER)
+        unclaimed = worker is None and t.datetime_start is not None and \
+            (now - t.datetime_start).total_seconds() > GRACE_S
+        if unclaimed or _is_dead(worker):
             _retry(handle, t._trial_id)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -122,16 +130,19 @@ def _claim_waiting(handle: Handle) -> int | None:
 
 
 def _next_trial(handle: Handle, grid: bool) -> optuna.Trial | None:
+    """A queued trial, else (not for grids) a new one, created with this worker recorded in it
+    so that a worker killed at any moment leaves no running trial that nobody can retry."""
     import optuna
+    from optuna.trial import TrialState
 
     trial_id = _claim_waiting(handle)
-    if trial_id is not None:
-        return optuna.Trial(handle.study, trial_id)
-    if grid:
+    if trial_id is None and grid:
         return None
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Heartbeat of storage")
-        return handle.study.ask()
+    if trial_id is None:
+        template = optuna.trial.create_trial(state=TrialState.RUNNING,
+                                             system_attrs={WORKER: this_worker()})
+        trial_id = handle.storage.create_new_trial(handle.study._study_id, template_trial=template)
+    return optuna.Trial(handle.study, trial_id)
 
 
 def _stop_reason(handle: Handle, budget: Budget, started: float, grid: bool) -> str | None:
@@ -173,7 +184,7 @@ def _run_one(handle: Handle, ctx: TrialContext, trial: optuna.Trial) -> None:
     frozen = handle.storage.get_trial(trial_id)
     original = frozen.system_attrs.get("failed_trial", trial.number)
     worker = this_worker()
-    handle.storage.set_trial_system_attr(trial_id, "archtune:worker", worker)
+    handle.storage.set_trial_system_attr(trial_id, WORKER, worker)
     trial.set_user_attr("worker", f"{worker['host']}:{worker['pid']}")
     trial.set_user_attr("seed", trial_seed(ctx.study_seed, original))
     try:
