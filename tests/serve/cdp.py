@@ -100,7 +100,7 @@ class Browser:
     """A headless Chromium with one page, driven over CDP."""
 
     def __init__(self, executable: str, timeout: float = 30.0):
-        self.tmp = tempfile.TemporaryDirectory(prefix="archtune-chromium-")
+        self.tmp = tempfile.TemporaryDirectory(prefix="archtune-chromium-", ignore_cleanup_errors=True)
         profile = Path(self.tmp.name)
         self.proc = subprocess.Popen([executable, *FLAGS, f"--user-data-dir={profile}",
                                       "--window-size=1100,1400", "about:blank"],

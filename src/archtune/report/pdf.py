@@ -47,7 +47,7 @@ def html_to_pdf(page: str | Path, output: str | Path, *, timeout: float = 180.0)
     page, output = Path(page), Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
-    with tempfile.TemporaryDirectory(prefix="archtune-chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="archtune-chromium-", ignore_cleanup_errors=True) as profile:
         cmd = [binary, *FLAGS, f"--user-data-dir={profile}", f"--print-to-pdf={tmp.resolve()}",
                page.resolve().as_uri()]
         try:
