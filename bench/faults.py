@@ -35,6 +35,7 @@ import yaml
 from optuna.trial import TrialState
 
 from archtune.search._storage import connect
+from archtune.search._worker import _start_time
 from archtune.training import list_runs
 
 ARCHTUNE = [sys.executable, "-c", "from archtune.cli import main; main()", "-q"]
@@ -87,34 +88,25 @@ def make_data(folder: Path) -> Path:
     return path
 
 
-def descendants(pid: int) -> dict[int, str]:
+def descendants(pid: int) -> dict[int, str | None]:
     """{pid: start time} of every process below ``pid`` (Linux /proc)."""
-    children: dict[int, list[int]] = {}
-    started: dict[int, str] = {}
+    parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields_ = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
         except OSError:
             continue
-        children.setdefault(int(fields_[1]), []).append(int(stat.parent.name))
-        started[int(stat.parent.name)] = fields_[19]
-    out, todo = {}, list(children.get(pid, []))
+    out, todo = {}, [pid]
     while todo:
-        p = todo.pop()
-        out[p] = started[p]
-        todo += children.get(p, [])
+        below = [child for child, parent in parents.items() if parent == todo[-1]]
+        todo.pop()
+        out.update({child: _start_time(child) for child in below})
+        todo += below
     return out
 
 
-def alive(procs: dict[int, str]) -> list[int]:
-    out = []
-    for pid, start in procs.items():
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19] == start:
-                out.append(pid)
-        except OSError:
-            pass
-    return out
+def alive(procs: dict[int, str | None]) -> list[int]:
+    return [pid for pid, start in procs.items() if start is not None and _start_time(pid) == start]
 
 
 class Study:
