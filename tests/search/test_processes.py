@@ -3,6 +3,7 @@ SQLite and PostgreSQL, and no grid point ever runs twice."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from optuna.trial import TrialState
 from archtune.search import load_space, search
 from archtune.search._space import canonical_json
 from archtune.search._storage import connect
+from archtune.search._worker import _start_time
 
 from .conftest import GRID_SPACE, TINY_SPACE, archtune_cmd, proposals, run_cli, space
 
@@ -81,35 +83,19 @@ def test_a_killed_search_resumes_with_the_dead_trial_retried(tmp_path: Path, big
     assert points == proposals(stored, "random", seed=0, n=3)
 
 
-def _descendants(pid: int) -> dict[int, str]:
-    """{pid: start time} of every process below ``pid`` (Linux /proc)."""
-    children: dict[int, list[int]] = {}
-    started: dict[int, str] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        child = int(stat.parent.name)
-        children.setdefault(int(fields[1]), []).append(child)
-        started[child] = fields[19]
-    out, todo = {}, list(children.get(pid, []))
-    while todo:
-        p = todo.pop()
-        out[p] = started[p]
-        todo += children.get(p, [])
-    return out
+def _children(pid: int) -> dict[int, str | None]:
+    """The processes ``pid`` started (its workers and multiprocessing's resource tracker)."""
+    stats = {int(p.parent.name): p for p in Path("/proc").glob("[0-9]*/stat")}
+    kids = {}
+    for child, stat in stats.items():
+        with contextlib.suppress(OSError):
+            if stat.read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+                kids[child] = _start_time(child)
+    return kids
 
 
-def _alive(procs: dict[int, str]) -> list[int]:
-    alive = []
-    for pid, start in procs.items():
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19] == start:
-                alive.append(pid)
-        except OSError:
-            pass
-    return alive
+def _alive(procs: dict[int, str | None]) -> list[int]:
+    return [pid for pid, start in procs.items() if start and _start_time(pid) == start]
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree in /proc")
@@ -120,14 +106,14 @@ def test_workers_end_when_a_parallel_search_is_killed(tmp_path: Path, big_npz: P
     url = f"sqlite:///{tmp_path}/studies/tiny/study.db"
     proc = subprocess.Popen(archtune_cmd(*args), cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    workers: dict[int, str] = {}
+    workers: dict[int, str | None] = {}
     try:
         deadline = time.monotonic() + 120
         while len([t for t in _trials_or_none(url) if t.state == TrialState.RUNNING
                    and t.intermediate_values]) < 2:
             assert proc.poll() is None and time.monotonic() < deadline, "no two trials running"
             time.sleep(0.2)
-        workers = _descendants(proc.pid)
+        workers = _children(proc.pid)
         assert len(workers) >= 2
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
