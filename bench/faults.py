@@ -34,8 +34,8 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from archtune._process import start_time
 from archtune.search._storage import connect
-from archtune.search._worker import _start_time
 from archtune.training import list_runs
 
 ARCHTUNE = [sys.executable, "-c", "from archtune.cli import main; main()", "-q"]
@@ -100,13 +100,13 @@ def descendants(pid: int) -> dict[int, str | None]:
     while todo:
         below = [child for child, parent in parents.items() if parent == todo[-1]]
         todo.pop()
-        out.update({child: _start_time(child) for child in below})
+        out.update({child: start_time(child) for child in below})
         todo += below
     return out
 
 
 def alive(procs: dict[int, str | None]) -> list[int]:
-    return [pid for pid, start in procs.items() if start is not None and _start_time(pid) == start]
+    return [pid for pid, start in procs.items() if start is not None and start_time(pid) == start]
 
 
 class Study:

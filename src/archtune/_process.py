@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _start_time(pid: int) -> str | None:
+def start_time(pid: int) -> str | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -27,7 +27,7 @@ def _boot_id() -> str:
 def this_process() -> dict[str, Any]:
     """host, boot id, pid and start time of this process (start time: Linux only, else None)."""
     pid = os.getpid()
-    return {"host": socket.gethostname(), "boot": _boot_id(), "pid": pid, "start": _start_time(pid)}
+    return {"host": socket.gethostname(), "boot": _boot_id(), "pid": pid, "start": start_time(pid)}
 
 
 def is_gone(record: Any) -> bool:
@@ -47,4 +47,4 @@ def is_gone(record: Any) -> bool:
         return True
     except (PermissionError, OverflowError):
         return False
-    return record.get("start") is not None and _start_time(pid) != record.get("start")
+    return record.get("start") is not None and start_time(pid) != record.get("start")

@@ -16,10 +16,10 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from archtune._process import start_time
 from archtune.search import load_space, search
 from archtune.search._space import canonical_json
 from archtune.search._storage import connect
-from archtune.search._worker import _start_time
 
 from .conftest import GRID_SPACE, TINY_SPACE, archtune_cmd, proposals, run_cli, space
 
@@ -90,12 +90,12 @@ def _children(pid: int) -> dict[int, str | None]:
     for child, stat in stats.items():
         with contextlib.suppress(OSError):
             if stat.read_text().rsplit(")", 1)[1].split()[1] == str(pid):
-                kids[child] = _start_time(child)
+                kids[child] = start_time(child)
     return kids
 
 
 def _alive(procs: dict[int, str | None]) -> list[int]:
-    return [pid for pid, start in procs.items() if start and _start_time(pid) == start]
+    return [pid for pid, start in procs.items() if start and start_time(pid) == start]
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree in /proc")
