@@ -100,7 +100,7 @@ def _alive(procs: dict[int, str | None]) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree in /proc")
 def test_workers_end_when_a_parallel_search_is_killed(tmp_path: Path, big_npz: Path) -> None:
-    raw = space(TINY_SPACE, big_npz, epochs=5)
+    raw = space(TINY_SPACE, big_npz, epochs=200)  # trials still running when the parent is killed
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
     args = ["search", "s.yaml", "--trials", "30", "--jobs", "2", "--pruner", "none"]
     url = f"sqlite:///{tmp_path}/studies/tiny/study.db"

@@ -184,23 +184,23 @@ def _run_one(handle: Handle, ctx: TrialContext, trial: optuna.Trial) -> None:
     frozen = handle.storage.get_trial(trial_id)
     original = frozen.system_attrs.get("failed_trial", trial.number)
     worker = this_worker()
-    handle.storage.set_trial_system_attr(trial_id, WORKER, worker)
-    trial.set_user_attr("worker", f"{worker['host']}:{worker['pid']}")
-    trial.set_user_attr("seed", trial_seed(ctx.study_seed, original))
-    try:
+    try:  # until tell() has written its state, a stop (Ctrl-C, parent death) requeues the trial
+        handle.storage.set_trial_system_attr(trial_id, WORKER, worker)
+        trial.set_user_attr("worker", f"{worker['host']}:{worker['pid']}")
+        trial.set_user_attr("seed", trial_seed(ctx.study_seed, original))
         with _Heartbeat(handle, trial_id):
             result = run_trial(trial, ctx, original)
+        for key, value in result.attrs.items():
+            trial.set_user_attr(key, value)
+        state = {"complete": optuna.trial.TrialState.COMPLETE,
+                 "pruned": optuna.trial.TrialState.PRUNED}.get(result.state, optuna.trial.TrialState.FAIL)
+        handle.study.tell(trial, result.value if result.state == "complete" else None, state=state)
     except BaseException:
         try:
-            _retry(handle, trial_id)
+            _retry(handle, trial_id)  # a no-op when tell() got through
         except Exception as err:  # keep the original error; the heartbeat will catch up
             log.warning("could not requeue trial %d: %s", trial.number, err)
         raise
-    for key, value in result.attrs.items():
-        trial.set_user_attr(key, value)
-    state = {"complete": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED
-             }.get(result.state, optuna.trial.TrialState.FAIL)
-    handle.study.tell(trial, result.value if result.state == "complete" else None, state=state)
     _log_result(handle, trial.number, result)
 
 
