@@ -28,6 +28,18 @@ def report_training(start: Callable[[], Run]) -> Run:
     return run
 
 
+def echo_builtins(names: list[str], what: str, pattern: str, header: str,
+                  row: Callable[[str], str]) -> None:
+    """The table of ``archtune specs`` / ``spaces``: a header, then one row per name."""
+    from .errors import ArchtuneError
+
+    if not names:
+        raise ArchtuneError(f"no built-in {what} matches '{pattern}'")
+    click.echo(header)
+    for name in names:
+        click.echo(row(name))
+
+
 def log_options(command: Callable[..., None]) -> Callable[..., None]:
     """--log and --mlflow-uri: experiment loggers (see archtune.tracking)."""
     command = click.option("--mlflow-uri", metavar="URI",

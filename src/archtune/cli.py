@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from . import log as _log
-from ._cli_common import log_options, report_training
+from ._cli_common import echo_builtins, log_options, report_training
 from .errors import ArchtuneError
 
 DEFAULT_SPEC = "default"
@@ -41,14 +41,13 @@ def specs(pattern: str) -> None:
     """List built-in architectures with their parameters and FLOPs."""
     from .specs import infer_shapes, list_specs, load_spec, totals
 
-    names = list_specs(pattern)
-    if not names:
-        raise ArchtuneError(f"no built-in spec matches '{pattern}'")
-    click.echo(f"{'name':<20}{'params':>12}{'FLOPs/image':>14}  description")
-    for name in names:
+    def row(name: str) -> str:
         spec = load_spec(name)
         t = totals(infer_shapes(spec))
-        click.echo(f"{name:<20}{t.params:>12,}{t.flops:>14,}  {spec.description[:70]}")
+        return f"{name:<20}{t.params:>12,}{t.flops:>14,}  {spec.description[:70]}"
+
+    echo_builtins(list_specs(pattern), "spec", pattern,
+                  f"{'name':<20}{'params':>12}{'FLOPs/image':>14}  description", row)
 
 
 @cli.command()

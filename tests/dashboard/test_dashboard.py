@@ -20,7 +20,7 @@ import yaml
 
 from archtune import ArchtuneError
 from archtune.dashboard import Dashboard, study_storages
-from archtune.search import search
+from archtune.search import Execution, search
 from tests._cli import run_cli
 from tests.conftest import make_splits
 from tests.search.conftest import TINY_SPACE, archtune_cmd, space
@@ -40,7 +40,7 @@ def studies(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("studies")
     for name in ("one", "two"):
         search(space(TINY_SPACE, epochs=1), study=name, trials=1, studies_dir=root,
-               splits=make_splits(), progress=False)
+               splits=make_splits(), execution=Execution(progress=False))
     return root
 
 

@@ -16,7 +16,7 @@ import pytest
 import archtune as at
 from archtune.notebook import in_notebook
 from archtune.notebook.live import EpochsView, EpochTable
-from archtune.search import Study, load_space, open_study, search
+from archtune.search import Execution, Study, load_space, open_study, search
 from archtune.search._records import trial_line
 from tests.conftest import make_splits
 from tests.search.conftest import TINY_SPACE, space
@@ -116,7 +116,7 @@ def test_study_is_an_optuna_study_with_a_card_and_one_line_per_trial(tmp_path: P
         raise RuntimeError("a broken callback must not stop the search")
 
     study = search(space(TINY_SPACE, epochs=2), trials=3, pruner="none", studies_dir=tmp_path,
-                   splits=make_splits(), on_trial=on_trial, progress=True)
+                   splits=make_splits(), execution=Execution(on_trial=on_trial, progress=True))
     assert isinstance(study, Study) and isinstance(study, optuna.Study)
     assert seen == [(0, "COMPLETE"), (1, "COMPLETE"), (2, "COMPLETE")]
     lines = capsys.readouterr().out.splitlines()

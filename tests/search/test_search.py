@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from archtune import ArchtuneError, train
 from archtune.search import (
+    Execution,
     best_trial,
     load_space,
     open_study,
@@ -38,7 +40,7 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[optuna.Study, 
     root = tmp_path_factory.mktemp("studies")
     splits = make_splits()
     study = search(space(TINY_SPACE, epochs=2), trials=3, pruner="none", studies_dir=root,
-                   splits=splits, keep_runs=True)
+                   splits=splits, execution=Execution(keep_runs=True))
     return study, root, splits
 
 
@@ -187,6 +189,34 @@ def test_pruned_trials_stop_after_the_epoch_they_were_judged_on(tiny_splits) -> 
     fake = _PruneAfterFirstEpoch(optuna.create_study().ask())
     result = run_trial(fake, TrialContext(s, tiny_splits, study_seed=0), 0)
     assert result.state == "pruned" and result.attrs["epochs"] == 1 and len(fake.reports) == 1
+
+
+def test_a_pruned_trial_stops_its_run_without_a_warning(tiny_splits, caplog, tmp_path: Path) -> None:
+    """Pruning ends the run on purpose (StopTraining): an INFO line, not the warning a fault
+    gets; no log filter is involved."""
+    s = load_space(space(TINY_SPACE, epochs=5))
+    with caplog.at_level(logging.INFO, logger="archtune.training.trainer"):
+        run_trial(_PruneAfterFirstEpoch(optuna.create_study().ask()), TrialContext(s, tiny_splits, study_seed=0), 0)
+    stopped = [r for r in caplog.records if "stopped after" in r.getMessage()]
+    assert len(stopped) == 1 and stopped[0].levelno == logging.INFO
+    assert not logging.getLogger("archtune.training.trainer").filters
+
+    def crash(epoch: int, row: dict) -> None:
+        raise RuntimeError("a callback fault")
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="archtune.training.trainer"), \
+            pytest.raises(RuntimeError, match="callback fault"):
+        train(s.sample(optuna.create_study().ask()), splits=tiny_splits, run_dir=tmp_path / "run",
+              progress=False, epoch_callback=crash, final_dev=False)
+    stopped = [r for r in caplog.records if "stopped after" in r.getMessage()]
+    assert len(stopped) == 1 and stopped[0].levelno == logging.WARNING
+
+
+def test_a_misspelt_setting_names_the_close_match(tmp_path: Path) -> None:
+    with pytest.raises(ArchtuneError, match=r"unknown key 'trails' \(did you mean 'trials'\?\)"):
+        search(space(TINY_SPACE), studies_dir=tmp_path / "studies", trails=3)  # type: ignore[call-arg]
+    assert not (tmp_path / "studies").exists()
 
 
 def test_median_pruner_prunes_hopeless_trials(tmp_path: Path, tiny_splits) -> None:

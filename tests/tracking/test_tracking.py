@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from archtune import ArchtuneError, train
-from archtune.search import search
+from archtune.search import Execution, search
 from archtune.tracking import _mlflow as mlflow_logger
 from archtune.tracking import resolve
 from tests._cli import run_cli
@@ -71,7 +71,7 @@ def test_search_logs_one_run_per_trial_nested_under_the_study(tiny_splits, tmp_p
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     raw = space(TINY_SPACE, epochs=2)
     kw = dict(pruner="none", studies_dir=tmp_path, splits=tiny_splits,
-              loggers=["tensorboard", "mlflow"], mlflow_uri=uri)
+              execution=Execution(loggers=["tensorboard", "mlflow"], mlflow_uri=uri))
     search(raw, trials=2, **kw)
     study = search(raw, trials=3, **kw)  # resumed: the same study run gets the third trial
     trials = study.get_trials()
@@ -136,8 +136,8 @@ def test_worker_processes_log_their_trials_and_this_process_sees_each_finish(
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     finished: list[int] = []
     study = search(space(TINY_SPACE, tiny_npz, epochs=1), trials=2, jobs=2, pruner="none",
-                   studies_dir=tmp_path, loggers="mlflow", mlflow_uri=uri,
-                   on_trial=lambda s, t: finished.append(t.number))
+                   studies_dir=tmp_path, execution=Execution(
+                       loggers="mlflow", mlflow_uri=uri, on_trial=lambda s, t: finished.append(t.number)))
     numbers = sorted(t.number for t in study.get_trials())
     assert sorted(finished) == numbers and len(numbers) == 2  # each once, from the parent
     (parent,) = mlflow_runs(uri, "study")

@@ -68,16 +68,18 @@ _MNIST_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
 
+
+def _md5(*sums: str) -> dict[str, str]:
+    """The md5 sums of the four files, in the order of _MNIST_FILES."""
+    return dict(zip(_MNIST_FILES, sums, strict=True))
+
+
 SOURCES: dict[str, IdxSource] = {
     "fashion-mnist": IdxSource(
         name="fashion-mnist",
         files=dict(_MNIST_FILES),
-        md5={
-            "train_images": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-            "train_labels": "25c81989df183df01b3e8a0aad5dffbe",
-            "test_images": "bef4ecab320f06d8554ea6380940ec79",
-            "test_labels": "bb300cfdad3c16e7a12a480ee83cd310",
-        },
+        md5=_md5("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
+                 "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310"),
         mirrors=(  # the project's own files on GitHub, then its S3 *website* (plain HTTP only)
             "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
             "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
@@ -100,12 +102,8 @@ SOURCES: dict[str, IdxSource] = {
     "mnist": IdxSource(
         name="mnist",
         files=dict(_MNIST_FILES),
-        md5={
-            "train_images": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-            "train_labels": "d53e105ee54ea40749a09fcbcd1e9432",
-            "test_images": "9fb629c4189551a2d022fa330f9573f3",
-            "test_labels": "ec29112dd5afa0611ce80d1b7f02629c",
-        },
+        md5=_md5("f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
+                 "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"),
         mirrors=(
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
             "https://storage.googleapis.com/cvdf-datasets/mnist/",

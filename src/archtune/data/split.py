@@ -80,6 +80,30 @@ def _stratified(
     return np.sort(kept), np.sort(rest)
 
 
+def _train_subset(train_idx: np.ndarray, y: np.ndarray, train_subset: int, seed: int) -> np.ndarray:
+    """A stratified, seeded ``train_subset``-image part of ``train_idx``, checked."""
+    n_train = len(train_idx)
+    k = len(np.unique(y[train_idx]))
+    if (
+        isinstance(train_subset, bool)
+        or not isinstance(train_subset, int | np.integer)
+        or not max(k, 1) <= train_subset <= n_train
+    ):
+        raise ArchtuneError(
+            f"train_subset: got {train_subset!r}; expected an integer from {k} (the number "
+            f"of classes) to {n_train} (the train split's size)"
+        )
+    rest = n_train - train_subset
+    if rest == 0:
+        return train_idx
+    if rest >= k:
+        return _stratified(train_idx, y[train_idx], train_size=int(train_subset), seed=seed,
+                           what=f"train subset of {train_subset}")[0]
+    # too few left out to stratify them: drop `rest` images at random
+    drop = np.random.default_rng(seed).choice(n_train, size=rest, replace=False)
+    return np.delete(train_idx, drop)
+
+
 def split_dataset(
     ds: Dataset, *, dev_fraction: float = 0.2, seed: int = 0, train_subset: int | None = None
 ) -> Splits:
@@ -102,31 +126,7 @@ def split_dataset(
         idx, y, test_size=dev_fraction, seed=seed, what=f"dev split of {dev_fraction:g}"
     )
     if train_subset is not None:
-        n_train = len(train_idx)
-        k = len(np.unique(y[train_idx]))
-        if (
-            isinstance(train_subset, bool)
-            or not isinstance(train_subset, int | np.integer)
-            or not max(k, 1) <= train_subset <= n_train
-        ):
-            raise ArchtuneError(
-                f"train_subset: got {train_subset!r}; expected an integer from {k} (the number "
-                f"of classes) to {n_train} (the train split's size)"
-            )
-        if train_subset < n_train:
-            rest = n_train - train_subset
-            if rest >= k:
-                train_idx, _ = _stratified(
-                    train_idx,
-                    y[train_idx],
-                    train_size=int(train_subset),
-                    seed=seed,
-                    what=f"train subset of {train_subset}",
-                )
-            else:  # too few left out to stratify them: drop `rest` images at random
-                rng = np.random.default_rng(seed)
-                drop = rng.choice(n_train, size=rest, replace=False)
-                train_idx = np.delete(train_idx, drop)
+        train_idx = _train_subset(train_idx, y, train_subset, seed)
     splits = Splits(
         train=_to_split(ds.x_train, ds.y_train, train_idx),
         dev=_to_split(ds.x_train, ds.y_train, dev_idx),

@@ -287,7 +287,7 @@ def dev_subset(splits: Splits, n: int, *, seed: int = 0) -> Splits:
 
 
 def _do_search(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool]:
-    from ..search import search
+    from ..search import Execution, search
 
     assert step.space is not None
     path = study_folder(ctx.folder, step.name)
@@ -306,7 +306,8 @@ def _do_search(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool
     if splits is not None:
         record["dev_images"] = len(splits.dev)
     study = search(step.space, study=step.name, studies_dir=path.parent, splits=splits,
-                   device=ctx.opts.device, threads=ctx.opts.threads, **opts)
+                   execution=Execution(device=ctx.opts.device, threads=ctx.opts.threads,
+                                       data_dir=ctx.opts.data_dir), **opts)
     from ..search._results import best_trial, counts
 
     c = counts(study)

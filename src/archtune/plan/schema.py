@@ -19,16 +19,14 @@ overrides applied) and every name in ``test``, before anything runs.
 from __future__ import annotations
 
 import copy
-import fnmatch
 import json
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .._builtin import builtin_texts, matching
 from .._validate import check_keys
 from ..errors import ArchtuneError, did_you_mean
 
@@ -87,18 +85,13 @@ class Plan:
         return [r.name for r in self.runs] + [s.name for s in self.searches]
 
 
-@cache
 def _builtin() -> dict[str, str]:
-    out = {}
-    for entry in resources.files("archtune.plan").joinpath("builtin").iterdir():
-        if entry.name.endswith(".yaml"):
-            out[entry.name.removesuffix(".yaml")] = entry.read_text()
-    return out
+    return builtin_texts("archtune.plan")
 
 
 def list_plans(pattern: str = "*") -> list[str]:
     """Names of the built-in plans matching a glob pattern."""
-    return sorted(n for n in _builtin() if fnmatch.fnmatch(n, pattern))
+    return matching(_builtin(), pattern)
 
 
 def builtin_text(name: str) -> str:

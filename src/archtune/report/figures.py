@@ -48,6 +48,14 @@ def _new(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
+def _curve_axis(ax: Axes, ylabel: str, title: str) -> None:
+    """An axis of per-epoch curves: integer epochs, its label, title and a light grid."""
+    _epoch_axis(ax)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+
+
 def _epoch_axis(ax: Axes) -> None:
     from matplotlib.ticker import MaxNLocator
 
@@ -133,10 +141,7 @@ def draw_curves(c: Curves) -> Figure:
         ax.plot(c.epochs, getattr(c, f"train_{key}"), color=BLUE, marker=marker, ms=3, label="train")
         ax.plot(c.epochs, getattr(c, f"dev_{key}"), color=ORANGE, marker=marker, ms=3, label="dev")
         _mark(ax, c)
-        _epoch_axis(ax)
-        ax.set_ylabel(label)
-        ax.set_title(f"{label.capitalize()} per epoch", fontsize=10)
-        ax.grid(alpha=0.3)
+        _curve_axis(ax, label, f"{label.capitalize()} per epoch")
         ax.legend(fontsize=8)
     return fig
 
@@ -316,9 +321,6 @@ def draw_overlaid_curves(curves: dict[str, Curves]) -> Figure:
             ax.plot(c.epochs, getattr(c, f"dev_{key}"), color=color, label=f"{name} dev")
             ax.plot(c.epochs, getattr(c, f"train_{key}"), color=color, ls="--", alpha=0.6)
     for ax, key in ((ax_loss, "loss"), (ax_acc, "accuracy")):
-        _epoch_axis(ax)
-        ax.set_ylabel(key)
-        ax.set_title(f"{key.capitalize()} (solid: dev, dashed: train)", fontsize=10)
-        ax.grid(alpha=0.3)
+        _curve_axis(ax, key, f"{key.capitalize()} (solid: dev, dashed: train)")
     ax_acc.legend(fontsize=7)
     return fig

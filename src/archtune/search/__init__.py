@@ -23,7 +23,7 @@ _EXPORTS = {
     "SearchSpace": "._space", "load_space": "._space", "list_spaces": "._space",
     "Dim": "._dims",
     "SearchSettings": "._settings", "SAMPLERS": "._settings", "PRUNERS": "._settings",
-    "search": "._run", "worker": "._run", "load_search_splits": "._run",
+    "search": "._run", "worker": "._run", "Execution": "._run", "load_search_splits": "._run",
     "open_study": "._study", "Study": "._view",
     "refine_space": "._refine",
     "trial_seed": "._objective",
@@ -33,7 +33,7 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "PRUNERS", "SAMPLERS", "Dim", "SearchSettings", "SearchSpace", "Study", "StudyInfo",
+    "PRUNERS", "SAMPLERS", "Dim", "Execution", "SearchSettings", "SearchSpace", "Study", "StudyInfo",
     "TrialRecord", "best_record", "best_summary", "best_trial", "trial_record", "list_spaces", "list_studies", "load_search_splits", "load_space", "open_study", "refine_space",
     "retrain", "search", "trial_seed", "trial_state", "trials_dataframe", "worker",
 ]
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from ._records import best_trial, trial_state, trials_dataframe
     from ._refine import refine_space
     from ._results import best_summary, list_studies, retrain
-    from ._run import load_search_splits, search, worker
+    from ._run import Execution, load_search_splits, search, worker
     from ._settings import PRUNERS, SAMPLERS, SearchSettings
     from ._space import SearchSpace, list_spaces, load_space
     from ._study import open_study

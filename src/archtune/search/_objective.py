@@ -109,10 +109,8 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext, original_number: int) -> T
 def _train(trial: optuna.Trial, spec: Any, ctx: TrialContext
            ) -> tuple[str, str | None, list[dict[str, float]], str | None]:
     """(state, error, per-epoch history, kept run folder) of training one candidate."""
-    import optuna
-
     from ..tracking import trial_loggers
-    from ..training import train
+    from ..training import StopTraining, train
 
     history: list[dict[str, float]] = []
 
@@ -120,7 +118,7 @@ def _train(trial: optuna.Trial, spec: Any, ctx: TrialContext
         history.append({k: float(v) for k, v in row.items()})
         trial.report(row["dev_accuracy"], step=epoch)
         if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+            raise StopTraining(f"pruned after epoch {epoch}")
 
     keep = ctx.runs_dir is not None
     run_dir = ctx.runs_dir / str(trial.number) if ctx.runs_dir is not None else \
@@ -132,7 +130,7 @@ def _train(trial: optuna.Trial, spec: Any, ctx: TrialContext
               device=ctx.device, epoch_callback=on_epoch, final_dev=False,  # scored per epoch
               callbacks=trial_loggers(ctx.tracking, trial.number, trial.params))
         state, error = "complete", None
-    except optuna.TrialPruned:
+    except StopTraining:
         state, error = "pruned", None
     except ArchtuneError as err:
         state, error = "failed", str(err)

@@ -9,8 +9,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from ..errors import ArchtuneError
 from ._hooks import TrialCallback, study_hooks, trial_callbacks
@@ -29,16 +31,6 @@ if TYPE_CHECKING:
     from ..tracking import Tracking
 
 log = logging.getLogger(__name__)
-TRAINER = "archtune.training.trainer"
-
-
-class NoStoppedRuns(logging.Filter):
-    """A pruned trial's run stops on purpose; its 'run ... stopped' warning is noise (the CLI
-    installs this filter; worker processes copy it)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (isinstance(record.msg, str) and record.msg.startswith("run %s: %s after")
-                    and isinstance(record.args, tuple) and "stopped" in record.args)
 
 
 def cores() -> int:
@@ -69,109 +61,141 @@ def check_data(space: SearchSpace, splits: Splits) -> None:
                input_shape=space.raw.get("input_shape") or [28, 28, 1])
 
 
-def _context(handle: Handle, *, splits: Splits | None, threads: int | None, device: str | None,
-             data_dir: str | None, keep_runs: bool, tracking: Tracking | None = None) -> TrialContext:
+@dataclass(frozen=True)
+class Execution:
+    """How this process runs a study's trials: none of it is part of the study, so each worker
+    (process or machine) may choose its own."""
+
+    threads: int | None = None  # CPU threads per trial (None: the cores divided among the jobs)
+    device: str | None = None  # cpu | cuda (None: the best this machine has)
+    data_dir: str | None = None  # folder holding the data set's files on this machine
+    keep_runs: bool | None = None  # keep each trial's run folder in STUDY/trials/N (None: as the study)
+    loggers: str | Sequence[str] | Tracking | None = None  # "tensorboard", "mlflow": every trial
+    mlflow_uri: str | None = None  # MLflow tracking URI (default sqlite:///mlflow.db)
+    on_trial: TrialCallback | Sequence[TrialCallback] | None = None  # (study, trial), once each
+    progress: bool | None = None  # a printed line per finished trial (None: in a notebook only)
+
+    def tracking(self) -> Tracking | None:
+        from ..tracking import resolve
+
+        return resolve(self.loggers, self.mlflow_uri) if self.loggers or self.mlflow_uri else None
+
+
+class Overrides(TypedDict, total=False):
+    """The ``search:`` settings an argument of :func:`search` may override (see SearchSettings)."""
+
+    sampler: str
+    pruner: str
+    trials: int
+    timeout: float
+    target: float
+    fraction: float
+    train_subset: int
+    epochs: int
+    seed: int
+    jobs: int
+
+
+def _context(handle: Handle, ex: Execution, *, splits: Splits | None,
+             tracking: Tracking | None) -> TrialContext:
     from ..training.device import pick_device
 
     info = handle.info
     space = SearchSpace(info.space or {}, source=f"study '{handle.name}'")
-    if device is not None:
-        pick_device(device)  # a device this machine lacks fails here, not in every trial
+    if ex.device is not None:
+        pick_device(ex.device)  # a device this machine lacks fails here, not in every trial
     if splits is None:
-        splits = load_search_splits(space, train_subset=info.train_subset, data_dir=data_dir)
+        splits = load_search_splits(space, train_subset=info.train_subset, data_dir=ex.data_dir)
     check_data(space, splits)
     return TrialContext(space, splits, info.seed, epochs=info.epochs,  # type: ignore[arg-type]
-                        train_subset=info.train_subset, data_dir=data_dir,
-                        runs_dir=handle.folder / "trials" if keep_runs else None,
-                        threads=threads, device=device, tracking=tracking)
+                        train_subset=info.train_subset, data_dir=ex.data_dir,
+                        runs_dir=handle.folder / "trials" if ex.keep_runs else None,
+                        threads=ex.threads, device=ex.device, tracking=tracking)
 
 
 def search(space: SearchSpace | str | Path | dict[str, Any], *, study: str | None = None,
-           storage: str | None = None, trials: int | None = None, sampler: str | None = None,
-           pruner: str | None = None, timeout: float | None = None, target: float | None = None,
-           fraction: float | None = None, train_subset: int | None = None, epochs: int | None = None,
-           seed: int | None = None, jobs: int | None = None, threads: int | None = None,
-           device: str | None = None, studies_dir: str | Path = "studies", new: bool = False,
-           keep_runs: bool = False, data_dir: str | None = None, splits: Splits | None = None,
-           refine: str | Path | None = None, top: int | None = None,
-           create_only: bool = False, loggers: Any = None, mlflow_uri: str | None = None,
-           on_trial: TrialCallback | list[TrialCallback] | None = None,
-           progress: bool | None = None) -> optuna.Study:
+           storage: str | None = None, studies_dir: str | Path = "studies", new: bool = False,
+           refine: str | Path | None = None, top: int | None = None, create_only: bool = False,
+           splits: Splits | None = None, execution: Execution | None = None,
+           **overrides: Unpack[Overrides]) -> optuna.Study:
     """Search ``space`` (a built-in name, a file, a dict or a SearchSpace) and return the study.
 
-    Arguments left as None take the space's ``search:`` section, then the defaults (TPE, 20
-    trials; a grid runs all its candidates). Running the same call again resumes the study.
-    ``refine`` names a finished study: its top trials narrow the space, which is then searched
-    at full fidelity (no train subset, full epochs), with that study's pruner unless ``pruner``
-    says otherwise, in a study named ``<refine>-refine``.
-    ``create_only`` creates the study (and its grid queue) for ``worker()`` processes to run.
-    ``loggers`` ("tensorboard", "mlflow"; see :mod:`archtune.tracking`) log every trial;
-    ``on_trial(study, trial)`` is called for each trial that finishes (in any worker
-    process); ``progress`` prints one line per finished trial (None: in a notebook only).
+    ``overrides`` (``trials=40, sampler="random"``, ...) take precedence over the space's
+    ``search:`` section, then the defaults (TPE, 20 trials; a grid runs all its candidates).
+    Running the same call again resumes the study. ``refine`` names a finished study: its
+    ``top`` trials narrow the space, which is then searched at full fidelity (no train subset,
+    full epochs), with that study's pruner unless one is given, in a study named
+    ``<refine>-refine``. ``create_only`` creates the study (and its grid queue) for
+    ``worker()`` processes to run. ``splits`` (train and dev) replace loading the space's data
+    (one process only). ``execution`` says how this process runs the trials: threads, device,
+    kept run folders, experiment loggers, per-trial callbacks (see :class:`Execution`).
     """
-    from ..tracking import resolve
-
-    tracking = resolve(loggers, mlflow_uri) if loggers or mlflow_uri else None
+    ex = execution or Execution()
+    tracking = ex.tracking()
     space = load_space(space)
-    if splits is not None and (jobs or space.settings.jobs) > 1:
+    if splits is not None and (overrides.get("jobs") or space.settings.jobs) > 1:
         raise ArchtuneError("splits= are used in this process only; run with jobs=1")
     base = as_dict(space.settings)
-    extra: dict[str, Any] = {"keep_runs": keep_runs}
+    extra: dict[str, Any] = {"keep_runs": bool(ex.keep_runs)}
     if refine is not None:
         parent = attach(refine, studies_dir=studies_dir)
         space, numbers = refine_space(space, parent.study, top=top)
         # full fidelity, and the coarse pass's pruner unless one is given
         base.update(train_subset=None, epochs=None, fraction=None, pruner=parent.info.pruner)
         extra.update(refined_from=Path(refine).name, refine_top=numbers)
-    s = settings(base, dict(sampler=sampler, pruner=pruner, trials=trials, timeout=timeout,
-                            target=target, fraction=fraction, train_subset=train_subset,
-                            epochs=epochs, seed=seed, jobs=jobs), where="search settings")
+    s = settings(base, dict(overrides), where="search settings")
     name = study or (f"{Path(refine).name}-refine" if refine is not None else space.name)
     handle = prepare(space, s, name=name, storage=storage, studies_dir=studies_dir, new=new,
                      extra=extra)
     if not create_only:
         budget = Budget(trials=handle.info.trials, timeout=s.timeout, target=s.target)
-        with study_hooks(handle, tracking, trial_callbacks(on_trial, progress)) as tracked:
-            _execute(handle, budget, jobs=s.jobs, threads=threads, device=device,
-                     data_dir=data_dir, keep_runs=keep_runs, splits=splits, tracking=tracked)
+        ex = replace(ex, keep_runs=bool(ex.keep_runs))
+        with study_hooks(handle, tracking, trial_callbacks(ex.on_trial, ex.progress)) as tracked:
+            _execute(handle, budget, ex, jobs=s.jobs, splits=splits, tracking=tracked)
     return handle.study
 
 
 def worker(study: str | Path, *, storage: str | None = None, studies_dir: str | Path = "studies",
            trials: int | None = None, timeout: float | None = None, target: float | None = None,
-           jobs: int = 1, threads: int | None = None, device: str | None = None,
-           data_dir: str | None = None, keep_runs: bool | None = None, loggers: Any = None,
-           mlflow_uri: str | None = None,
-           on_trial: TrialCallback | list[TrialCallback] | None = None,
-           progress: bool | None = None) -> int:
+           jobs: int = 1, execution: Execution | None = None) -> int:
     """Join an existing study (from this or another machine) and run its trials until its
     budget is spent; returns how many trials this call ran (0 with several jobs).
-    ``loggers``, ``on_trial`` and ``progress`` as for :func:`search`."""
-    from ..tracking import resolve
-
-    tracking = resolve(loggers, mlflow_uri) if loggers or mlflow_uri else None
+    ``execution`` as for :func:`search` (``keep_runs`` None: as the study was created)."""
+    ex = execution or Execution()
+    tracking = ex.tracking()
     handle = attach(study, storage=storage, studies_dir=studies_dir)
     budget = Budget(trials=trials or handle.info.trials, timeout=timeout, target=target)
-    keep = bool(handle.info.keep_runs) if keep_runs is None else keep_runs
-    with study_hooks(handle, tracking, trial_callbacks(on_trial, progress)) as tracked:
-        return _execute(handle, budget, jobs=jobs, threads=threads, device=device,
-                        data_dir=data_dir, keep_runs=keep, splits=None, tracking=tracked)
+    if ex.keep_runs is None:
+        ex = replace(ex, keep_runs=bool(handle.info.keep_runs))
+    with study_hooks(handle, tracking, trial_callbacks(ex.on_trial, ex.progress)) as tracked:
+        return _execute(handle, budget, ex, jobs=jobs, splits=None, tracking=tracked)
 
 
-def _execute(handle: Handle, budget: Budget, *, jobs: int, threads: int | None, device: str | None,
-             data_dir: str | None, keep_runs: bool, splits: Splits | None,
-             tracking: Tracking | None = None) -> int:
+def _execute(handle: Handle, budget: Budget, ex: Execution, *, jobs: int, splits: Splits | None,
+             tracking: Tracking | None) -> int:
     grid = handle.info.sampler == "grid"
     if jobs <= 1:
-        ctx = _context(handle, splits=splits, threads=threads, device=device, data_dir=data_dir,
-                       keep_runs=keep_runs, tracking=tracking)
-        return run_worker(handle, ctx, budget, grid=grid)
-    each = threads or max(1, cores() // jobs)
+        return run_worker(handle, _context(handle, ex, splits=splits, tracking=tracking), budget,
+                          grid=grid)
+    each = ex.threads or max(1, cores() // jobs)
     log.info("running %d worker processes with %d threads each", jobs, each)
-    args = (handle.storage.url, handle.name, str(handle.folder.parent), budget, each, device,
-            data_dir, keep_runs, _levels(), tracking)
-    _spawn(jobs, args)
+    # what a worker process needs: no callbacks (they run here) and the study's tracking
+    child = _ChildArgs(handle.storage.url, handle.name, str(handle.folder.parent), budget,
+                       replace(ex, threads=each, on_trial=None, progress=False, loggers=None),
+                       tracking, _levels())
+    _spawn(jobs, child)
     return 0
+
+
+@dataclass(frozen=True)
+class _ChildArgs:
+    url: str  # the study's storage
+    name: str  # the study
+    studies_dir: str
+    budget: Budget
+    execution: Execution
+    tracking: Tracking | None  # the study's (its MLflow parent run), from study_hooks
+    levels: dict[str, int]  # the parent's logging levels, copied
 
 
 def _levels() -> dict[str, int]:
@@ -179,16 +203,14 @@ def _levels() -> dict[str, int]:
     import optuna
 
     names = ("archtune", "archtune.training", "archtune.data")
-    filtered = any(isinstance(f, NoStoppedRuns) for f in logging.getLogger(TRAINER).filters)
-    return {n: logging.getLogger(n).level for n in names} | {
-        "optuna": optuna.logging.get_verbosity(), "filter": int(filtered)}
+    return {n: logging.getLogger(n).level for n in names} | {"optuna": optuna.logging.get_verbosity()}
 
 
-def _spawn(jobs: int, args: tuple[Any, ...]) -> None:
+def _spawn(jobs: int, child: _ChildArgs) -> None:
     import multiprocessing
 
     mp = multiprocessing.get_context("spawn")
-    procs = [mp.Process(target=_child, args=(*args, os.getpid()), name=f"archtune-worker-{i + 1}")
+    procs = [mp.Process(target=_child, args=(child, os.getpid()), name=f"archtune-worker-{i + 1}")
              for i in range(jobs)]
     for p in procs:
         p.start()
@@ -216,13 +238,12 @@ def _stop_children(procs: list[Any]) -> None:
             p.terminate()
 
 
-def _child(url: str, name: str, studies_dir: str, budget: Budget, threads: int,
-           device: str | None, data_dir: str | None, keep_runs: bool, levels: dict[str, int],
-           tracking: Tracking | None, parent: int) -> None:
+def _child(args: _ChildArgs, parent: int) -> None:
     """One of the N worker processes of ``search(jobs=N)``, started by process ``parent``."""
     from .. import log as archtune_log
 
     exit_with_parent(parent)
+    levels = args.levels
     if logging.getLogger("archtune").handlers == [] and levels["archtune"] != logging.NOTSET:
         archtune_log.configure({logging.WARNING: -1, logging.DEBUG: 1}.get(levels["archtune"], 0))
     for logger, level in levels.items():
@@ -230,16 +251,12 @@ def _child(url: str, name: str, studies_dir: str, budget: Budget, threads: int,
             import optuna
 
             optuna.logging.set_verbosity(level)
-        elif logger == "filter":
-            if level:
-                logging.getLogger(TRAINER).addFilter(NoStoppedRuns())
         else:
             logging.getLogger(logger).setLevel(level)
     try:
-        handle = attach(name, storage=url, studies_dir=studies_dir)
-        ctx = _context(handle, splits=None, threads=threads, device=device, data_dir=data_dir,
-                       keep_runs=keep_runs, tracking=tracking)
-        run_worker(handle, ctx, budget, grid=handle.info.sampler == "grid")
+        handle = attach(args.name, storage=args.url, studies_dir=args.studies_dir)
+        ctx = _context(handle, args.execution, splits=None, tracking=args.tracking)
+        run_worker(handle, ctx, args.budget, grid=handle.info.sampler == "grid")
     except ArchtuneError as err:
         logging.getLogger(__name__).error("worker %d: %s", os.getpid(), err)
         sys.exit(2)

@@ -4,18 +4,17 @@ optional ``search:`` section of default settings. Loading validates the whole sp
 from __future__ import annotations
 
 import copy
-import fnmatch
 import hashlib
 import json
 import math
 import random
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .._builtin import builtin_texts, matching
 from .._files import check_nesting
 from .._validate import check_keys, kind_of
 from ..config import data_config, train_config
@@ -268,17 +267,12 @@ def check_spec_values(raw: dict[str, Any]) -> None:
 
 @cache
 def _builtin() -> dict[str, dict[str, Any]]:
-    out = {}
-    for entry in resources.files("archtune.search").joinpath("builtin").iterdir():
-        if entry.name.endswith(".yaml"):
-            data = yaml.safe_load(entry.read_text())
-            out[data["name"]] = data
-    return out
+    return {d["name"]: d for d in map(yaml.safe_load, builtin_texts("archtune.search").values())}
 
 
 def list_spaces(pattern: str = "*") -> list[str]:
     """Names of the built-in search spaces matching a glob pattern."""
-    return sorted(n for n in _builtin() if fnmatch.fnmatch(n, pattern))
+    return matching(_builtin(), pattern)
 
 
 def load_space(name_or_path: str | Path | dict[str, Any] | SearchSpace,

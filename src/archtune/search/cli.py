@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .._cli_common import log_options, report_training
+from .._cli_common import echo_builtins, log_options, report_training
 from ..errors import ArchtuneError, unknown
 
 STUDIES_DIR = click.option("--studies-dir", default="studies", show_default=True, type=click.Path(),
@@ -26,14 +26,20 @@ def _quiet_libraries() -> None:
     """One line per trial: epoch lines and Optuna's own messages only with -v."""
     import optuna
 
-    from ._run import NoStoppedRuns
-
     debug = logging.getLogger("archtune").level == logging.DEBUG
     optuna.logging.set_verbosity(logging.INFO if debug else logging.WARNING)
     logging.getLogger("archtune.training").setLevel(logging.NOTSET if debug else logging.WARNING)
-    trainer = logging.getLogger("archtune.training.trainer")
-    if not any(isinstance(f, NoStoppedRuns) for f in trainer.filters):
-        trainer.addFilter(NoStoppedRuns())
+
+
+def _with_execution(kw: dict[str, Any]) -> dict[str, Any]:
+    """The command's options as search()/worker() take them: how this process runs the trials
+    grouped in an Execution, the search settings left unset dropped."""
+    from ._run import Execution
+
+    fields = ("threads", "device", "data_dir", "keep_runs", "loggers", "mlflow_uri")
+    ex = Execution(**{k: kw[k] for k in fields} | {"loggers": list(kw["loggers"])})
+    rest = {k: v for k, v in kw.items() if k not in fields and v is not None}
+    return rest | {"execution": ex}
 
 
 def _interrupted() -> None:
@@ -102,7 +108,7 @@ def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool
     from ._records import counts
     from ._run import search as run_search
 
-    kw["loggers"] = list(kw["loggers"])
+    kw = _with_execution(kw)
     try:
         if dashboard and not kw["create_only"]:
             from ..dashboard.cli import beside_search
@@ -194,9 +200,9 @@ def _print_outcome(study: Any) -> None:
 def worker(study: str, **kw: Any) -> None:
     """Join STUDY (here, or in --storage from another machine) and run its trials."""
     _quiet_libraries()
-    kw["loggers"] = list(kw["loggers"])
     from . import _run
 
+    kw = _with_execution(kw)
     try:
         ran = _run.worker(study, **kw)
     except KeyboardInterrupt:
@@ -353,17 +359,16 @@ def spaces(pattern: str) -> None:
     """Built-in search spaces with their dimensions and grid sizes."""
     from ._space import list_spaces, load_space
 
-    names = list_spaces(pattern)
-    if not names:
-        raise ArchtuneError(f"no built-in search space matches '{pattern}'")
-    click.echo(f"{'name':<18}{'dims':>5}{'grid':>8}  description")
-    for name in names:
+    def row(name: str) -> str:
         space = load_space(name)
         try:
             size = f"{len(space.grid()):,}"
         except ArchtuneError:
             size = "-"
-        click.echo(f"{name:<18}{len(space.dims):>5}{size:>8}  {space.raw.get('description', '')[:70]}")
+        return f"{name:<18}{len(space.dims):>5}{size:>8}  {space.raw.get('description', '')[:70]}"
+
+    echo_builtins(list_spaces(pattern), "search space", pattern,
+                  f"{'name':<18}{'dims':>5}{'grid':>8}  description", row)
 
 
 COMMANDS = (search, worker, studies, trials, best, retrain, spaces)

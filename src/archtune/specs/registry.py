@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-import fnmatch
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .._builtin import builtin_texts, matching
 from ..errors import ArchtuneError, did_you_mean
 from .schema import Spec, apply_overrides, read_spec_file, spec_from_dict
 
 
 @cache
 def _builtin() -> dict[str, dict[str, Any]]:
-    out = {}
-    for entry in resources.files("archtune.specs").joinpath("builtin").iterdir():
-        if entry.name.endswith(".yaml"):
-            data = yaml.safe_load(entry.read_text())
-            out[data["name"]] = data
-    return out
+    return {d["name"]: d for d in map(yaml.safe_load, builtin_texts("archtune.specs").values())}
 
 
 def list_specs(pattern: str = "*") -> list[str]:
     """Names of built-in specs matching a glob pattern, e.g. ``list_specs("cnn*")``."""
-    return sorted(n for n in _builtin() if fnmatch.fnmatch(n, pattern))
+    return matching(_builtin(), pattern)
 
 
 def raw_spec(name_or_path: str | Path | dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@
     at.train(spec, loggers="tensorboard")                  # events in <run>/tensorboard/
     at.train(spec, loggers=["tensorboard", "mlflow"])      # MLflow: sqlite:///mlflow.db here
     at.train(spec, loggers="mlflow", mlflow_uri="http://127.0.0.1:5000")
-    search(space, loggers="mlflow")        # one MLflow run per trial, nested under the study's
+    search(space, execution=Execution(loggers="mlflow"))  # one MLflow run per trial, nested under the study's
 
 TensorBoard: one ``SummaryWriter`` per run or trial with per-epoch losses, accuracies, learning
 rate, seconds and per-layer gradient norms, then the hyperparameters with the final metrics

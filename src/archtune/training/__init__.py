@@ -12,10 +12,10 @@ from .runs import (
     save_checkpoint,
     scan_runs,
 )
-from .trainer import check_compatible, load_splits, train
+from .trainer import StopTraining, check_compatible, load_splits, train
 
 __all__ = [
-    "Run", "UnreadableRun", "augment", "check_compatible", "list_runs", "load_checkpoint", "load_run",
+    "Run", "StopTraining", "UnreadableRun", "augment", "check_compatible", "list_runs", "load_checkpoint", "load_run",
     "load_splits", "lr_factor", "make_optimizer", "make_scheduler", "predict_log_probs",
     "predict_logits", "save_checkpoint", "scan_runs", "train",
 ]

@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
+class StopTraining(Exception):  # noqa: N818 (a request, not an error)
+    """Raised by an ``epoch_callback`` to end a run on purpose (a search pruning a trial): the
+    run ends ``stopped`` with its best checkpoint, logged at INFO rather than as a warning, and
+    the exception reaches the caller of :func:`train`."""
+
+
 def load_splits(spec: Spec) -> Splits:
     """The train/dev splits of the data set named in ``spec.data`` (the test split is not touched)."""
     return load_data(spec.data).splits
@@ -86,7 +92,8 @@ def train(
     """Train a spec and save the run folder; returns the loaded :class:`Run` (model included).
 
     ``epoch_callback(epoch, row)`` is called after each epoch with the history row; raising
-    from it stops training (the run folder is finalised first). Ctrl-C leaves a valid run
+    from it stops training (the run folder is finalised first; raise :class:`StopTraining` when
+    that is the plan rather than a fault). Ctrl-C leaves a valid run
     folder marked ``interrupted`` that holds the best checkpoint so far.
 
     ``callbacks`` (see :mod:`archtune.training.callbacks`) are told when the run starts, after
@@ -174,7 +181,7 @@ def _run_epochs(fit: _Fit, writer: RunWriter, hooks: Any, progress: bool,
     cfg, metrics = fit.spec.train, writer.metrics
     best_value: float | None = None
     best_state: dict[str, torch.Tensor] | None = None
-    since_best = 0
+    since_best, planned = 0, False  # planned: stopped by StopTraining, not by a fault
     started = time.perf_counter()
     try:
         hooks.on_train_start(writer.path, fit.spec, metrics | {"env": writer.env})
@@ -203,8 +210,8 @@ def _run_epochs(fit: _Fit, writer: RunWriter, hooks: Any, progress: bool,
     except KeyboardInterrupt:
         metrics["status"] = "interrupted"
         raise
-    except BaseException:
-        metrics["status"] = "stopped"
+    except BaseException as err:
+        metrics["status"], planned = "stopped", isinstance(err, StopTraining)
         raise
     finally:
         writer.finish(time.perf_counter() - started)
@@ -212,8 +219,8 @@ def _run_epochs(fit: _Fit, writer: RunWriter, hooks: Any, progress: bool,
         if metrics["status"] != "complete":
             kept = (f"best checkpoint (epoch {metrics['best_epoch']}) kept" if metrics["best_epoch"]
                     else "no checkpoint: no epoch finished")
-            log.warning("run %s: %s after %d epochs; %s", writer.path, metrics["status"],
-                        metrics["epochs_run"], kept)
+            log.log(logging.INFO if planned else logging.WARNING, "run %s: %s after %d epochs; %s",
+                    writer.path, metrics["status"], metrics["epochs_run"], kept)
     return best_state
 
 
