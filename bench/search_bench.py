@@ -60,7 +60,8 @@ def arm(name: str, args: argparse.Namespace, strategy: list[str], retrain: bool)
         return out
     run_dir = Path(args.studies_dir) / f"{name}-retrained"
     shutil.rmtree(run_dir, ignore_errors=True)  # from an earlier run of this benchmark
-    retrain_args = ["-q", "retrain", name, "--run-dir", str(run_dir), *common]
+    retrain_args = ["-q", "retrain", name, "--run-dir", str(run_dir), "--finalists",
+                    str(args.finalists), "--seeds", str(args.seeds), *common]
     out["retrain_s"] = timed(retrain_args + (["--epochs", "1"] if args.quick else []))[0]
     eval_s, text = timed(["evaluate", str(run_dir), "--split", "test", "--json", *(
         ["--data-dir", args.data_dir] if args.data_dir else [])])
@@ -108,6 +109,9 @@ def main() -> None:
     ap.add_argument("--data-dir", help="Folder holding the data set's files.")
     ap.add_argument("--retrain-random", action="store_true", help="Also retrain random's best.")
     ap.add_argument("--quick", action="store_true", help="A tiny budget, to test this script.")
+    ap.add_argument("--finalists", type=int, default=1,
+                    help="retrain --finalists (1: the best trial, as the RESULTS.md figures were made)")
+    ap.add_argument("--seeds", type=int, default=1, help="retrain --seeds")
     ap.add_argument("--results", help="Write the section here instead of bench/RESULTS.md.")
     args = ap.parse_args()
     if args.results:

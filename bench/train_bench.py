@@ -8,6 +8,11 @@ the timed training, to report the time needed to reach 90.7% and 93% test accura
 measurement only; training decisions never see the test split.)
 
     python bench/train_bench.py [--recipes cnn-classic default default@24] [--skip-plain default@24]
+                                [--precision fp32 bf16]
+
+Both loops run in the same precision (each ``--precision`` value is a row pair): fp32, or bf16
+(archtune's guarded bf16 autocast; the plain loop wraps its forward pass in
+``torch.autocast("cpu", torch.bfloat16)``, the obvious way).
 
 A recipe ``name@N`` is the built-in spec trained for N epochs (the "longer schedule").
 """
@@ -55,6 +60,7 @@ class FlipDataset(Dataset):
 def plain_loop(spec: at.Spec, splits, x_test, y_test) -> tuple[list[tuple[float, float]], float]:
     """Returns ((cumulative training seconds, test accuracy) per epoch, wall seconds)."""
     cfg = spec.train
+    bf16 = cfg.precision == "bf16"
     torch.manual_seed(cfg.seed)
     mean, std = at.data.channel_stats(splits.train.x) if spec.data.standardize else (None, None)
     model = at.build_model(spec, mean, std)
@@ -70,12 +76,14 @@ def plain_loop(spec: at.Spec, splits, x_test, y_test) -> tuple[list[tuple[float,
         model.train()
         for xb, yb in loader:
             opt.zero_grad()
-            loss = F.cross_entropy(model(xb), yb, label_smoothing=cfg.label_smoothing)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(xb)
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
             loss.backward()
             opt.step()
             sched.step()
         model.eval()
-        with torch.no_grad():  # validation as Keras' validation_data does it
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             sum(F.cross_entropy(model(xb), yb, reduction="sum").item() for xb, yb in dev_loader)
         elapsed += time.perf_counter() - t0
         out.append((elapsed, test_accuracy(model, x_test, y_test, cfg.tta)))
@@ -115,15 +123,18 @@ def main() -> None:
     ap.add_argument("--skip-plain", nargs="*", default=["default@24"],
                     help="recipes to run without the plain-loop comparison")
     ap.add_argument("--smoke", action="store_true", help="1 epoch on 500 images; writes nothing")
+    ap.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"],
+                    help="each runs both loops in that precision")
     args = ap.parse_args()
     t0 = time.perf_counter()
     ds = load_dataset("fashion-mnist")
     test = test_split(ds)
     load_s = time.perf_counter() - t0
     rows = []
-    for name in args.recipes:
+    for name, precision in [(n, p) for n in args.recipes for p in args.precision]:
         base, _, epochs = name.partition("@")
-        sets = [f"train.epochs={epochs}"] if epochs else []
+        sets = [f"train.epochs={epochs}", f"train.precision={precision}"] if epochs else \
+            [f"train.precision={precision}"]
         spec = resolve_flips(at.load_spec(base, sets + (["train.epochs=1"] if args.smoke else [])))
         splits = split_dataset(ds, dev_fraction=spec.data.dev_fraction, seed=spec.data.split_seed,
                                train_subset=500 if args.smoke else None)
@@ -134,21 +145,22 @@ def main() -> None:
             per_epoch = curve[-1][0] / len(curve)
             print(f"{name} {label}: {per_epoch:.1f} s/epoch; test acc per epoch "
                   f"{[round(a * 100, 2) for _, a in curve]}", flush=True)
-            rows.append(f"| {name} | {label} | {spec.train.epochs} | {spec.train.batch_size} | {per_epoch:.1f} | "
+            rows.append(f"| {name} | {label} | {precision} | {spec.train.epochs} | {spec.train.batch_size} | {per_epoch:.1f} | "
                         f"{first_reaching(curve, TARGETS[0])} | {first_reaching(curve, TARGETS[1])} | "
                         f"{curve[-1][1] * 100:.2f}% | {wall + load_s:.0f} s |")
     body = ("Seconds per epoch include the dev-set evaluation. Times to a test accuracy are "
             "cumulative training seconds at the end of the first epoch whose test accuracy reaches it. "
             f"The last column adds the data loading ({load_s:.1f} s) and, for archtune, everything "
             "train() does (run folder, checkpoints), less this benchmark's own test evaluations.\n\n"
-            "| recipe | loop | epochs | batch | s/epoch | time to 90.7% test | time to 93% test | final test acc "
-            "| wall, data load to saved run |\n"
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows))
+            "| recipe | loop | precision | epochs | batch | s/epoch | time to 90.7% test | time to 93% "
+            "test | final test acc | wall, data load to saved run |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows))
     if args.smoke:
         print(body)
         return
     write_section("Training speed: archtune vs a plain PyTorch loop", body,
-                  "python bench/train_bench.py " + " ".join(["--recipes", *args.recipes]))
+                  "python bench/train_bench.py " + " ".join(["--recipes", *args.recipes,
+                                                             "--precision", *args.precision]))
     print(body)
 
 

@@ -225,9 +225,10 @@ def _register_extensions() -> None:
     from .plan.cli import COMMANDS as plan_commands
     from .report.cli import COMMANDS as report_commands
     from .search.cli import COMMANDS as search_commands
+    from .search.cli_read import COMMANDS as search_read_commands
     from .serve.cli import COMMANDS as serve_commands
 
-    for command in (*search_commands, *report_commands, *serve_commands,
+    for command in (*search_commands, *search_read_commands, *report_commands, *serve_commands,
                     *dashboard_commands, *plan_commands):
         cli.add_command(command)
 

@@ -47,6 +47,18 @@ def test_history_and_status_summary(study_dir: Path) -> None:
     assert best is not None and best.value == h.best_so_far[-1]
 
 
+def test_cost_curve_counts_every_finished_trial(study_dir: Path) -> None:
+    sd = sy.load_study_data(study_dir)
+    c = sy.cost_curve(sd.trials, "maximize")
+    finished = [t for t in sd.trials if t.status not in ("running", "waiting")]
+    assert len(c.minutes) == len(finished) and c.minutes == sorted(c.minutes)
+    assert c.minutes[-1] == pytest.approx(sum(s[2] for s in sy.status_summary(sd.trials)) / 60)
+    known = [b for b in c.best if b is not None]
+    assert known == list(np.maximum.accumulate(known)) and known[-1] == best_record(sd.trials).value
+    html = study_report(study_dir, study_dir / "r.html", best_report=False).read_text()
+    assert 'id="fig-cost"' in html and f"{c.minutes[-1]:,.1f} CPU-minutes in all" in html
+
+
 def test_parallel_slices_and_curves(study_dir: Path) -> None:
     sd = sy.load_study_data(study_dir)
     p = sy.parallel(sd.trials, sd.params, "dev_accuracy")

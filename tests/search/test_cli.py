@@ -46,7 +46,8 @@ def test_search_then_every_reading_verb(tmp_path: Path, tiny_npz: Path, capsys, 
     code, out, _ = run(["best", "grid", "--json"], capsys)
     best = json.loads(out)
     assert code == 0 and best["trial"] in (0, 1) and "filters" in best["params"]
-    code, out, _ = run(["retrain", "grid", "--epochs", "1", "--run-dir", "runs/best"], capsys)
+    code, out, _ = run(["retrain", "grid", "--finalists", "1", "--seeds", "1", "--epochs", "1",
+                        "--run-dir", "runs/best"], capsys)
     assert code == 0 and "run saved in runs/best" in out
     assert json.loads(Path("runs/best/search.json").read_text())["trial"] == best["trial"]
     code, out, _ = run(["evaluate", "runs/best", "--split", "test", "--json"], capsys)

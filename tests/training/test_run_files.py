@@ -216,3 +216,30 @@ def test_no_nan_reaches_a_verdict(run_copy: Path) -> None:
     assert result["capacity"]["verdict"] == "unknown"
     verdict_line = format_evaluation(result).splitlines()[-1]
     assert verdict_line.startswith("capacity: unknown") and "nan" not in verdict_line.lower()
+
+
+def test_json_files_can_be_written_by_many_writers_at_once(tmp_path) -> None:
+    """Two workers attaching to a study both write its study.json: each rename must find its
+    own temporary file (a shared '.tmp' name made one of them crash)."""
+    import json
+    import threading
+
+    from archtune.training.runs import write_json
+
+    path = tmp_path / "study.json"
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        try:
+            for i in range(40):
+                write_json(path, {"writer": k, "i": i})
+        except BaseException as err:  # noqa: BLE001 (collected, asserted below)
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and json.loads(path.read_text())["i"] == 39
+    assert [p.name for p in tmp_path.iterdir()] == ["study.json"]

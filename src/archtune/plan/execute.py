@@ -332,7 +332,7 @@ def _n_dev(ctx: _Ctx, step: Step) -> int:
 
 
 def _do_retrain(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool]:
-    from ..search import retrain
+    from ..search import Execution, retrain
 
     assert isinstance(step.entry, SearchEntry) and step.entry.retrain is not None
     n_dev = _n_dev(ctx, step)
@@ -346,8 +346,9 @@ def _do_retrain(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, boo
         return f"reused {what}: " + _dev_line(path), True
     ctx.announce(f"retraining {what}, up to {_epochs(raw['train']['epochs'])} ...")
     retrain(study, trial=trial.number, epochs=step.entry.retrain.epochs, run_dir=path,
-            studies_dir=ctx.folder / "studies", data_dir=ctx.opts.data_dir,
-            threads=ctx.opts.threads, device=ctx.opts.device, progress=ctx.opts.progress)
+            studies_dir=ctx.folder / "studies", progress=ctx.opts.progress,
+            execution=Execution(data_dir=ctx.opts.data_dir, threads=ctx.opts.threads,
+                                device=ctx.opts.device))
     return f"retrained {what}: " + _dev_line(path), False
 
 

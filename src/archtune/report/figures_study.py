@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from .figures import BLUE, DPI, GREY, RED, _new
-from .study import History, Parallel, SliceData
+from .study import CostCurve, History, Parallel, SliceData
 
 
 def history_axes(ax: Axes, h: History, objective: str, *, size: float = 12) -> None:
@@ -39,6 +39,21 @@ def draw_history(h: History, objective: str, direction: str) -> Figure:
     ax.set_title(f"Optimisation history ({direction})", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def draw_cost_curve(c: CostCurve, objective: str) -> Figure:
+    """The best objective so far against the CPU-minutes spent (every trial's time counts)."""
+    fig = _new(8.5, 3.0)
+    ax = fig.subplots()
+    pts = [(m, b) for m, b in zip(c.minutes, c.best, strict=True) if b is not None]
+    if pts:
+        ax.step([m for m, _ in pts], [b for _, b in pts], where="post", color=RED, lw=1.5)
+        ax.scatter([m for m, _ in pts], [b for _, b in pts], s=8, color=RED)
+    ax.set_xlabel("CPU-minutes spent (sum of trial durations, in trial order)")
+    ax.set_ylabel(f"best {objective}")
+    ax.set_title("What the search bought with its CPU time", fontsize=10)
+    ax.grid(alpha=0.3)
     return fig
 
 

@@ -122,6 +122,31 @@ def history(trials: Sequence[TrialRecord], direction: str = "maximize") -> Histo
                    [t.intermediate[max(t.intermediate)] for t in pruned])
 
 
+@dataclass
+class CostCurve:
+    """The best objective against the CPU time spent, trial after trial (trial order)."""
+
+    minutes: list[float]  # CPU-minutes spent once each finished trial ended (all statuses)
+    best: list[float | None]  # the best complete value by then (None: none yet)
+
+
+def cost_curve(trials: Sequence[TrialRecord], direction: str = "maximize") -> CostCurve:
+    """What the study bought with its CPU time: each finished trial's duration (pruned, failed
+    and invalid ones included) adds to the minutes; a complete one may improve the best."""
+    better = max if direction == "maximize" else min
+    spent, best = 0.0, None
+    out = CostCurve([], [])
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.status in ("running", "waiting"):
+            continue
+        spent += (t.duration_s or 0.0) / 60
+        if t.value is not None and math.isfinite(t.value):
+            best = t.value if best is None else better(best, t.value)
+        out.minutes.append(spent)
+        out.best.append(best)
+    return out
+
+
 def status_summary(trials: Sequence[TrialRecord]) -> list[tuple[str, int, float]]:
     """(status, trials, CPU seconds) per status present, in a fixed order."""
     out = []

@@ -49,7 +49,7 @@ def study_report(folder: str | Path, output: str | Path | None = None, *,
     objective = sd.meta.objective or "objective"
     best = best_record(sd.trials, sd.direction)
     sections = [_overview(sd, best), _best(sd, best, out, best_report, data_dir, device),
-                _history(sd, objective), _importances(sd), _parallel(sd, objective),
+                *_finalists(sd), _history(sd, objective), _importances(sd), _parallel(sd, objective),
                 _slices(sd, objective), _intermediate(sd, objective), _trials(sd, objective),
                 _space(sd)]
     subtitle = (f"{_trial_count(sd)} - {sd.direction} {objective} - sampler "
@@ -157,14 +157,42 @@ def _best_run(sd: sy.StudyData, best: sy.TrialRecord, out: Path, write_report: b
     return body
 
 
+def _finalists(sd: sy.StudyData) -> list[Section]:
+    """The noise-aware choice before retraining (finalists.json), when one was made."""
+    from ..search._finalists import read_finals
+
+    finals = read_finals(sd.folder)
+    if finals is None:
+        return []
+    rows = [[f.trial, (num(f.search_value), f.search_value) if f.search_value is not None else "-",
+             ", ".join(f"{d:.2%}" for d in f.dev), (f"{f.mean:.2%}", f.mean),
+             (f"±{f.spread:.2%}", f.spread), ", ".join(map(str, f.seeds))]
+            for f in finals.finalists]
+    body = note(finals.verdict() + ".")
+    body += table(["trial", "search dev", "full-fidelity dev per seed", "mean", "spread", "seeds"],
+                  rows, id="finalists-table")
+    body += note("Each finalist was trained again on the whole train split for "
+                 + (f"{finals.epochs} epochs" if finals.epochs else "its spec's epochs")
+                 + " with its own seed and derived ones; spread: half the range over seeds. The "
+                 "winner must beat the runner-up by more than the larger spread or one binomial "
+                 "standard error of the dev accuracy to count as distinguishable.")
+    return [Section("finalists", "Finalists: the choice before retraining", body)]
+
+
 def _history(sd: sy.StudyData, objective: str) -> Section:
-    from .figures_study import draw_history
+    from .figures_study import draw_cost_curve, draw_history
 
     h = sy.history(sd.trials, sd.direction)
     fig = draw_history(h, objective, sd.direction)
-    return Section("history", "Optimisation history", figure(
-        fig, f"{objective} of every complete trial (blue), pruned trials at their last reported "
-             f"value (grey), and the best value so far (red).", id="fig-history"))
+    body = figure(fig, f"{objective} of every complete trial (blue), pruned trials at their last "
+                       f"reported value (grey), and the best value so far (red).", id="fig-history")
+    c = sy.cost_curve(sd.trials, sd.direction)
+    if c.minutes:
+        body += figure(draw_cost_curve(c, objective),
+                       f"Best {objective} against the CPU-minutes spent: {c.minutes[-1]:,.1f} "
+                       f"CPU-minutes in all, every trial's duration counted (pruned, failed and "
+                       f"invalid ones too).", id="fig-cost")
+    return Section("history", "Optimisation history", body)
 
 
 def _importances(sd: sy.StudyData) -> Section:

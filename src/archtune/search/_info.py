@@ -19,7 +19,8 @@ STUDY_FIELDS: dict[str, Any] = {
     "pruner": str, "seed": int, "direction": str, "objective": str, "created": str,
     "trials": int | None, "fraction": float | None, "train_subset": int | None,
     "epochs": int | None, "queued": int | None, "keep_runs": bool,
-    "grid_size": int | None, "candidates": int | None}
+    "grid_size": int | None, "candidates": int | None, "max_params": int | None,
+    "max_flops": float | None, "max_latency_ms": float | None}
 # Fields written even when None (their type allows it); the others are left out when unset.
 _NULLABLE = ("trials", "fraction", "train_subset", "epochs", "queued", "grid_size", "candidates")
 _STATE_STATUS = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed",
@@ -49,6 +50,9 @@ class StudyInfo:
     keep_runs: bool | None = None
     grid_size: int | None = None
     candidates: int | None = None
+    max_params: int | None = None  # budgets a candidate must fit before it is trained
+    max_flops: float | None = None
+    max_latency_ms: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # other keys (archtune version, ...)
 
     @classmethod

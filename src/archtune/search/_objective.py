@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import optuna
 
     from ..data import Splits
+    from ._limits import Limits
     from ._space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class TrialContext:
     threads: int | None = None
     device: str | None = None
     tracking: Any = None  # archtune.tracking.Tracking of the study, or None: no loggers
+    limits: Limits | None = None  # budgets checked before training
 
 
 @dataclass
@@ -96,6 +98,17 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext, original_number: int) -> T
         return TrialResult("invalid", None, attrs)
     t = totals(infer_shapes(spec))
     attrs.update(spec=spec.to_dict(), params_count=t.params, flops=t.flops)
+    if ctx.limits is not None:
+        from ._limits import apply
+
+        constraints, measured = ctx.limits.check(spec, t.params, t.flops)
+        apply(trial, constraints)
+        attrs.update(measured, constraints=constraints)
+        reason = ctx.limits.reason(constraints, t.params, t.flops, measured)
+        if reason is not None:
+            attrs.update(status="invalid", error=reason, over_budget=True, train_seconds=0.0,
+                         duration_s=time.perf_counter() - started)
+            return TrialResult("invalid", None, attrs)
     state, error, history, run_dir = _train(trial, spec_from_dict(_fidelity(spec.to_dict(), ctx)), ctx)
     attrs.update(_summary(history), status=state, error=error, run_dir=run_dir,
                  history=history, duration_s=time.perf_counter() - started)

@@ -24,13 +24,15 @@ STATES = ("complete", "pruned", "failed", "invalid", "running", "waiting")
 def trial_state(t: optuna.trial.FrozenTrial) -> str:
     """complete | pruned | failed | invalid | running | waiting."""
     name = t.state.name.lower()
+    if t.user_attrs.get("status") == "invalid" and name in ("fail", "pruned"):
+        return "invalid"  # a candidate over budget is PRUNED for Optuna, invalid for archtune
     if name == "fail":
-        return "invalid" if t.user_attrs.get("status") == "invalid" else "failed"
+        return "failed"
     return {"complete": "complete", "pruned": "pruned", "running": "running"}.get(name, "waiting")
 
 
 def _error(t: optuna.trial.FrozenTrial, retried: dict[int, int]) -> str | None:
-    if t.state.name != "FAIL" or t.user_attrs.get("status") in ("failed", "invalid"):
+    if t.state.name != "FAIL" or t.user_attrs.get("status") in ("failed", "invalid"):  # their reason
         return t.user_attrs.get("error")
     again = f"; retried as trial {retried[t.number]}" if t.number in retried else ""
     return f"stopped before it finished (worker interrupted or gone){again}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     import optuna
 
     from ..training import Run
+    from ._run import Execution
 
 def list_studies(studies_dir: str | Path = "studies", storage: str | None = None
                  ) -> list[dict[str, Any]]:
@@ -53,26 +55,38 @@ def list_studies(studies_dir: str | Path = "studies", storage: str | None = None
 
 
 def _resolve(study: optuna.Study | str | Path, studies_dir: str | Path, storage: str | None
-             ) -> tuple[optuna.Study, StudyInfo]:
+             ) -> tuple[optuna.Study, StudyInfo, Path]:
+    """The study, its info and its folder (where finalists are kept)."""
     if isinstance(study, str | Path):
         handle = attach(study, storage=storage, studies_dir=studies_dir)
-        return handle.study, handle.info
-    return study, study_info(study)
+        return handle.study, handle.info, handle.folder
+    return study, study_info(study), Path(studies_dir) / study.study_name
 
 
 def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: int | None = None,
-            run_dir: str | Path | None = None, *, studies_dir: str | Path = "studies",
-            storage: str | None = None, data_dir: str | None = None, threads: int | None = None,
-            device: str | None = None, progress: bool = False, runs_root: str | Path = "runs",
-            loggers: Any = None, mlflow_uri: str | None = None) -> Run:
-    """Train a trial's spec (the best complete trial by default) with its seed on the full
-    training split and full epochs (or ``epochs``); returns the normal run folder, which also
-    holds ``search.json`` naming the study and trial. ``loggers``: as for ``train``."""
+            run_dir: str | Path | None = None, *, finalists: int = 3, seeds: int = 2,
+            studies_dir: str | Path = "studies", storage: str | None = None,
+            runs_root: str | Path = "runs", progress: bool = False,
+            execution: Execution | None = None) -> Run:
+    """Train a trial's spec on the full training split and full epochs (or ``epochs``) into a
+    normal run folder, which also holds ``search.json`` naming the study and trial.
+
+    With ``trial`` given, that trial is trained once with its seed. Otherwise the ``finalists``
+    best complete trials are trained at full fidelity with ``seeds`` seeds each and the best
+    mean dev accuracy wins (see :mod:`archtune.search._finalists`; ``finalists=1, seeds=1`` is
+    the best trial trained once); the winner's run with its own seed is the returned run.
+    ``execution``: threads, device, data_dir and experiment loggers, as for :func:`search`.
+    """
     from ..specs import spec_from_dict
     from ..training import train
     from ..training.runs import new_run_dir, write_json
+    from ._run import Execution
 
-    study, info = _resolve(study, studies_dir, storage)
+    ex = execution or Execution()
+    study, info, folder = _resolve(study, studies_dir, storage)
+    if trial is None and (finalists > 1 or seeds > 1):
+        return _retrain_finalists(study, info, folder, epochs, run_dir, finalists, seeds,
+                                  runs_root, progress, ex)
     chosen = best_trial(study) if trial is None else get_trial(study, trial)
     raw = chosen.user_attrs.get("spec")
     if trial_state(chosen) == "invalid" or not isinstance(raw, dict):
@@ -82,18 +96,45 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     raw = copy.deepcopy(raw)
     if epochs is not None:
         raw["train"]["epochs"] = epochs
-    if data_dir is not None:
-        raw["data"]["data_dir"] = data_dir
+    if ex.data_dir is not None:
+        raw["data"]["data_dir"] = ex.data_dir
     spec = spec_from_dict(raw, source=f"study '{study.study_name}' trial {chosen.number}")
     path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-trial{chosen.number}",
                                                      runs_root)
-    run = train(spec, run_dir=path, threads=threads, device=device, progress=progress,
-                loggers=loggers, mlflow_uri=mlflow_uri)
-    write_json(run.path / "search.json", {
-        "study": study.study_name, "storage": public_url(info.storage or ""),
-        "trial": chosen.number, "params": chosen.params, "search_dev_accuracy": chosen.value,
-        "fidelity": chosen.user_attrs.get("fidelity")})
+    run = train(spec, run_dir=path, threads=ex.threads, device=ex.device, progress=progress,
+                loggers=ex.loggers, mlflow_uri=ex.mlflow_uri)
+    write_json(run.path / "search.json", _search_record(study, info, chosen))
     return run
+
+
+def _search_record(study: optuna.Study, info: StudyInfo, chosen: optuna.trial.FrozenTrial
+                   ) -> dict[str, Any]:
+    return {"study": study.study_name, "storage": public_url(info.storage or ""),
+            "trial": chosen.number, "params": chosen.params, "search_dev_accuracy": chosen.value,
+            "fidelity": chosen.user_attrs.get("fidelity")}
+
+
+def _retrain_finalists(study: optuna.Study, info: StudyInfo, folder: Path, epochs: int | None,
+                       run_dir: str | Path | None, k: int, seeds: int, runs_root: str | Path,
+                       progress: bool, ex: Execution) -> Run:
+    """Choose among the top k by mean over seeds; copy the winner's own-seed run out."""
+    from ..training import load_run
+    from ..training.runs import new_run_dir, write_json
+    from ._finalists import choose_finalists
+
+    finals = choose_finalists(study, folder, study_seed=info.seed or 0, k=k, seeds=seeds,
+                              epochs=epochs, execution=ex, progress=progress)
+    w = finals.winner
+    path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-trial{w.trial}", runs_root)
+    if path.exists() and any(path.iterdir()):
+        raise ArchtuneError(f"{path} exists and is not empty; choose another --run-dir")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.rmdir()
+    shutil.copytree(w.runs[0], path)
+    record = _search_record(study, info, get_trial(study, w.trial))
+    write_json(path / "search.json", record | {"finalists": finals.to_dict()})
+    return load_run(path)
 
 
 def best_summary(study: optuna.Study) -> dict[str, Any]:

@@ -12,10 +12,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 from ..errors import ArchtuneError
 from ._hooks import TrialCallback, study_hooks, trial_callbacks
+from ._jobs import Jobs, resolve_jobs
+from ._limits import Limits
 from ._objective import TrialContext
 from ._refine import refine_space
 from ._settings import as_dict, settings
@@ -93,7 +95,10 @@ class Overrides(TypedDict, total=False):
     train_subset: int
     epochs: int
     seed: int
-    jobs: int
+    jobs: int | Literal["auto"]
+    max_params: int
+    max_flops: float
+    max_latency_ms: float
 
 
 def _context(handle: Handle, ex: Execution, *, splits: Splits | None,
@@ -110,7 +115,8 @@ def _context(handle: Handle, ex: Execution, *, splits: Splits | None,
     return TrialContext(space, splits, info.seed, epochs=info.epochs,  # type: ignore[arg-type]
                         train_subset=info.train_subset, data_dir=ex.data_dir,
                         runs_dir=handle.folder / "trials" if ex.keep_runs else None,
-                        threads=ex.threads, device=ex.device, tracking=tracking)
+                        threads=ex.threads, device=ex.device, tracking=tracking,
+                        limits=Limits.of(info))
 
 
 def search(space: SearchSpace | str | Path | dict[str, Any], *, study: str | None = None,
@@ -133,8 +139,6 @@ def search(space: SearchSpace | str | Path | dict[str, Any], *, study: str | Non
     ex = execution or Execution()
     tracking = ex.tracking()
     space = load_space(space)
-    if splits is not None and (overrides.get("jobs") or space.settings.jobs) > 1:
-        raise ArchtuneError("splits= are used in this process only; run with jobs=1")
     base = as_dict(space.settings)
     extra: dict[str, Any] = {"keep_runs": bool(ex.keep_runs)}
     if refine is not None:
@@ -144,6 +148,9 @@ def search(space: SearchSpace | str | Path | dict[str, Any], *, study: str | Non
         base.update(train_subset=None, epochs=None, fraction=None, pruner=parent.info.pruner)
         extra.update(refined_from=Path(refine).name, refine_top=numbers)
     s = settings(base, dict(overrides), where="search settings")
+    jobs = 1 if splits is not None and s.jobs == "auto" else resolve_jobs(s.jobs, space, cores())
+    if splits is not None and jobs > 1:
+        raise ArchtuneError("splits= are used in this process only; run with jobs=1")
     name = study or (f"{Path(refine).name}-refine" if refine is not None else space.name)
     handle = prepare(space, s, name=name, storage=storage, studies_dir=studies_dir, new=new,
                      extra=extra)
@@ -151,13 +158,13 @@ def search(space: SearchSpace | str | Path | dict[str, Any], *, study: str | Non
         budget = Budget(trials=handle.info.trials, timeout=s.timeout, target=s.target)
         ex = replace(ex, keep_runs=bool(ex.keep_runs))
         with study_hooks(handle, tracking, trial_callbacks(ex.on_trial, ex.progress)) as tracked:
-            _execute(handle, budget, ex, jobs=s.jobs, splits=splits, tracking=tracked)
+            _execute(handle, budget, ex, jobs=jobs, splits=splits, tracking=tracked)
     return handle.study
 
 
 def worker(study: str | Path, *, storage: str | None = None, studies_dir: str | Path = "studies",
            trials: int | None = None, timeout: float | None = None, target: float | None = None,
-           jobs: int = 1, execution: Execution | None = None) -> int:
+           jobs: Jobs = 1, execution: Execution | None = None) -> int:
     """Join an existing study (from this or another machine) and run its trials until its
     budget is spent; returns how many trials this call ran (0 with several jobs).
     ``execution`` as for :func:`search` (``keep_runs`` None: as the study was created)."""
@@ -167,6 +174,7 @@ def worker(study: str | Path, *, storage: str | None = None, studies_dir: str | 
     budget = Budget(trials=trials or handle.info.trials, timeout=timeout, target=target)
     if ex.keep_runs is None:
         ex = replace(ex, keep_runs=bool(handle.info.keep_runs))
+    jobs = resolve_jobs(jobs, SearchSpace(handle.info.space or {}, source="stored"), cores())
     with study_hooks(handle, tracking, trial_callbacks(ex.on_trial, ex.progress)) as tracked:
         return _execute(handle, budget, ex, jobs=jobs, splits=None, tracking=tracked)
 

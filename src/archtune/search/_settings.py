@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._validate import from_dict, kind_of, require
 from ..errors import ArchtuneError, unknown
@@ -18,7 +18,9 @@ SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "sha", "hyperband")
 DEFAULT_TRIALS = 20
 # Settings that define a study: resuming with a different value is refused (budgets may change).
-IDENTITY = ("sampler", "pruner", "seed", "fraction", "train_subset", "epochs")
+IDENTITY = ("sampler", "pruner", "seed", "fraction", "train_subset", "epochs", "max_params",
+            "max_flops", "max_latency_ms")
+LIMITS = ("max_params", "max_flops", "max_latency_ms")
 
 
 @dataclass
@@ -32,8 +34,12 @@ class SearchSettings:
     train_subset: int | None = None  # coarse pass: each trial trains on this many images
     epochs: int | None = None  # at most this many epochs per trial during the search
     seed: int = 0  # seed of the sampler, the grid order and every trial's seed
-    jobs: int = 1  # trials at once on this machine, each in its own process
+    jobs: int | Literal["auto"] = 1  # trials at once here, each in its own process (auto: by model size)
     start: list[dict[str, Any]] | None = None  # parameters to try first (e.g. a known recipe)
+    # budgets checked from the spec before training (over budget: invalid, 0 training seconds)
+    max_params: int | None = None  # trainable parameters
+    max_flops: float | None = None  # FLOPs of one image's forward pass
+    max_latency_ms: float | None = None  # batch-1 CPU inference, fp32, measured once per architecture
 
     def validate(self, where: str) -> None:
         if self.sampler not in SAMPLERS:
@@ -51,7 +57,10 @@ class SearchSettings:
         require(self.train_subset is None or self.train_subset >= 1, f"{where}.train_subset",
                 "must be >= 1")
         require(self.epochs is None or self.epochs >= 1, f"{where}.epochs", "must be >= 1")
-        require(self.jobs >= 1, f"{where}.jobs", "must be >= 1")
+        require(self.jobs == "auto" or self.jobs >= 1, f"{where}.jobs", "must be >= 1 or auto")
+        for key in LIMITS:
+            value = getattr(self, key)
+            require(value is None or value > 0, f"{where}.{key}", f"must be > 0, got {value}")
 
     @property
     def pruner_name(self) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchtuneError
 from ._info import StudyInfo
-from ._settings import DEFAULT_TRIALS, IDENTITY, SearchSettings, make_pruner, make_sampler
+from ._settings import DEFAULT_TRIALS, IDENTITY, LIMITS, SearchSettings, make_pruner, make_sampler
 from ._space import SearchSpace, canonical_json
 from ._storage import (
     Handle,
@@ -50,7 +50,8 @@ def _new_info(space: SearchSpace, s: SearchSettings, name: str, url: str,
         "objective": "dev_accuracy",
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "archtune": __version__, "fraction": s.fraction, "train_subset": s.train_subset,
-        "epochs": s.epochs, "refined_from": None, "refine_top": None, **extra,
+        "epochs": s.epochs, "refined_from": None, "refine_top": None,
+        **{k: getattr(s, k) for k in LIMITS if getattr(s, k) is not None}, **extra,
     })
 
 

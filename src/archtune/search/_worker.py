@@ -192,8 +192,11 @@ def _run_one(handle: Handle, ctx: TrialContext, trial: optuna.Trial) -> None:
             result = run_trial(trial, ctx, original)
         for key, value in result.attrs.items():
             trial.set_user_attr(key, value)
+        # over budget: PRUNED (not FAIL) so that TPE sees its constraints and learns from it
         state = {"complete": optuna.trial.TrialState.COMPLETE,
                  "pruned": optuna.trial.TrialState.PRUNED}.get(result.state, optuna.trial.TrialState.FAIL)
+        if result.attrs.get("over_budget"):
+            state = optuna.trial.TrialState.PRUNED
         handle.study.tell(trial, result.value if result.state == "complete" else None, state=state)
     except BaseException:
         try:

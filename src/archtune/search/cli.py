@@ -1,4 +1,4 @@
-"""Search verbs: search, worker, studies, trials, best, retrain, spaces.
+"""Search verbs that run trials: search, worker, retrain (those that read: cli_read.py).
 
 Optuna, torch and pandas are imported inside the commands, so ``archtune --help`` stays fast.
 """
@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
-from .._cli_common import echo_builtins, log_options, report_training
-from ..errors import ArchtuneError, unknown
+from .._cli_common import log_options, report_training
+from ..errors import ArchtuneError
 
 STUDIES_DIR = click.option("--studies-dir", default="studies", show_default=True, type=click.Path(),
                            help="Folder of study folders.")
@@ -31,13 +30,26 @@ def _quiet_libraries() -> None:
     logging.getLogger("archtune.training").setLevel(logging.NOTSET if debug else logging.WARNING)
 
 
+def _jobs_option(ctx: click.Context, param: click.Parameter, value: str | None) -> int | str | None:
+    """--jobs N or --jobs auto."""
+    if value is None or value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a number of processes or 'auto', got '{value}'") from None
+    if n < 1:
+        raise click.BadParameter(f"must be >= 1 or 'auto', got {n}")
+    return n
+
+
 def _with_execution(kw: dict[str, Any]) -> dict[str, Any]:
     """The command's options as search()/worker() take them: how this process runs the trials
     grouped in an Execution, the search settings left unset dropped."""
     from ._run import Execution
 
     fields = ("threads", "device", "data_dir", "keep_runs", "loggers", "mlflow_uri")
-    ex = Execution(**{k: kw[k] for k in fields} | {"loggers": list(kw["loggers"])})
+    ex = Execution(**{k: kw[k] for k in fields if k in kw} | {"loggers": list(kw.get("loggers") or ())})
     rest = {k: v for k, v in kw.items() if k not in fields and v is not None}
     return rest | {"execution": ex}
 
@@ -62,7 +74,8 @@ def _interrupted() -> None:
 @click.option("--train-subset", type=int, help="Coarse pass: each trial trains on N images.")
 @click.option("--epochs", type=int, help="At most N epochs per trial during the search.")
 @click.option("--seed", type=int, help="Seed of the sampler, the grid order and each trial (default 0).")
-@click.option("--jobs", type=int, help="Trials at once, each in its own process (cores are divided).")
+@click.option("--jobs", callback=_jobs_option, metavar="N|auto",
+              help="Trials at once, each in its own process (cores are divided); auto: by model size.")
 @click.option("--threads", type=int, help="CPU threads per trial.")
 @click.option("--device", help="cpu | cuda.")
 @click.option("--data", "dataset", help="fashion-mnist | mnist | a .npz file or image folder.")
@@ -73,6 +86,9 @@ def _interrupted() -> None:
 @click.option("--new", is_flag=True, help="Replace an existing study of this name (deletes its trials).")
 @click.option("--keep-runs", is_flag=True, help="Keep each trial's run folder in STUDY/trials/N.")
 @click.option("--dry-run", is_flag=True, help="Check the space, list the candidates, train nothing.")
+@click.option("--fidelity", type=click.Choice(["check"]),
+              help="check: train --trials (default 8) random candidates at the low fidelity and "
+                   "fully, and print their rank correlation; no study is written.")
 @click.option("--create-only", is_flag=True, help="Create the study for 'archtune worker' processes.")
 @log_options
 @click.option("--dashboard", is_flag=True, help="Serve the live dashboard of the study while it runs.")
@@ -80,7 +96,7 @@ def _interrupted() -> None:
 @click.option("--dashboard-host", default="127.0.0.1", show_default=True,
               help="Its address (other machines can reach it only if told so).")
 def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool, dashboard: bool,
-           dashboard_port: int, dashboard_host: str, **kw: Any) -> None:
+           dashboard_port: int, dashboard_host: str, fidelity: str | None, **kw: Any) -> None:
     """Search SPACE (a built-in space or a YAML/JSON file) and record every trial in a study.
 
     Running the same command again resumes the study.
@@ -104,6 +120,9 @@ def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool
             kw = {**kw, "pruner": kw["pruner"] or parent.info.pruner}
         _dry_run(loaded, kw)
         return
+    if fidelity == "check":
+        _fidelity_check(loaded, kw)
+        return
     _quiet_libraries()
     from ._records import counts
     from ._run import search as run_search
@@ -125,6 +144,20 @@ def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool
                    f"run: archtune worker {study.study_name} --storage URL")
         return
     _print_outcome(study)
+
+
+def _fidelity_check(space: Any, kw: dict[str, Any]) -> None:
+    from ._fidelity import fidelity_check
+
+    _quiet_libraries()
+    opts = _with_execution(kw)
+    check = fidelity_check(space, n=kw["trials"] or 8, seed=kw["seed"] or 0,
+                           train_subset=kw["train_subset"], epochs=kw["epochs"],
+                           execution=opts["execution"])
+    click.echo(f"{'candidate':<10}{'low':>9}{'full':>9}  parameters")
+    for i, (p, lo, full) in enumerate(zip(check.params, check.low_dev, check.full_dev, strict=True)):
+        click.echo(f"{i:<10}{lo:>9.2%}{full:>9.2%}  " + "  ".join(f"{k}={_value(v)}" for k, v in p.items()))
+    click.echo(check.summary())
 
 
 def _dry_run(space: Any, kw: dict[str, Any]) -> None:
@@ -157,6 +190,10 @@ def _check(space: Any, params: dict[str, Any]) -> str:
         t = totals(infer_shapes(spec_from_dict(space.resolve(params), source="candidate")))
     except ArchtuneError as err:
         return "invalid: " + str(err).removeprefix("candidate: ")[:60]
+    s = space.settings
+    if (s.max_params is not None and t.params > s.max_params) or \
+            (s.max_flops is not None and t.flops > s.max_flops):
+        return f"over budget: {t.params:,} params {t.flops / 1e6:.1f}M FLOPs"
     return f"{t.params:>10,} params {t.flops / 1e6:>7.1f}M FLOPs"
 
 
@@ -191,7 +228,8 @@ def _print_outcome(study: Any) -> None:
 @click.option("--trials", type=int, help="Trials the study should hold (default: the study's).")
 @click.option("--timeout", type=float, help="Start no new trial after this many seconds.")
 @click.option("--target", type=float, help="Stop once a trial reaches this dev accuracy.")
-@click.option("--jobs", type=int, default=1, show_default=True, help="Trials at once (processes).")
+@click.option("--jobs", default="1", show_default=True, callback=_jobs_option, metavar="N|auto",
+              help="Trials at once (processes); auto: one per core for small models.")
 @click.option("--threads", type=int, help="CPU threads per trial.")
 @click.option("--device", help="cpu | cuda.")
 @click.option("--data-dir", help="Folder holding the data set's files on this machine.")
@@ -207,134 +245,17 @@ def worker(study: str, **kw: Any) -> None:
         ran = _run.worker(study, **kw)
     except KeyboardInterrupt:
         _interrupted()
-    click.echo(f"worker done ({ran} trials here)" if kw["jobs"] <= 1 else "workers done")
-
-
-@click.command()
-@STUDIES_DIR
-@click.option("--storage", help="List every study in this Optuna storage instead.")
-def studies(studies_dir: str, storage: str | None) -> None:
-    """Studies with their progress and best dev accuracy."""
-    from ._results import list_studies
-
-    rows = list_studies(studies_dir, storage)
-    if not rows:
-        click.echo(f"no studies under {studies_dir}/")
-        return
-    click.echo(f"{'study':<28}{'sampler':<8}{'pruner':<10}{'done':>9}{'compl':>6}{'pruned':>7}"
-               f"{'fail':>5}{'inval':>6}{'run':>4}{'best dev':>10}  best trial")
-    for r in rows:
-        if "error" in r:
-            click.echo(f"{r['study'][:27]:<28}error: {r['error']}")
-            continue
-        best = f"{r['best'] * 100:.2f}%" if r["best"] is not None else "-"
-        click.echo(f"{r['study'][:27]:<28}{r['sampler']:<8}{r['pruner']:<10}"
-                   f"{r['done']:>4}/{r['trials'] or '-':<4}{r['complete']:>6}{r['pruned']:>7}"
-                   f"{r['failed']:>5}{r['invalid']:>6}{r['running']:>4}{best:>10}  "
-                   f"{'' if r['best_trial'] is None else r['best_trial']}")
+    click.echo("workers done" if ran == 0 and kw.get("jobs") not in (None, 1) else
+               f"worker done ({ran} trials here)")
 
 
 @click.command()
 @click.argument("study")
-@click.option("--format", "fmt", default="table", show_default=True, help="table | csv | json | parquet.")
-@click.option("--sort", default="number", show_default=True,
-              help="Column to sort by (dev_accuracy sorts best first).")
-@click.option("--reverse", is_flag=True, help="Reverse the order.")
-@click.option("--all", "show_all", is_flag=True,
-              help="Also list waiting trials (queued grid points that have not run yet).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file.")
-@STORAGE
-@STUDIES_DIR
-def trials(study: str, fmt: str, sort: str, reverse: bool, show_all: bool, output: str | None,
-           storage: str | None, studies_dir: str) -> None:
-    """Every trial of STUDY that ran, as a row: parameters, metrics, epochs, state, duration,
-    seed (--all: the waiting ones too)."""
-    from ._records import trials_dataframe
-    from ._study import open_study
-
-    if fmt not in FORMATS:
-        raise unknown("format", fmt, FORMATS, "--format")
-    if fmt == "parquet" and not output:
-        raise ArchtuneError("--format parquet writes a binary file: give -o FILE.parquet")
-    df = _sorted(trials_dataframe(open_study(study, studies_dir, storage=storage)[0]), sort, reverse)
-    waiting = int((df["state"] == "waiting").sum())
-    if waiting and not show_all:
-        df = df[df["state"] != "waiting"]
-        click.echo(f"{waiting} waiting trials (queued, not run yet) not listed; --all lists them",
-                   err=True)
-    if fmt == "table":
-        text = _table(df)
-    elif fmt == "csv":
-        text = df.to_csv(index=False)
-    elif fmt == "json":
-        text = df.to_json(orient="records", indent=2, date_format="iso")
-    else:
-        try:
-            df.to_parquet(output, index=False)
-        except ImportError:
-            raise ArchtuneError("--format parquet needs pyarrow, which is not installed: "
-                                "pip install 'archtune[parquet]'") from None
-        click.echo(f"saved {len(df)} trials to {output}")
-        return
-    if output:
-        Path(output).write_text(text)
-        click.echo(f"saved {len(df)} trials to {output}")
-    else:
-        click.echo(text.rstrip("\n"))
-
-
-def _sorted(df: Any, column: str, reverse: bool) -> Any:
-    from ._records import PARAM
-
-    col = column if column in df.columns else f"{PARAM}{column}"
-    if col not in df.columns:
-        raise unknown("column", column, [c.removeprefix(PARAM) for c in df.columns], "--sort")
-    descending = col == "dev_accuracy"
-    return df.sort_values(col, ascending=descending == reverse, na_position="last", kind="stable")
-
-
-def _table(df: Any) -> str:
-    from ._records import PARAM
-
-    if df.empty:
-        return "no trials yet"
-    shown = df.drop(columns=["run_dir", "worker", "started", "retry_of", "retried_as"])
-    shown = shown.rename(columns=lambda c: c.removeprefix(PARAM))
-    shown["dev_accuracy"] = shown["dev_accuracy"].map(lambda v: "-" if v != v or v is None
-                                                      else f"{v * 100:.2f}%")
-    shown["duration_s"] = shown["duration_s"].map(lambda v: "-" if v != v or v is None else f"{v:.0f}s")
-    shown["error"] = shown["error"].map(lambda e: "" if not e else str(e)[:60])
-    return shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}")
-
-
-@click.command()
-@click.argument("study")
-@click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")
-@STORAGE
-@STUDIES_DIR
-def best(study: str, as_json: bool, storage: str | None, studies_dir: str) -> None:
-    """The best trial of STUDY: its parameters and metrics."""
-    from ._results import best_summary
-    from ._study import open_study
-
-    b = best_summary(open_study(study, studies_dir, storage=storage)[0])
-    if as_json:
-        click.echo(json.dumps(b, indent=2, default=str))
-        return
-    click.echo(f"study '{b['study']}': best trial {b['trial']}, dev accuracy "
-               f"{b['dev_accuracy'] * 100:.2f}% (dev loss {b['dev_loss']:.4f}, {b['epochs']} epochs, "
-               f"{b['duration_s']:.0f}s)")
-    click.echo(f"model: {b['params_count']:,} params, {b['flops']:,} FLOPs/image; seed {b['seed']}")
-    for key, value in b["params"].items():
-        click.echo(f"  {key:<28} {_value(value)}")
-    if b["run_dir"]:
-        click.echo(f"run folder: {b['run_dir']}")
-    click.echo(f"retrain it: archtune retrain {b['study']}")
-
-
-@click.command()
-@click.argument("study")
-@click.option("--trial", type=int, help="Trial number (default: the best complete trial).")
+@click.option("--trial", type=int, help="Trial number (default: the finalists' winner).")
+@click.option("--finalists", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Top trials trained again at full fidelity; the best mean dev accuracy wins.")
+@click.option("--seeds", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Seeds per finalist (its own, then derived ones).")
 @click.option("--epochs", type=int, help="Epochs (default: the spec's full number).")
 @click.option("--run-dir", type=click.Path(), help="Run folder (default: runs/STUDY-trialN-<time>).")
 @click.option("--data-dir", help="Folder holding the data set's files.")
@@ -345,30 +266,22 @@ def best(study: str, as_json: bool, storage: str | None, studies_dir: str) -> No
 @log_options
 @click.pass_context
 def retrain(ctx: click.Context, study: str, **kw: Any) -> None:
-    """Retrain a trial of STUDY (the best by default) with its seed into a normal run folder."""
+    """Retrain STUDY's best into a normal run folder: by default its top 3 trials are trained
+    again at full fidelity with 2 seeds each and the best mean wins (--finalists 1 --seeds 1:
+    the best trial once; --trial N: that trial once)."""
     from ._results import retrain as run_retrain
 
-    kw["loggers"] = list(kw["loggers"])
+    kw = _with_execution(kw)
     run = report_training(lambda: run_retrain(study, progress=not ctx.obj["quiet"], **kw))
+    finals = (run.path / "search.json").is_file() and \
+        json.loads((run.path / "search.json").read_text()).get("finalists")
+    if finals:
+        click.echo("finalists (full fidelity, dev accuracy per seed):")
+        for f in finals["finalists"]:
+            devs = ", ".join(f"{d:.2%}" for d in f["dev"])
+            click.echo(f"  trial {f['trial']:>4}: mean {sum(f['dev']) / len(f['dev']):.2%}  ({devs})")
+        click.echo(finals["verdict"])
     click.echo(f"test it: archtune evaluate {run.path} --split test")
 
 
-@click.command()
-@click.argument("pattern", default="*")
-def spaces(pattern: str) -> None:
-    """Built-in search spaces with their dimensions and grid sizes."""
-    from ._space import list_spaces, load_space
-
-    def row(name: str) -> str:
-        space = load_space(name)
-        try:
-            size = f"{len(space.grid()):,}"
-        except ArchtuneError:
-            size = "-"
-        return f"{name:<18}{len(space.dims):>5}{size:>8}  {space.raw.get('description', '')[:70]}"
-
-    echo_builtins(list_spaces(pattern), "search space", pattern,
-                  f"{'name':<18}{'dims':>5}{'grid':>8}  description", row)
-
-
-COMMANDS = (search, worker, studies, trials, best, retrain, spaces)
+COMMANDS = (search, worker, retrain)

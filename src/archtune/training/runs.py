@@ -22,6 +22,7 @@ import csv
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,15 +62,21 @@ CHECKPOINT_FIELDS: dict[str, Any] = {
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
 
 
+def temp_beside(path: Path) -> Path:
+    """A temporary name next to ``path`` that no other process or thread uses, for writing a
+    file then renaming it into place (two workers may write the same study.json at once)."""
+    return path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically, so a crash never leaves half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = temp_beside(path)
     tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
     os.replace(tmp, path)
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".tmp")
+    tmp = temp_beside(path)
     with tmp.open("w", newline="") as f:
         if rows:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -97,7 +104,7 @@ def save_checkpoint(path: Path, model: ArchtuneNet, spec: Spec, classes: list[st
         "epoch": epoch,
         "state_dict": state,
     }
-    tmp = path.with_suffix(".tmp")
+    tmp = temp_beside(path)
     torch.save(ckpt, tmp)
     os.replace(tmp, path)
 

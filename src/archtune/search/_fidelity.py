@@ -1,0 +1,138 @@
+"""Is the search's low fidelity a good guide? Train a sample of candidates both ways and compare.
+
+A coarse pass (``train_subset``, ``epochs`` in the space's ``search:`` section) is only worth its
+speed if it ranks candidates as full training would. :func:`fidelity_check` trains ``n`` seeded
+random candidates at the space's low fidelity and at full fidelity (the whole train split, the
+spec's epochs), each with the same seed, and reports the Spearman rank correlation of their
+best dev accuracies, where the low-fidelity winner ranks at full fidelity, and the time each
+fidelity took (``archtune search SPACE --fidelity check``).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ArchtuneError
+
+if TYPE_CHECKING:
+    from ._run import Execution
+    from ._space import SearchSpace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FidelityCheck:
+    space: str
+    low: dict[str, Any]  # the low fidelity: train_subset, epochs
+    params: list[dict[str, Any]]  # the candidates
+    low_dev: list[float]  # best dev accuracy at low fidelity, per candidate
+    full_dev: list[float]  # best dev accuracy at full fidelity
+    low_seconds: float
+    full_seconds: float
+    spearman: float
+    winner_full_rank: int  # 1 = the low-fidelity winner is also the best at full fidelity
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (f"{len(self.params)} candidates of '{self.space}': Spearman rank correlation "
+                f"{self.spearman:+.2f} between low fidelity ({_describe(self.low)}; "
+                f"{self.low_seconds / 60:.1f} min) and full training ({self.full_seconds / 60:.1f} "
+                f"min); the low-fidelity winner ranks {self.winner_full_rank} of {len(self.params)} "
+                f"at full fidelity")
+
+
+def _describe(low: dict[str, Any]) -> str:
+    parts = [f"{low['train_subset']:,} images" if low.get("train_subset") else "all images",
+             f"at most {low['epochs']} epochs" if low.get("epochs") else "the spec's epochs"]
+    return ", ".join(parts)
+
+
+def _candidates(space: SearchSpace, n: int, seed: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``n`` valid (params, spec dict) pairs, sampled at random with ``seed``."""
+    import optuna
+
+    from ..specs import spec_from_dict
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    out = []
+    for _ in range(20 * n):
+        trial = study.ask()
+        raw = space.sample(trial)
+        try:
+            spec_from_dict(raw, source="candidate")
+        except ArchtuneError:
+            continue
+        out.append((dict(trial.params), raw))
+        if len(out) == n:
+            return out
+    raise ArchtuneError(f"space '{space.name}': found only {len(out)} valid candidates in {20 * n} draws")
+
+
+def _best_dev(raw: dict[str, Any], splits: Any, ex: Execution) -> tuple[float, float]:
+    """(best dev accuracy, seconds) of training ``raw`` on ``splits``."""
+    from ..specs import spec_from_dict
+    from ..training import train
+
+    folder = Path(tempfile.mkdtemp(prefix="archtune-fidelity-"))
+    try:
+        t0 = time.perf_counter()
+        run = train(spec_from_dict(raw, source="candidate"), splits=splits, run_dir=folder / "run",
+                    progress=False, threads=ex.threads, device=ex.device, final_dev=False)
+        return float(run.metrics["best"]["dev_accuracy"]), time.perf_counter() - t0
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def fidelity_check(space: SearchSpace | str | Path | dict[str, Any], *, n: int = 8, seed: int = 0,
+                   train_subset: int | None = None, epochs: int | None = None,
+                   execution: Execution | None = None) -> FidelityCheck:
+    """Train ``n`` candidates at the space's low fidelity (or ``train_subset`` / ``epochs``) and
+    at full fidelity; compare their rankings."""
+    from scipy.stats import spearmanr
+
+    from ._run import Execution, load_search_splits
+    from ._space import load_space
+
+    space = load_space(space)
+    ex = execution or Execution()
+    low = {"train_subset": train_subset or space.settings.train_subset,
+           "epochs": epochs or space.settings.epochs}
+    if not low["train_subset"] and not low["epochs"]:
+        raise ArchtuneError(f"space '{space.name}' has no low fidelity to check: set "
+                            f"search.train_subset or search.epochs (or --train-subset / --epochs)")
+    if n < 3:
+        raise ArchtuneError(f"--trials: a rank correlation needs at least 3 candidates, got {n}")
+    full_splits = load_search_splits(space, data_dir=ex.data_dir)
+    low_splits = load_search_splits(space, train_subset=low["train_subset"], data_dir=ex.data_dir)
+    params, low_dev, full_dev, low_s, full_s = [], [], [], 0.0, 0.0
+    for i, (point, raw) in enumerate(_candidates(space, n, seed)):
+        raw.setdefault("train", {})["seed"] = seed + i
+        coarse = copy.deepcopy(raw)
+        if low["epochs"]:
+            coarse["train"]["epochs"] = min(coarse["train"].get("epochs", low["epochs"]), low["epochs"])
+        acc_low, s_low = _best_dev(coarse, low_splits, ex)
+        acc_full, s_full = _best_dev(raw, full_splits, ex)
+        log.info("candidate %d/%d: low %.2f%% (%.0f s), full %.2f%% (%.0f s)", i + 1, n,
+                 acc_low * 100, s_low, acc_full * 100, s_full)
+        params.append(point)
+        low_dev.append(acc_low)
+        full_dev.append(acc_full)
+        low_s, full_s = low_s + s_low, full_s + s_full
+    rho = float(spearmanr(low_dev, full_dev).statistic)
+    winner = max(range(n), key=lambda i: low_dev[i])
+    rank = 1 + sum(v > full_dev[winner] for v in full_dev)
+    return FidelityCheck(space.name, low, params, low_dev, full_dev, low_s, full_s,
+                         rho if rho == rho else 0.0, rank)

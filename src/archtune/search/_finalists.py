@@ -1,0 +1,213 @@
+"""Noise-aware choice of the trial to retrain: the top k trials trained again at full fidelity
+with several seeds, and chosen by their mean dev accuracy.
+
+A search ranks its trials on one number each, often at a coarse fidelity (a data subset, few
+epochs), and the differences at the top are often smaller than what another seed changes. So
+before the winner is retrained, the ``k`` best complete trials (distinct parameters) are each
+trained at full fidelity (the whole train split, the spec's epochs or ``epochs``) with their own
+seed and ``seeds - 1`` more, and the one with the best mean dev accuracy wins. Whether it is
+distinguishable from the runner-up is said plainly: not when the gap between their means is
+within the larger of their seed spreads (half the range) or one binomial standard error of the
+dev accuracy, sqrt(p (1 - p) / n).
+
+The runs live in ``STUDY/finalists/trial<N>-seed<S>/`` (normal run folders, reused when complete
+with the same spec, so an interrupted choice resumes) and the outcome in
+``STUDY/finalists.json``, which the study report shows.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import shutil
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._files import read_object
+from ..errors import ArchtuneError
+from ._objective import trial_seed
+from ._records import trial_state
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ..training import Run
+    from ._run import Execution
+
+log = logging.getLogger(__name__)
+FILE = "finalists.json"
+SEED_STEP = 1_000_003  # the j-th extra seed of trial n is trial_seed(study seed + j * SEED_STEP, n)
+
+
+@dataclass
+class Finalist:
+    trial: int
+    params: dict[str, Any]
+    search_value: float | None  # its dev accuracy in the search (at the search's fidelity)
+    seeds: list[int]
+    dev: list[float]  # dev accuracy at full fidelity (the spec's test-time augmentation), per seed
+    runs: list[str]  # the run folders, per seed (the first: the trial's own seed)
+    n_dev: int  # dev images that scored them
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.dev)
+
+    @property
+    def spread(self) -> float:
+        """Half the range of the seeds' dev accuracies (0 with one seed)."""
+        return (max(self.dev) - min(self.dev)) / 2
+
+
+@dataclass
+class Finals:
+    finalists: list[Finalist]  # best mean first
+    epochs: int | None = None  # epochs override of the full-fidelity runs (None: the spec's)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def winner(self) -> Finalist:
+        return self.finalists[0]
+
+    def noise(self) -> float:
+        """What a difference between the top two must exceed to count."""
+        w = self.winner
+        se = math.sqrt(max(w.mean * (1 - w.mean), 0.0) / max(w.n_dev, 1))
+        runner = self.finalists[1] if len(self.finalists) > 1 else w
+        return max(w.spread, runner.spread, se)
+
+    def distinguishable(self) -> bool | None:
+        """Whether the winner beats the runner-up by more than the noise (None: no runner-up)."""
+        if len(self.finalists) < 2:
+            return None
+        return self.winner.mean - self.finalists[1].mean > self.noise()
+
+    def verdict(self) -> str:
+        w = self.winner
+        head = (f"trial {w.trial} wins with mean dev {w.mean:.2%} over {len(w.dev)} seed"
+                f"{'s' if len(w.dev) != 1 else ''} (spread ±{w.spread:.2%})")
+        if len(self.finalists) < 2:
+            return head + "; it was the only finalist"
+        r = self.finalists[1]
+        gap = w.mean - r.mean
+        if self.distinguishable():
+            return head + f"; {gap:.2%} ahead of trial {r.trial}, more than the noise ({self.noise():.2%})"
+        return (head + f"; NOT distinguishable from the runner-up, trial {r.trial} (mean "
+                f"{r.mean:.2%}): the gap {gap:.2%} is within the noise ({self.noise():.2%}), "
+                f"so either is as good a choice")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"finalists": [asdict(f) for f in self.finalists], "epochs": self.epochs,
+                "winner": self.winner.trial, "distinguishable": self.distinguishable(),
+                "verdict": self.verdict(), **self.extra}
+
+
+_FIELDS = {"finalists": list[dict[str, Any]], "epochs": int | None}
+_FINALIST = {"trial": int, "params": dict[str, Any], "search_value": float | None,
+             "seeds": list[int], "dev": list[float], "runs": list[str], "n_dev": int}
+
+
+def read_finals(folder: str | Path) -> Finals | None:
+    """A study folder's finalists.json, validated (None when it has none)."""
+    path = Path(folder) / FILE
+    if not path.is_file():
+        return None
+    data = read_object(path, _FIELDS, required=("finalists",), what="finalists file")
+    from .._validate import check_fields
+
+    finalists = []
+    for i, f in enumerate(data["finalists"]):
+        check_fields(f, _FINALIST, f"{path}: finalists[{i}]", required=tuple(_FINALIST))
+        if not f["dev"] or len(f["dev"]) != len(f["seeds"]):
+            raise ArchtuneError(f"{path}: finalists[{i}]: one dev accuracy per seed expected")
+        finalists.append(Finalist(**{k: f[k] for k in _FINALIST}))
+    if not finalists:
+        raise ArchtuneError(f"{path}: no finalists")
+    return Finals(finalists, data.get("epochs"))
+
+
+def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
+    """The k best complete trials with distinct parameters (a retried trial counts once)."""
+    from ._space import canonical_json
+
+    done = sorted((t for t in study.get_trials(deepcopy=False)
+                   if trial_state(t) == "complete" and t.value is not None
+                   and isinstance(t.user_attrs.get("spec"), dict)),
+                  key=lambda t: (-t.value, t.number))  # type: ignore[operator]
+    out, seen = [], set()
+    for t in done:
+        key = canonical_json(t.params)
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    if not out:
+        raise ArchtuneError(f"study '{study.study_name}' has no complete trial to retrain yet")
+    return out[:k]
+
+
+def seeds_of(study_seed: int, trial: optuna.trial.FrozenTrial, n: int) -> list[int]:
+    """The trial's own seed, then ``n - 1`` more derived from the study seed and its number."""
+    number = trial.system_attrs.get("failed_trial", trial.number)
+    own = int(trial.user_attrs.get("seed", trial_seed(study_seed, number)))
+    return [own] + [trial_seed(study_seed + j * SEED_STEP, number) for j in range(1, n)]
+
+
+def _train_once(raw: dict[str, Any], path: Path, ex: Execution, progress: bool) -> Run:
+    """Train ``raw`` into ``path``, or reuse a complete run of the same spec there."""
+    from ..specs import spec_from_dict
+    from ..training import load_run, train
+
+    spec = spec_from_dict(raw, source=str(path))
+    if (path / "metrics.json").is_file():
+        try:
+            run = load_run(path)
+            if run.status == "complete" and run.spec.to_dict() == spec.to_dict():
+                log.info("finalist run %s: reused (complete, same spec)", path)
+                return run
+        except ArchtuneError as err:
+            log.info("finalist run %s is not reusable (%s): training it again", path, err)
+        shutil.rmtree(path)
+    return train(spec, run_dir=path, threads=ex.threads, device=ex.device, progress=progress,
+                 loggers=ex.loggers, mlflow_uri=ex.mlflow_uri)
+
+
+def choose_finalists(study: optuna.Study, folder: str | Path, *, study_seed: int, k: int = 3,
+                     seeds: int = 2, epochs: int | None = None, execution: Execution | None = None,
+                     progress: bool = False) -> Finals:
+    """Train the top ``k`` trials at full fidelity with ``seeds`` seeds each and rank them by
+    mean dev accuracy; writes ``folder/finalists.json`` and returns the outcome."""
+    from ._run import Execution
+
+    if k < 1 or seeds < 1:
+        raise ArchtuneError(f"finalists: need k >= 1 and seeds >= 1, got k={k}, seeds={seeds}")
+    ex = execution or Execution()
+    folder = Path(folder)
+    finalists = []
+    for t in top_trials(study, k):
+        raw = copy.deepcopy(t.user_attrs["spec"])  # as sampled: before the search's fidelity
+        if epochs is not None:
+            raw["train"]["epochs"] = epochs
+        if ex.data_dir is not None:
+            raw.setdefault("data", {})["data_dir"] = ex.data_dir
+        f = Finalist(t.number, dict(t.params), t.value, seeds_of(study_seed, t, seeds), [], [], 0)
+        for seed in f.seeds:
+            raw["train"]["seed"] = seed
+            log.info("finalist trial %d, seed %d: training at full fidelity", t.number, seed)
+            run = _train_once(raw, folder / "finalists" / f"trial{t.number}-seed{seed}", ex, progress)
+            dev = run.metrics.get("dev") or {}
+            if dev.get("accuracy") is None:
+                raise ArchtuneError(f"finalist run {run.path} has no dev evaluation")
+            f.dev.append(float(dev["accuracy"]))
+            f.runs.append(str(run.path))
+            f.n_dev = int(dev.get("n") or 0)
+        finalists.append(f)
+    finalists.sort(key=lambda f: (-f.mean, f.trial))
+    finals = Finals(finalists, epochs)
+    from ..training.runs import write_json
+
+    write_json(folder / FILE, finals.to_dict())
+    log.info("finalists: %s", finals.verdict())
+    return finals

@@ -1,0 +1,116 @@
+"""Noise-aware choice before retraining: the top k trials at full fidelity, several seeds, best
+mean wins, and the report says when the winner is not distinguishable (issue 11, part 3)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import archtune.training
+from archtune import ArchtuneError
+from archtune.report.study_report import study_report
+from archtune.search import retrain, search
+from archtune.search._finalists import FILE, Finalist, Finals, read_finals
+
+from .conftest import TINY_SPACE, run_cli, space
+
+
+def _finalist(trial: int, dev: list[float], n_dev: int = 10_000) -> Finalist:
+    return Finalist(trial, {}, None, list(range(len(dev))), dev, [f"r{trial}"] * len(dev), n_dev)
+
+
+def test_the_winner_must_beat_the_noise() -> None:
+    clear = Finals([_finalist(1, [0.95, 0.951]), _finalist(2, [0.93, 0.931])])
+    assert clear.distinguishable() is True and "ahead of trial 2" in clear.verdict()
+    close = Finals([_finalist(1, [0.95, 0.94]), _finalist(2, [0.944, 0.943])])
+    assert close.distinguishable() is False  # gap 0.15% < spread 0.5%
+    assert "NOT distinguishable from the runner-up, trial 2" in close.verdict()
+    few = Finals([_finalist(1, [0.95, 0.95], n_dev=100), _finalist(2, [0.93, 0.93], n_dev=100)])
+    assert few.distinguishable() is False  # no spread, but 2% is within sqrt(p(1-p)/100) = 2.2%
+    assert Finals([_finalist(1, [0.9])]).distinguishable() is None
+
+
+@pytest.fixture
+def tiny_study(tmp_path: Path, tiny_npz: Path, monkeypatch) -> Any:
+    monkeypatch.chdir(tmp_path)
+    return search(space(TINY_SPACE, tiny_npz, epochs=1), trials=4, sampler="random",
+                  pruner="none", studies_dir="studies")
+
+
+def test_top_trials_are_retrained_with_two_seeds_and_ranked_by_mean(tiny_study, monkeypatch) -> None:
+    run = retrain(tiny_study, finalists=2, seeds=2, run_dir="runs/winner")
+    finals = read_finals("studies/tiny")
+    assert finals is not None and len(finals.finalists) == 2
+    top2 = sorted(tiny_study.trials, key=lambda t: (-t.value, t.number))[:2]
+    assert {f.trial for f in finals.finalists} == {t.number for t in top2}
+    means = [f.mean for f in finals.finalists]
+    assert means == sorted(means, reverse=True)
+    for f in finals.finalists:
+        own = next(t for t in tiny_study.trials if t.number == f.trial).user_attrs["seed"]
+        assert f.seeds[0] == own and len(set(f.seeds)) == 2 and len(f.dev) == 2
+        assert all(Path(r, "best.pt").is_file() for r in f.runs)
+    w = finals.winner
+    assert run.path == Path("runs/winner") and run.spec.train.seed == w.seeds[0]
+    record = json.loads((run.path / "search.json").read_text())
+    assert record["trial"] == w.trial and record["finalists"]["winner"] == w.trial
+    # again: every finalist run is reused, nothing is trained
+    calls: list[int] = []
+    real = archtune.training.train
+    monkeypatch.setattr(archtune.training, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
+    retrain(tiny_study, finalists=2, seeds=2, run_dir="runs/again")
+    assert calls == []
+    with pytest.raises(ArchtuneError, match="not empty"):
+        retrain(tiny_study, finalists=2, seeds=2, run_dir="runs/again")
+    html = study_report("studies/tiny", "r.html", best_report=False).read_text()
+    assert 'id="finalists-table"' in html and f"trial {w.trial} wins" in html
+
+
+def test_a_damaged_finalists_file_is_one_clear_error(tiny_study) -> None:
+    Path("studies/tiny", FILE).write_text(json.dumps({"finalists": [{"trial": "x"}]}))
+    with pytest.raises(ArchtuneError, match=r"finalists.json: finalists\[0\]"):
+        read_finals("studies/tiny")
+
+
+def test_retrain_command_prints_the_finalists(tmp_path: Path, tiny_npz: Path) -> None:
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(space(TINY_SPACE, tiny_npz, epochs=1)))
+    assert run_cli("search", "s.yaml", "--trials", "3", "--pruner", "none", cwd=tmp_path).returncode == 0
+    result = run_cli("retrain", "tiny", "--finalists", "2", "--run-dir", "runs/r", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "finalists (full fidelity" in result.stdout and " wins with mean dev " in result.stdout
+    assert result.stdout.count("  trial ") == 2
+
+
+def test_fidelity_check_trains_each_candidate_at_both_fidelities(tmp_path: Path, tiny_npz: Path,
+                                                                 monkeypatch) -> None:
+    from archtune.search import fidelity_check
+
+    raw = space(TINY_SPACE, tiny_npz, epochs=3)
+    raw["search"] = {"train_subset": 60, "epochs": 1}
+    seen: list[tuple[int, int]] = []
+    real = archtune.training.train
+
+    def spy(spec: Any, **kw: Any) -> Any:
+        seen.append((len(kw["splits"].train), spec.train.epochs))
+        return real(spec, **kw)
+
+    monkeypatch.setattr(archtune.training, "train", spy)
+    check = fidelity_check(raw, n=3, seed=1)
+    assert seen[0::2] == [(60, 1)] * 3 and all(n > 60 and e == 3 for n, e in seen[1::2])
+    assert len(check.low_dev) == len(check.full_dev) == 3 and -1 <= check.spearman <= 1
+    assert 1 <= check.winner_full_rank <= 3 and "Spearman rank correlation" in check.summary()
+    with pytest.raises(ArchtuneError, match="no low fidelity"):
+        fidelity_check(space(TINY_SPACE, tiny_npz), n=3)
+
+
+def test_fidelity_check_command(tmp_path: Path, tiny_npz: Path) -> None:
+    raw = space(TINY_SPACE, tiny_npz, epochs=2)
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
+    result = run_cli("search", "s.yaml", "--fidelity", "check", "--trials", "3", "--train-subset",
+                     "60", "--epochs", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Spearman rank correlation" in result.stdout and len(result.stdout.splitlines()) == 5
+    assert not (tmp_path / "studies").exists()  # a check writes no study
