@@ -122,7 +122,7 @@ def main() -> None:
             v = np.array([at_minutes(c, m) for c in runs]) * 100
             cells.append(f"{np.nanmean(v):.2f}% ({np.nanmin(v):.2f}-{np.nanmax(v):.2f})")
         rows.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
-    out = Path(__file__).with_name("strategies.png")
+    out = root / "strategies.png" if args.quick else Path(__file__).with_name("strategies.png")
     draw(curves, budget, out)
     body = (f"Space `{args.space}`, {args.minutes:g} minutes of wall time per search, seeds "
             f"{', '.join(map(str, args.seeds))}. Test accuracy of the best trial so far (by dev "

@@ -124,7 +124,7 @@ def test_jobs_auto_runs_one_trial_per_core_for_small_models() -> None:
     assert resolve_jobs("auto", small, cores=2) == 2 and resolve_jobs("auto", small, cores=1) == 1
     assert resolve_jobs(3, small, cores=2) == 3
     big = space(GRID_SPACE)
-    big["input_shape"] = [128, 128, 1]
+    big["input_shape"] = [256, 256, 1]
     big["layers"][0]["Conv2D"]["filters"] = {"choice": [256, 512], "name": "filters"}
     assert median_flops(load_space(big)) > AUTO_MAX_FLOPS
     assert resolve_jobs("auto", load_space(big), cores=2) == 1
