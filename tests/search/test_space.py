@@ -204,3 +204,17 @@ def test_start_points_must_be_whole_candidates(start, message) -> None:
     raw["search"] = {"start": start}
     with pytest.raises(ArchtuneError, match=message):
         load_space(raw)
+
+
+def test_auto_space_starts_from_the_two_recipes() -> None:
+    """auto-space's start points build the default and accurate nets (same parameters and
+    FLOPs as the built-in specs), and every dimension is reachable."""
+    from archtune.search import load_space
+    from archtune.specs import infer_shapes, load_spec, spec_from_dict, totals
+
+    s = load_space("auto-space")
+    built = [totals(infer_shapes(spec_from_dict(s.resolve(p)))) for p in s.settings.start]
+    for t, name in zip(built, ("default", "accurate"), strict=True):
+        ref = totals(infer_shapes(load_spec(name)))
+        assert (t.params, t.flops) == (ref.params, ref.flops), name
+    assert {"arch", "block1", "width3", "ema", "translate", "lr"} <= set(s.names)

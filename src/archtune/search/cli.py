@@ -61,7 +61,7 @@ def _interrupted() -> None:
 
 
 @click.command()
-@click.argument("space")
+@click.argument("space", default="auto-space")
 @click.option("--study", help="Study name (default: the space's name; with --refine, STUDY-refine).")
 @click.option("--storage", help="Optuna storage URL (default: sqlite:///STUDIES_DIR/STUDY/study.db).")
 @STUDIES_DIR
@@ -97,7 +97,8 @@ def _interrupted() -> None:
               help="Its address (other machines can reach it only if told so).")
 def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool, dashboard: bool,
            dashboard_port: int, dashboard_host: str, fidelity: str | None, **kw: Any) -> None:
-    """Search SPACE (a built-in space or a YAML/JSON file) and record every trial in a study.
+    """Search SPACE (a built-in space or a YAML/JSON file; default auto-space) and record every
+    trial in a study.
 
     Running the same command again resumes the study.
     """
