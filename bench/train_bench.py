@@ -158,7 +158,7 @@ def main() -> None:
     if args.smoke:
         print(body)
         return
-    write_section("Training speed: archtune vs a plain PyTorch loop", body,
+    write_section("Training speed: archtune vs a plain PyTorch loop, same precision", body,
                   "python bench/train_bench.py " + " ".join(["--recipes", *args.recipes,
                                                              "--precision", *args.precision]))
     print(body)
