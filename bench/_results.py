@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -38,3 +39,21 @@ def write_section(title: str, body: str, command: str) -> None:
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
     RESULTS.write_text(text)
+
+
+ARCHTUNE = [sys.executable, "-m", "archtune", "-q"]  # the CLI in a fresh process, quiet
+
+
+def use_shared_data() -> None:
+    """Read data sets from the checkout's ../shared/datasets unless ARCHTUNE_DATA says otherwise."""
+    os.environ.setdefault("ARCHTUNE_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+
+
+def evaluate_test(run_dir: Path) -> float:
+    """`archtune evaluate RUN --split test` in a fresh process (read once); its accuracy."""
+    import json
+    import subprocess
+
+    subprocess.run([*ARCHTUNE, "evaluate", str(run_dir), "--split", "test"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return float(json.loads((Path(run_dir) / "eval_test.json").read_text())["accuracy"])

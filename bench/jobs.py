@@ -18,18 +18,14 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import write_section  # noqa: E402
-
-ARCHTUNE = [sys.executable, "-m", "archtune", "-q", "train"]
+from _results import ARCHTUNE, use_shared_data, write_section  # noqa: I001  (bench-local helper)
 
 
 def _cmd(spec: str, run_dir: Path, subset: int, epochs: int) -> list[str]:
-    return [*ARCHTUNE, spec, "--run-dir", str(run_dir), "--epochs", str(epochs), "--train-subset",
+    return [*ARCHTUNE, "train", spec, "--run-dir", str(run_dir), "--epochs", str(epochs), "--train-subset",
             str(subset), "--set", "train.patience=null"]
 
 
@@ -84,5 +80,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("ARCHTUNE_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    use_shared_data()
     main()

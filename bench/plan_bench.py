@@ -13,19 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import write_section  # noqa: E402
-
-ARCHTUNE = [sys.executable, "-m", "archtune"]
+from _results import ARCHTUNE, use_shared_data, write_section  # noqa: I001  (bench-local helper)
 
 
 def timed(cmd: list[str]) -> tuple[float, float]:
@@ -73,10 +68,10 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     if any(root.iterdir()):
         raise SystemExit(f"{root} is not empty: the bench times a plan from scratch")
-    wall, cpu = timed([*ARCHTUNE, "-q", "plan", args.plan, "--plans-dir", str(root)])
+    wall, cpu = timed([*ARCHTUNE, "plan", args.plan, "--plans-dir", str(root)])
     folder = next(d for d in root.iterdir() if d.is_dir())  # the plan's folder, named by the plan
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    report_wall, _ = timed([*ARCHTUNE, "-q", "report", str(folder), "--pdf"])
+    report_wall, _ = timed([*ARCHTUNE, "report", str(folder), "--pdf"])
     pdfs = sorted(folder.rglob("*.pdf"))
     pages = "no PDF written"
     if pdfs:
@@ -98,5 +93,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("ARCHTUNE_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    use_shared_data()
     main()

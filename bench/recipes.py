@@ -15,18 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import write_section  # noqa: E402
+from _results import ARCHTUNE, evaluate_test, use_shared_data, write_section  # noqa: I001  (bench-local helper)
 
-ARCHTUNE = [sys.executable, "-m", "archtune", "-q"]
 # recipe -> (most wall seconds, least mean test accuracy): the targets this bench checks
 TARGETS = {"default": (90, 0.930), "accurate": (30 * 60, 0.950)}
 TALOS_BEST = 0.916  # the seed notebooks' best tuned CNN (172 Talos trials)
@@ -41,14 +37,12 @@ def run_recipe(recipe: str, seed: int, root: Path) -> dict:
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
     wall = time.perf_counter() - t0
-    subprocess.run([*ARCHTUNE, "evaluate", str(run_dir), "--split", "test"], check=True,
-                   stdout=subprocess.DEVNULL)
+    test = evaluate_test(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     env = json.loads((run_dir / "env.json").read_text())
-    test = json.loads((run_dir / "eval_test.json").read_text())
     return {"recipe": recipe, "seed": seed, "wall": wall, "train_s": metrics["train_seconds"],
             "epochs": metrics["epochs_run"], "best_epoch": metrics["best_epoch"],
-            "dev": metrics["dev"]["accuracy"], "test": test["accuracy"],
+            "dev": metrics["dev"]["accuracy"], "test": test,
             "precision": env["precision"]}
 
 
@@ -107,5 +101,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("ARCHTUNE_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    use_shared_data()
     main()

@@ -17,18 +17,12 @@ grid (finite dimensions) and is skipped otherwise.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+from _results import ARCHTUNE, evaluate_test, use_shared_data, write_section  # noqa: I001  (bench-local helper)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import write_section  # noqa: E402
-
-ARCHTUNE = [sys.executable, "-m", "archtune", "-q"]
 STRATEGIES = {  # name -> search options
     "random": ["--sampler", "random", "--pruner", "none"],
     "tpe": ["--sampler", "tpe", "--pruner", "none"],
@@ -55,15 +49,9 @@ def run_strategy(name: str, seed: int, args: argparse.Namespace, root: Path) -> 
         spent += float(t.user_attrs.get("duration_s") or 0.0) / 60
         acc = t.user_attrs.get("dev_accuracy")
         if t.state.name == "COMPLETE" and acc is not None and acc > best and t.user_attrs.get("run_dir"):
-            best, best_test = acc, _test_accuracy(Path(t.user_attrs["run_dir"]))
+            best, best_test = acc, evaluate_test(Path(t.user_attrs["run_dir"]))
         out.append((spent, best_test))
     return out
-
-
-def _test_accuracy(run_dir: Path) -> float:
-    subprocess.run([*ARCHTUNE, "evaluate", str(run_dir), "--split", "test"], check=True,
-                   stdout=subprocess.DEVNULL)
-    return float(json.loads((run_dir / "eval_test.json").read_text())["accuracy"])
 
 
 def at_minutes(curve: list[tuple[float, float]], minutes: float) -> float:
@@ -149,5 +137,5 @@ def _has_grid(space: str) -> bool:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("ARCHTUNE_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    use_shared_data()
     main()

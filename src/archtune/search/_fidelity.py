@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,9 +40,6 @@ class FidelityCheck:
     full_seconds: float
     spearman: float
     winner_full_rank: int  # 1 = the low-fidelity winner is also the best at full fidelity
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def summary(self) -> str:
         return (f"{len(self.params)} candidates of '{self.space}': Spearman rank correlation "
@@ -101,7 +98,8 @@ def fidelity_check(space: SearchSpace | str | Path | dict[str, Any], *, n: int =
                    execution: Execution | None = None) -> FidelityCheck:
     """Train ``n`` candidates at the space's low fidelity (or ``train_subset`` / ``epochs``) and
     at full fidelity; compare their rankings."""
-    from scipy.stats import spearmanr
+    import numpy as np
+    import pandas as pd
 
     from ._run import Execution, load_search_splits
     from ._space import load_space
@@ -131,7 +129,9 @@ def fidelity_check(space: SearchSpace | str | Path | dict[str, Any], *, n: int =
         low_dev.append(acc_low)
         full_dev.append(acc_full)
         low_s, full_s = low_s + s_low, full_s + s_full
-    rho = float(spearmanr(low_dev, full_dev).statistic)
+    # Spearman: Pearson's correlation of the ranks (ties share their mean rank); scipy is not a
+    # dependency of archtune
+    rho = float(np.corrcoef(pd.Series(low_dev).rank(), pd.Series(full_dev).rank())[0, 1])
     winner = max(range(n), key=lambda i: low_dev[i])
     rank = 1 + sum(v > full_dev[winner] for v in full_dev)
     return FidelityCheck(space.name, low, params, low_dev, full_dev, low_s, full_s,

@@ -22,11 +22,12 @@ import logging
 import math
 import shutil
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._files import read_object
+from .._validate import check_fields
 from ..errors import ArchtuneError
 from ._objective import trial_seed
 from ._records import trial_state
@@ -66,7 +67,6 @@ class Finalist:
 class Finals:
     finalists: list[Finalist]  # best mean first
     epochs: int | None = None  # epochs override of the full-fidelity runs (None: the spec's)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def winner(self) -> Finalist:
@@ -102,7 +102,7 @@ class Finals:
     def to_dict(self) -> dict[str, Any]:
         return {"finalists": [asdict(f) for f in self.finalists], "epochs": self.epochs,
                 "winner": self.winner.trial, "distinguishable": self.distinguishable(),
-                "verdict": self.verdict(), **self.extra}
+                "verdict": self.verdict()}
 
 
 _FIELDS = {"finalists": list[dict[str, Any]], "epochs": int | None}
@@ -116,8 +116,6 @@ def read_finals(folder: str | Path) -> Finals | None:
     if not path.is_file():
         return None
     data = read_object(path, _FIELDS, required=("finalists",), what="finalists file")
-    from .._validate import check_fields
-
     finalists = []
     for i, f in enumerate(data["finalists"]):
         check_fields(f, _FINALIST, f"{path}: finalists[{i}]", required=tuple(_FINALIST))

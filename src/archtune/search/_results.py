@@ -128,10 +128,7 @@ def _retrain_finalists(study: optuna.Study, info: StudyInfo, folder: Path, epoch
     path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-trial{w.trial}", runs_root)
     if path.exists() and any(path.iterdir()):
         raise ArchtuneError(f"{path} exists and is not empty; choose another --run-dir")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        path.rmdir()
-    shutil.copytree(w.runs[0], path)
+    shutil.copytree(w.runs[0], path, dirs_exist_ok=True)
     record = _search_record(study, info, get_trial(study, w.trial))
     write_json(path / "search.json", record | {"finalists": finals.to_dict()})
     return load_run(path)

@@ -274,14 +274,18 @@ def retrain(ctx: click.Context, study: str, **kw: Any) -> None:
 
     kw = _with_execution(kw)
     run = report_training(lambda: run_retrain(study, progress=not ctx.obj["quiet"], **kw))
-    finals = (run.path / "search.json").is_file() and \
-        json.loads((run.path / "search.json").read_text()).get("finalists")
-    if finals:
-        click.echo("finalists (full fidelity, dev accuracy per seed):")
-        for f in finals["finalists"]:
-            devs = ", ".join(f"{d:.2%}" for d in f["dev"])
-            click.echo(f"  trial {f['trial']:>4}: mean {sum(f['dev']) / len(f['dev']):.2%}  ({devs})")
-        click.echo(finals["verdict"])
+    if kw.get("trial") is None and (kw["finalists"] > 1 or kw["seeds"] > 1):
+        from ._finalists import read_finals
+        from ._study import attach
+
+        folder = attach(study, storage=kw.get("storage"), studies_dir=kw["studies_dir"]).folder
+        finals = read_finals(folder)
+        if finals is not None:
+            click.echo("finalists (full fidelity, dev accuracy per seed):")
+            for f in finals.finalists:
+                click.echo(f"  trial {f.trial:>4}: mean {f.mean:.2%}  ("
+                           + ", ".join(f"{d:.2%}" for d in f.dev) + ")")
+            click.echo(finals.verdict())
     click.echo(f"test it: archtune evaluate {run.path} --split test")
 
 
