@@ -10,6 +10,7 @@ a time: 1 on a CPU so timings are not shared; more on a GPU).
     python bench/accuracy.py                       # all variants, 2 seeds (CPU: many hours)
     python bench/accuracy.py --only baseline accurate no-ema no-alternate no-shift-tta --seeds 0 1 2
     python bench/accuracy.py --epochs 12           # every variant at 12 epochs (a cheaper pass)
+    python bench/accuracy.py --group default       # each technique on the 8-epoch default (~35 min)
     python bench/accuracy.py --jobs 12 --device cuda   # on a GPU, seconds are then not CPU's
     python bench/accuracy.py --probe               # time a few steps: estimated minutes per run
     python bench/accuracy.py --smoke               # 1 epoch on 256 images; writes nothing
@@ -39,6 +40,12 @@ def _whiten_stem(layers: list) -> list:
     return [{"Conv2D": {"filters": 8, "kernel_size": 2, "padding": "same"}}, *layers[1:]]
 
 
+def _whiten_before(layers: list) -> list:
+    """The same 2x2 whitening conv, linear, in front of an unchanged net (default's first conv
+    keeps its 32 filters)."""
+    return [{"Conv2D": {"filters": 8, "kernel_size": 2, "padding": "same"}}, *layers]
+
+
 # name -> (spec, overrides, layer transform or None, what it is)
 VARIANTS: dict[str, tuple[str, list[str], Callable[[list], list] | None, str]] = {
     "baseline": ("accurate", ["train.epochs=20", *OFF], None,
@@ -54,9 +61,27 @@ VARIANTS: dict[str, tuple[str, list[str], Callable[[list], list] | None, str]] =
     "sgd-normlr": ("accurate", [*SGD, "train.norm_lr=4", "train.norm_weight_decay=false"], None,
                    "the same + BatchNorm lr x4, no decay on BatchNorm"),
     "resnet-airbench": ("resnet-airbench", [], None, "airbench96's residual blocks, 26 epochs"),
+    # the same techniques, one at a time, on the 8-epoch `default` recipe (about 100 s a run, so
+    # every technique gets 2 seeds in half an hour: `--only` the names below, see GROUPS)
+    "default": ("default", [], None, "as shipped: AdamW one-cycle, label smoothing, flips, flip TTA"),
+    "d-no-flip": ("default", ["train.augment.hflip=false", "train.tta=false"], None,
+                  "no flips, no flip TTA"),
+    "d-no-smooth": ("default", ["train.label_smoothing=0"], None, "no label smoothing"),
+    "d-ema": ("default", ["train.ema=0.999"], None, "+ moving average of the weights (0.999)"),
+    "d-alternate": ("default", ["train.augment.alternate_flip=true"], None, "+ alternating flips"),
+    "d-translate": ("default", ["train.augment.translate=2"], None, "+ 2-pixel translations"),
+    "d-erase": ("default", ["train.augment.erase=0.25"], None, "+ random erasing (p 0.25)"),
+    "d-dirac": ("default", ["train.dirac_init=true"], None, "+ identity-initialised convs"),
+    "d-whiten": ("default", ["train.whiten=true"], _whiten_before,
+                 "+ fixed whitening 2x2 conv (8 filters) in front"),
+    "d-sgd": ("default", SGD, None, "Nesterov SGD, triangular schedule (airbench values)"),
+    "d-normlr": ("default", ["train.norm_lr=4", "train.norm_weight_decay=false"], None,
+                 "BatchNorm lr x4, no decay on BatchNorm"),
 }
 # evaluation-only variants: another variant's runs, evaluated differently (no training)
-EVAL_ONLY = {"no-shift-tta": ("accurate", {"tta_translate": 0}, "flip TTA only (accurate's runs)")}
+EVAL_ONLY = {"no-shift-tta": ("accurate", {"tta_translate": 0}, "flip TTA only (accurate's runs)"),
+             "d-shift-tta": ("default", {"tta_translate": 1}, "+ shift TTA (default's runs)")}
+GROUPS = {"default": [n for n in [*VARIANTS, *EVAL_ONLY] if n == "default" or n.startswith("d-")]}
 SMOKE = ["data.train_subset=256", "data.dev_fraction=0.01", "train.epochs=1"]
 EPOCH_S = 42.3  # accurate's seconds per epoch on the project's quiet 2-core CPU (846 s / 20)
 
@@ -170,6 +195,7 @@ def read_test(results: list[dict], names: list[str], smoke: bool) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", choices=[*VARIANTS, *EVAL_ONLY], help="variants (default: all)")
+    ap.add_argument("--group", choices=list(GROUPS), help="the variants of one group (e.g. default)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--epochs", type=int, help="train every variant for this many epochs")
     ap.add_argument("--jobs", type=int, default=1)
@@ -182,8 +208,9 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(args.one[0], int(args.one[1]), args.set, args.device)))
         return
-    names = args.only or (["baseline", "accurate", "no-shift-tta"] if args.smoke
-                          else [*VARIANTS, *EVAL_ONLY])
+    names = args.only or (GROUPS[args.group] if args.group else None) or (
+        ["baseline", "accurate", "no-shift-tta"] if args.smoke
+        else [n for n in [*VARIANTS, *EVAL_ONLY] if n not in GROUPS["default"]])
     trained = list(dict.fromkeys(EVAL_ONLY[n][0] if n in EVAL_ONLY else n for n in names))
     if args.probe:
         probe([n for n in trained if n in ("accurate", "resnet-airbench")] or trained[:1])
@@ -200,21 +227,23 @@ def main() -> None:
     results = add_eval_only(run_jobs(__file__, argvs, args.jobs), names, args.device)
     body, chosen = table(results, names)
     print(body, f"\nchosen on dev: {chosen}", flush=True)
-    tested = list(dict.fromkeys([chosen, *(["baseline"] if "baseline" in names else [])]))
+    reference = "baseline" if "baseline" in names else names[0]
+    tested = list(dict.fromkeys([chosen, reference]))
     test_lines = read_test(results, tested, args.smoke)
     print("\n".join(test_lines))
     r0 = results[0]
-    text = (f"Each variant is `accurate` with one change; {len(args.seeds)} seeds "
+    base = VARIANTS[trained[0]][0]
+    text = (f"Each variant is `{base}` with one change; {len(args.seeds)} seeds "
             f"({', '.join(map(str, args.seeds))}); device {r0['device']}, precision {r0['precision']}, "
             f"{args.jobs} run(s) at a time. Dev accuracy with each run's test-time augmentation "
-            f"decides; the test split is read after the choice, for the chosen variant and the "
-            f"baseline only.\n\n{body}\n\nChosen on dev: **{chosen}**. Then, once: "
+            f"decides; the test split is read after the choice, for the chosen variant and "
+            f"`{reference}` only.\n\n{body}\n\nChosen on dev: **{chosen}**. Then, once: "
             + "; ".join(test_lines) + ".")
     if args.smoke:
         return
     from _results import write_section  # noqa: I001  (bench-local helper)
 
-    write_section("Accuracy: the techniques of `accurate`, ablated", text,
+    write_section(f"Accuracy: the techniques of `accurate`, ablated{' on `default`' if base == 'default' else ''}", text,
                   "python bench/accuracy.py " + " ".join(sys.argv[1:]))
 
 

@@ -82,7 +82,7 @@ def main() -> None:
     try:
         import tensorflow as tf
 
-        arms.append((f"Keras {tf.__version__} (TensorFlow CPU)", "fp32",
+        arms.append((f"Keras {tf.keras.__version__} (TensorFlow {tf.__version__}, CPU)", "fp32",
                      lambda: keras_loop(splits, x_test, y_test, epochs)))
     except ImportError:
         print("TensorFlow is not installed: skipping Keras (pip install tensorflow to include it)",
