@@ -24,8 +24,11 @@ def machine() -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     import torch
 
+    from archtune.training.device import cpu_has_bf16
+
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {cores} cores, {dev}, torch {torch.__version__}, {platform.system()}"
+    bf16 = "native bf16" if cpu_has_bf16() else "no native bf16 (auto precision: fp32)"
+    return f"{cpu} ({bf16}), {cores} cores, {dev}, torch {torch.__version__}, {platform.system()}"
 
 
 def write_section(title: str, body: str, command: str) -> None:

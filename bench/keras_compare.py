@@ -88,9 +88,14 @@ def main() -> None:
         print("TensorFlow is not installed: skipping Keras (pip install tensorflow to include it)",
               file=sys.stderr)
     auto = at.load_spec("cnn-classic", sets)
+    import torch
+
+    from archtune.training.device import resolve_precision
+
+    resolved, why = resolve_precision("auto", torch.device("cpu"))
     arms += [("plain PyTorch loop", "fp32", lambda: plain_loop(spec32, splits, x_test, y_test)),
              ("archtune", "fp32", lambda: archtune_loop(spec32, splits, x_test, y_test)),
-             ("archtune, its default precision", "auto",
+             ("archtune, its default precision", f"auto -> {resolved} ({why.removeprefix('auto: ')})",
               lambda: archtune_loop(auto, splits, x_test, y_test))]
     rows = []
     for label, precision, fn in arms:

@@ -99,11 +99,31 @@ def test_fidelity_check_trains_each_candidate_at_both_fidelities(tmp_path: Path,
 
     monkeypatch.setattr(archtune.training, "train", spy)
     check = fidelity_check(raw, n=3, seed=1)
-    assert seen[0::2] == [(60, 1)] * 3 and all(n > 60 and e == 3 for n, e in seen[1::2])
+    assert seen[1::2] == [(60, 1)] * 3 and all(n > 60 and e == 3 for n, e in seen[0::2])
     assert len(check.low_dev) == len(check.full_dev) == 3 and -1 <= check.spearman <= 1
     assert 1 <= check.winner_full_rank <= 3 and "Spearman rank correlation" in check.summary()
     with pytest.raises(ArchtuneError, match="no low fidelity"):
         fidelity_check(space(TINY_SPACE, tiny_npz), n=3)
+
+
+def test_several_low_fidelities_share_one_full_training(tiny_npz: Path, monkeypatch) -> None:
+    from archtune.search import fidelity_checks
+
+    raw = space(TINY_SPACE, tiny_npz, epochs=2)
+    seen: list[tuple[int, int]] = []
+    real = archtune.training.train
+
+    def spy(spec: Any, **kw: Any) -> Any:
+        seen.append((len(kw["splits"].train), spec.train.epochs))
+        return real(spec, **kw)
+
+    monkeypatch.setattr(archtune.training, "train", spy)
+    checks = fidelity_checks(raw, [{"train_subset": 60, "epochs": 1}, {"epochs": 1}], n=3)
+    full = [x for x in seen if x[1] == 2]
+    assert len(seen) == 9 and len(full) == 3  # each candidate trained fully once, then per low
+    assert [c.low for c in checks] == [{"train_subset": 60, "epochs": 1}, {"epochs": 1}]
+    assert checks[0].full_dev == checks[1].full_dev and checks[0].params == checks[1].params
+    assert seen.count((60, 1)) == 3 and sum(n > 60 and e == 1 for n, e in seen) == 3
 
 
 def test_fidelity_check_command(tmp_path: Path, tiny_npz: Path) -> None:

@@ -308,12 +308,13 @@ def _do_search(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool
     study = search(step.space, study=step.name, studies_dir=path.parent, splits=splits,
                    execution=Execution(device=ctx.opts.device, threads=ctx.opts.threads,
                                        data_dir=ctx.opts.data_dir), **opts)
+    from ..search._info import value_of
     from ..search._results import best_trial, counts
 
     c = counts(study)
     best = best_trial(study)
     return (f"{c['done']} trials done ({c['complete']} complete, {c['pruned']} pruned); best dev "
-            f"{best.value * 100:.2f}% (trial {best.number}) -> {path}"), False
+            f"{value_of(best) * 100:.2f}% (trial {best.number}) -> {path}"), False
 
 
 def _n_dev(ctx: _Ctx, step: Step) -> int:
@@ -333,6 +334,7 @@ def _n_dev(ctx: _Ctx, step: Step) -> int:
 
 def _do_retrain(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool]:
     from ..search import Execution, retrain
+    from ..search._info import value_of
 
     assert isinstance(step.entry, SearchEntry) and step.entry.retrain is not None
     n_dev = _n_dev(ctx, step)
@@ -341,7 +343,7 @@ def _do_retrain(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, boo
     fp = fingerprint(raw)
     record.update(path=str(path), fingerprint=fp, trial=trial.number,
                   pick=step.entry.retrain.pick, dev_images=n_dev)
-    what = f"trial {trial.number} (search dev {trial.value * 100:.2f}%)"
+    what = f"trial {trial.number} (search dev {value_of(trial) * 100:.2f}%)"
     if _prepare_run_folder(path, fp):
         return f"reused {what}: " + _dev_line(path), True
     ctx.announce(f"retraining {what}, up to {_epochs(raw['train']['epochs'])} ...")

@@ -33,7 +33,7 @@ from ..errors import ArchtuneError, did_you_mean
 PLAN_KEYS = ("name", "description", "data", "set", "runs", "searches", "test", "overrides")
 RUN_KEYS = ("spec", "set", "note")
 SEARCH_OPTIONS = ("sampler", "pruner", "trials", "timeout", "target", "fraction", "train_subset",
-                  "epochs", "seed", "max_params", "max_flops", "max_latency_ms")
+                  "epochs", "seed", "max_params", "max_flops", "max_latency_ms", "objectives")
 SEARCH_KEYS = ("space", "set", "note", "dev_subset", "retrain", *SEARCH_OPTIONS)
 RETRAIN_KEYS = ("pick", "epochs")
 PICKS = ("best", "one-se")  # one-se: the cheapest trial within one standard error of the best

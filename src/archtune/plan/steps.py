@@ -181,13 +181,14 @@ def retrain_choice(plan_dir: Path, entry: SearchEntry, n_dev: int) -> tuple[Any,
     import copy
 
     from ..search import open_study
+    from ..search._info import value_of
 
     assert entry.retrain is not None
     study, _ = open_study(study_folder(plan_dir, entry.name))
     done = [t for t in study.get_trials(deepcopy=False)
-            if t.state.name == "COMPLETE" and t.value is not None]
+            if t.state.name == "COMPLETE" and value_of(t) is not None]
     try:
-        number = pick_trial([(t.number, float(t.value), int(t.user_attrs.get("flops") or 0))
+        number = pick_trial([(t.number, float(value_of(t)), int(t.user_attrs.get("flops") or 0))
                              for t in done], entry.retrain.pick, n_dev)
     except ArchtuneError:
         raise ArchtuneError(f"search '{entry.name}' has no complete trial to retrain") from None

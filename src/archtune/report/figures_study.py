@@ -15,8 +15,9 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..search._pareto import COSTS as _ATTR
 from .figures import BLUE, DPI, GREY, RED, _new
-from .study import CostCurve, History, Parallel, SliceData
+from .study import CostCurve, Front, History, Parallel, SliceData
 
 
 def history_axes(ax: Axes, h: History, objective: str, *, size: float = 12) -> None:
@@ -54,6 +55,30 @@ def draw_cost_curve(c: CostCurve, objective: str) -> Figure:
     ax.set_ylabel(f"best {objective}")
     ax.set_title("What the search bought with its CPU time", fontsize=10)
     ax.grid(alpha=0.3)
+    return fig
+
+
+def draw_front(f: Front) -> Figure:
+    """Dev accuracy against the first cost: every complete trial, the front as a staircase."""
+    cost = f.objectives[1]
+    fig = _new(8.5, 3.4)
+    ax = fig.subplots()
+    ax.scatter([p[1] for p in f.points], [p[0] for p in f.points], s=12, color=BLUE, alpha=0.6,
+               label="complete trial")
+    xs = [float(t.attrs[_ATTR[cost]]) for t in f.front]
+    ys = [float(t.value or 0.0) for t in f.front]
+    if xs:
+        ax.step(xs, ys, where="post", color=RED, lw=1.5)
+        ax.scatter(xs, ys, s=24, color=RED, label="Pareto front", zorder=3)
+        for t, x, y in zip(f.front, xs, ys, strict=True):
+            ax.annotate(str(t.number), (x, y), textcoords="offset points", xytext=(3, -9), fontsize=7)
+    if f.points and min(p[1] for p in f.points) > 0:
+        ax.set_xscale("log")
+    ax.set_xlabel(f"{cost} (lower is better{', log scale' if ax.get_xscale() == 'log' else ''})")
+    ax.set_ylabel(f.objectives[0])
+    ax.set_title(f"Accuracy against {cost}: the Pareto front", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
     return fig
 
 

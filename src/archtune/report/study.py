@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import ArchtuneError
 from ..search._info import StudyInfo, TrialRecord, trial_record
+from ..search._pareto import directions, pareto_front
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def load_study_data(folder: str | Path) -> StudyData:
         for name, dist in t.distributions.items():
             if name not in params:
                 params[name] = _param_info(name, dist)
-    direction = "minimize" if study.direction.name == "MINIMIZE" else "maximize"
+    direction = "minimize" if study.directions[0].name == "MINIMIZE" else "maximize"  # dev accuracy
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     return StudyData(folder, meta, direction, [trial_record(t) for t in trials], params, complete)
 
@@ -145,6 +146,28 @@ def cost_curve(trials: Sequence[TrialRecord], direction: str = "maximize") -> Co
         out.minutes.append(spent)
         out.best.append(best)
     return out
+
+
+@dataclass
+class Front:
+    """Accuracy against cost in a multi-objective study: every complete trial, and the front."""
+
+    objectives: list[str]  # dev_accuracy, then the costs
+    numbers: list[int]  # complete trials with every objective
+    points: list[list[float]]  # their (accuracy, costs...)
+    front: list[TrialRecord]  # the trials no other dominates, cheapest (first cost) first
+
+
+def front_data(sd: StudyData) -> Front | None:
+    """The Pareto front of a multi-objective study (None for a single-objective one)."""
+    from ..search._pareto import point
+
+    objectives = sd.meta.objectives
+    if not objectives:
+        return None
+    pts = [(t.number, p) for t in sd.trials if (p := point(t, objectives)) is not None]
+    return Front(list(objectives), [n for n, _ in pts], [p for _, p in pts],
+                 pareto_front(sd.trials, objectives))
 
 
 def status_summary(trials: Sequence[TrialRecord]) -> list[tuple[str, int, float]]:
@@ -273,12 +296,14 @@ def importances(sd: StudyData) -> dict[str, float]:
             level = quiet.level
             quiet.setLevel(logging.WARNING)  # create_study announces itself at INFO
             try:
-                memory = optuna.create_study(direction=sd.direction)
+                memory = optuna.create_study(directions=directions(sd.meta.objectives))
             finally:
                 quiet.setLevel(level)
             memory.add_trials(sd.complete)
+            # of the dev accuracy (with a target, PED-ANOVA takes lower as better)
+            target = (lambda t: -t.values[0]) if sd.meta.objectives else None
             got = optuna.importance.get_param_importances(
-                memory, evaluator=PedAnovaImportanceEvaluator())
+                memory, evaluator=PedAnovaImportanceEvaluator(), target=target)
     except (ValueError, RuntimeError) as err:
         log.warning("parameter importances not computed: %s", err)
         return {}

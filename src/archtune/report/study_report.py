@@ -11,6 +11,7 @@ from typing import Any
 
 from ..errors import ArchtuneError
 from ..search._info import best_record
+from ..search._pareto import costs_of
 from ..search._storage import public_url
 from ..training.runs import load_run
 from . import study as sy
@@ -49,7 +50,7 @@ def study_report(folder: str | Path, output: str | Path | None = None, *,
     objective = sd.meta.objective or "objective"
     best = best_record(sd.trials, sd.direction)
     sections = [_overview(sd, best), _best(sd, best, out, best_report, data_dir, device),
-                *_finalists(sd), _history(sd, objective), _importances(sd), _parallel(sd, objective),
+                *_finalists(sd), _history(sd, objective), *_front(sd), _importances(sd), _parallel(sd, objective),
                 _slices(sd, objective), _intermediate(sd, objective), _trials(sd, objective),
                 _space(sd)]
     subtitle = (f"{_trial_count(sd)} - {sd.direction} {objective} - sampler "
@@ -193,6 +194,31 @@ def _history(sd: sy.StudyData, objective: str) -> Section:
                        f"CPU-minutes in all, every trial's duration counted (pruned, failed and "
                        f"invalid ones too).", id="fig-cost")
     return Section("history", "Optimisation history", body)
+
+
+def _front(sd: sy.StudyData) -> list[Section]:
+    """Multi-objective studies: the Pareto front, drawn and listed."""
+    from .figures_study import draw_front
+
+    f = sy.front_data(sd)
+    if f is None:
+        return []
+    costs = f.objectives[1:]
+    if not f.front:
+        return [Section("pareto", "Pareto front", note("No complete trial yet: no front."))]
+    body = figure(draw_front(f), f"Every complete trial's {f.objectives[0]} against its "
+                  f"{costs[0]} (blue); red: the trials no other trial beats on "
+                  f"{' and '.join(f.objectives)} at once.", id="fig-pareto")
+    rows = [(t.number, (f"{(t.value or 0) * 100:.2f}%", t.value),
+             *[(f"{v:,.4g}", v) for v in costs_of(t.attrs, f.objectives)],
+             t.attrs.get("epochs", "-"), ", ".join(f"{k}={sy.param_text(v)}" for k, v in t.params.items()))
+            for t in f.front]
+    body += table(["trial", f.objectives[0], *costs, "epochs", "parameters"], rows, id="pareto-table")
+    body += note(f"{len(f.front)} of {len(f.numbers)} complete trials are on the front. Pruning "
+                 "judged each trial against the finished trials of similar cost (within a factor "
+                 "of 2), not against the whole study. Retrain one with archtune retrain STUDY "
+                 "--trial N.")
+    return [Section("pareto", "Pareto front: accuracy against cost", body)]
 
 
 def _importances(sd: sy.StudyData) -> Section:

@@ -26,7 +26,8 @@ _EXPORTS = {
     "search": "._run", "worker": "._run", "Execution": "._run", "load_search_splits": "._run",
     "open_study": "._study", "Study": "._view",
     "refine_space": "._refine",
-    "fidelity_check": "._fidelity", "FidelityCheck": "._fidelity",
+    "fidelity_check": "._fidelity", "fidelity_checks": "._fidelity", "FidelityCheck": "._fidelity",
+    "pareto_front": "._pareto",
     "trial_seed": "._objective",
     "StudyInfo": "._info", "TrialRecord": "._info", "best_record": "._info", "trial_record": "._info",
     "trials_dataframe": "._records", "best_trial": "._records", "trial_state": "._records",
@@ -34,16 +35,17 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "PRUNERS", "SAMPLERS", "Dim", "Execution", "FidelityCheck", "fidelity_check", "SearchSettings", "SearchSpace", "Study", "StudyInfo",
-    "TrialRecord", "best_record", "best_summary", "best_trial", "trial_record", "list_spaces", "list_studies", "load_search_splits", "load_space", "open_study", "refine_space",
+    "PRUNERS", "SAMPLERS", "Dim", "Execution", "FidelityCheck", "fidelity_check", "fidelity_checks", "SearchSettings", "SearchSpace", "Study", "StudyInfo",
+    "TrialRecord", "best_record", "best_summary", "best_trial", "trial_record", "list_spaces", "list_studies", "load_search_splits", "load_space", "open_study", "pareto_front", "refine_space",
     "retrain", "search", "trial_seed", "trial_state", "trials_dataframe", "worker",
 ]
 
 if TYPE_CHECKING:
     from ._dims import Dim
-    from ._fidelity import FidelityCheck, fidelity_check
+    from ._fidelity import FidelityCheck, fidelity_check, fidelity_checks
     from ._info import StudyInfo, TrialRecord, best_record, trial_record
     from ._objective import trial_seed
+    from ._pareto import pareto_front
     from ._records import best_trial, trial_state, trials_dataframe
     from ._refine import refine_space
     from ._results import best_summary, list_studies, retrain

@@ -98,41 +98,63 @@ def fidelity_check(space: SearchSpace | str | Path | dict[str, Any], *, n: int =
                    execution: Execution | None = None) -> FidelityCheck:
     """Train ``n`` candidates at the space's low fidelity (or ``train_subset`` / ``epochs``) and
     at full fidelity; compare their rankings."""
-    import numpy as np
-    import pandas as pd
+    from ._space import load_space
 
+    space = load_space(space)
+    low = {"train_subset": train_subset or space.settings.train_subset,
+           "epochs": epochs or space.settings.epochs}
+    return fidelity_checks(space, [low], n=n, seed=seed, execution=execution)[0]
+
+
+def fidelity_checks(space: SearchSpace | str | Path | dict[str, Any], lows: list[dict[str, Any]],
+                    *, n: int = 8, seed: int = 0, execution: Execution | None = None
+                    ) -> list[FidelityCheck]:
+    """Several low fidelities (``{"train_subset": N, "epochs": E}``, either may be None) against
+    one full training of the same ``n`` candidates: one check per low fidelity."""
     from ._run import Execution, load_search_splits
     from ._space import load_space
 
     space = load_space(space)
     ex = execution or Execution()
-    low = {"train_subset": train_subset or space.settings.train_subset,
-           "epochs": epochs or space.settings.epochs}
-    if not low["train_subset"] and not low["epochs"]:
-        raise ArchtuneError(f"space '{space.name}' has no low fidelity to check: set "
-                            f"search.train_subset or search.epochs (or --train-subset / --epochs)")
+    for low in lows:
+        if not low.get("train_subset") and not low.get("epochs"):
+            raise ArchtuneError(f"space '{space.name}' has no low fidelity to check: set "
+                                f"search.train_subset or search.epochs (or --train-subset / --epochs)")
     if n < 3:
         raise ArchtuneError(f"--trials: a rank correlation needs at least 3 candidates, got {n}")
     full_splits = load_search_splits(space, data_dir=ex.data_dir)
-    low_splits = load_search_splits(space, train_subset=low["train_subset"], data_dir=ex.data_dir)
-    params, low_dev, full_dev, low_s, full_s = [], [], [], 0.0, 0.0
+    low_splits = [load_search_splits(space, train_subset=low.get("train_subset"), data_dir=ex.data_dir)
+                  for low in lows]
+    params, full_dev, full_s = [], [], 0.0
+    low_dev: list[list[float]] = [[] for _ in lows]
+    low_s = [0.0 for _ in lows]
     for i, (point, raw) in enumerate(_candidates(space, n, seed)):
         raw.setdefault("train", {})["seed"] = seed + i
-        coarse = copy.deepcopy(raw)
-        if low["epochs"]:
-            coarse["train"]["epochs"] = min(coarse["train"].get("epochs", low["epochs"]), low["epochs"])
-        acc_low, s_low = _best_dev(coarse, low_splits, ex)
         acc_full, s_full = _best_dev(raw, full_splits, ex)
-        log.info("candidate %d/%d: low %.2f%% (%.0f s), full %.2f%% (%.0f s)", i + 1, n,
-                 acc_low * 100, s_low, acc_full * 100, s_full)
+        for j, low in enumerate(lows):
+            coarse = copy.deepcopy(raw)
+            if low.get("epochs"):
+                coarse["train"]["epochs"] = min(coarse["train"].get("epochs", low["epochs"]), low["epochs"])
+            acc_low, s_low = _best_dev(coarse, low_splits[j], ex)
+            low_dev[j].append(acc_low)
+            low_s[j] += s_low
+            log.info("candidate %d/%d: %s %.2f%% (%.0f s)", i + 1, n, _describe(low), acc_low * 100, s_low)
+        log.info("candidate %d/%d: full %.2f%% (%.0f s)", i + 1, n, acc_full * 100, s_full)
         params.append(point)
-        low_dev.append(acc_low)
         full_dev.append(acc_full)
-        low_s, full_s = low_s + s_low, full_s + s_full
+        full_s += s_full
+    return [FidelityCheck(space.name, dict(low), params, low_dev[j], full_dev, low_s[j], full_s,
+                          *_agreement(low_dev[j], full_dev)) for j, low in enumerate(lows)]
+
+
+def _agreement(low: list[float], full: list[float]) -> tuple[float, int]:
+    """(Spearman rank correlation, where the low-fidelity winner ranks at full fidelity)."""
+    import numpy as np
+    import pandas as pd
+
     # Spearman: Pearson's correlation of the ranks (ties share their mean rank); scipy is not a
     # dependency of archtune
-    rho = float(np.corrcoef(pd.Series(low_dev).rank(), pd.Series(full_dev).rank())[0, 1])
-    winner = max(range(n), key=lambda i: low_dev[i])
-    rank = 1 + sum(v > full_dev[winner] for v in full_dev)
-    return FidelityCheck(space.name, low, params, low_dev, full_dev, low_s, full_s,
-                         rho if rho == rho else 0.0, rank)
+    rho = float(np.corrcoef(pd.Series(low).rank(), pd.Series(full).rank())[0, 1])
+    winner = max(range(len(low)), key=lambda i: low[i])
+    rank = 1 + sum(v > full[winner] for v in full)
+    return (rho if rho == rho else 0.0), rank

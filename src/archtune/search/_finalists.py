@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .._files import read_object
 from .._validate import check_fields
 from ..errors import ArchtuneError
+from ._info import value_of
 from ._objective import trial_seed
 from ._records import trial_state
 
@@ -132,9 +133,9 @@ def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
     from ._space import canonical_json
 
     done = sorted((t for t in study.get_trials(deepcopy=False)
-                   if trial_state(t) == "complete" and t.value is not None
+                   if trial_state(t) == "complete" and value_of(t) is not None
                    and isinstance(t.user_attrs.get("spec"), dict)),
-                  key=lambda t: (-t.value, t.number))  # type: ignore[operator]
+                  key=lambda t: (-(value_of(t) or 0.0), t.number))
     out, seen = [], set()
     for t in done:
         key = canonical_json(t.params)
@@ -190,7 +191,7 @@ def choose_finalists(study: optuna.Study, folder: str | Path, *, study_seed: int
             raw["train"]["epochs"] = epochs
         if ex.data_dir is not None:
             raw.setdefault("data", {})["data_dir"] = ex.data_dir
-        f = Finalist(t.number, dict(t.params), t.value, seeds_of(study_seed, t, seeds), [], [], 0)
+        f = Finalist(t.number, dict(t.params), value_of(t), seeds_of(study_seed, t, seeds), [], [], 0)
         for seed in f.seeds:
             raw["train"]["seed"] = seed
             log.info("finalist trial %d, seed %d: training at full fidelity", t.number, seed)

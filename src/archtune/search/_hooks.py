@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchtuneError
+from ._info import value_of
 
 if TYPE_CHECKING:
     import optuna
@@ -101,7 +102,7 @@ def study_hooks(handle: Handle, tracking: Tracking | None, callbacks: Sequence[T
             watcher.stop()
         if study_tracking:
             try:
-                best: Any = best_trial(handle.study).value
+                best: Any = value_of(best_trial(handle.study))
             except ArchtuneError:
                 best = None
             end_study(study_tracking, best, status)

@@ -20,7 +20,7 @@ STUDY_FIELDS: dict[str, Any] = {
     "trials": int | None, "fraction": float | None, "train_subset": int | None,
     "epochs": int | None, "queued": int | None, "keep_runs": bool,
     "grid_size": int | None, "candidates": int | None, "max_params": int | None,
-    "max_flops": float | None, "max_latency_ms": float | None}
+    "max_flops": float | None, "max_latency_ms": float | None, "objectives": list[str] | None}
 # Fields written even when None (their type allows it); the others are left out when unset.
 _NULLABLE = ("trials", "fraction", "train_subset", "epochs", "queued", "grid_size", "candidates")
 _STATE_STATUS = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed",
@@ -53,6 +53,7 @@ class StudyInfo:
     max_params: int | None = None  # budgets a candidate must fit before it is trained
     max_flops: float | None = None
     max_latency_ms: float | None = None
+    objectives: list[str] | None = None  # multi-objective: dev_accuracy, then costs to minimise
     extra: dict[str, Any] = field(default_factory=dict)  # other keys (archtune version, ...)
 
     @classmethod
@@ -85,6 +86,13 @@ class TrialRecord:
     attrs: dict[str, Any]
 
 
+def value_of(t: Any) -> float | None:
+    """The dev accuracy an ``optuna.trial.FrozenTrial`` was told (its first objective; Optuna's
+    ``.value`` raises for multi-objective studies), or None."""
+    values = t.values
+    return float(values[0]) if values else None
+
+
 def trial_record(t: Any) -> TrialRecord:
     """The record of an ``optuna.trial.FrozenTrial``."""
     attrs = dict(t.user_attrs)
@@ -92,7 +100,7 @@ def trial_record(t: Any) -> TrialRecord:
     duration = attrs.get("duration_s")
     if duration is None and t.datetime_start and t.datetime_complete:
         duration = (t.datetime_complete - t.datetime_start).total_seconds()
-    value = t.value if t.state.name == "COMPLETE" else None
+    value = value_of(t) if t.state.name == "COMPLETE" else None
     return TrialRecord(t.number, str(status), value, dict(t.params),
                        {int(k): float(v) for k, v in t.intermediate_values.items()},
                        float(duration) if duration is not None else None, attrs)

@@ -49,6 +49,8 @@ class TrialContext:
     device: str | None = None
     tracking: Any = None  # archtune.tracking.Tracking of the study, or None: no loggers
     limits: Limits | None = None  # budgets checked before training
+    objectives: list[str] | None = None  # multi-objective: dev_accuracy, then costs (see _pareto)
+    cost_pruning: bool = False  # multi-objective: prune against the trials of similar cost
 
 
 @dataclass
@@ -56,6 +58,13 @@ class TrialResult:
     state: str  # complete | pruned | failed | invalid
     value: float | None
     attrs: dict[str, Any] = field(default_factory=dict)
+    costs: list[float] = field(default_factory=list)  # multi-objective: the cost objectives
+
+    def told(self) -> float | list[float] | None:
+        """What Optuna is told: the dev accuracy (with the costs in a multi-objective study)."""
+        if self.state != "complete":
+            return None
+        return [self.value, *self.costs] if self.costs else self.value  # type: ignore[list-item]
 
 
 def _fidelity(spec_dict: dict[str, Any], ctx: TrialContext) -> dict[str, Any]:
@@ -109,28 +118,49 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext, original_number: int) -> T
             attrs.update(status="invalid", error=reason, over_budget=True, train_seconds=0.0,
                          duration_s=time.perf_counter() - started)
             return TrialResult("invalid", None, attrs)
-    state, error, history, run_dir = _train(trial, spec_from_dict(_fidelity(spec.to_dict(), ctx)), ctx)
+    costs = _costs(spec, attrs, ctx.objectives)
+    state, error, history, run_dir = _train(trial, spec_from_dict(_fidelity(spec.to_dict(), ctx)),
+                                            ctx, costs[0] if costs else None)
     attrs.update(_summary(history), status=state, error=error, run_dir=run_dir,
                  history=history, duration_s=time.perf_counter() - started)
     value = attrs["dev_accuracy"] if state == "complete" else None
     if state == "complete" and value is None:
         attrs.update(status="failed", error="training ended before its first epoch")
         return TrialResult("failed", None, attrs)
-    return TrialResult(state, value, attrs)
+    return TrialResult(state, value, attrs, costs)
 
 
-def _train(trial: optuna.Trial, spec: Any, ctx: TrialContext
+def _costs(spec: Any, attrs: dict[str, Any], objectives: list[str] | None) -> list[float]:
+    """A multi-objective trial's costs, recorded before training (latency measured if asked)."""
+    if not objectives:
+        return []
+    from ._limits import latency_ms
+    from ._pareto import costs_of
+
+    if "latency_ms" in objectives and attrs.get("latency_ms") is None:
+        attrs["latency_ms"] = latency_ms(spec)
+    costs = costs_of(attrs, objectives)
+    attrs["objectives"] = dict(zip(objectives[1:], costs, strict=True))
+    return costs
+
+
+def _train(trial: optuna.Trial, spec: Any, ctx: TrialContext, cost: float | None
            ) -> tuple[str, str | None, list[dict[str, float]], str | None]:
     """(state, error, per-epoch history, kept run folder) of training one candidate."""
     from ..tracking import trial_loggers
     from ..training import StopTraining, train
+    from ._pareto import should_prune
 
     history: list[dict[str, float]] = []
 
     def on_epoch(epoch: int, row: dict[str, float]) -> None:
         history.append({k: float(v) for k, v in row.items()})
-        trial.report(row["dev_accuracy"], step=epoch)
-        if trial.should_prune():
+        if ctx.objectives is None:  # Optuna's pruner decides from the reported values
+            trial.report(row["dev_accuracy"], step=epoch)
+            stop = trial.should_prune()
+        else:  # Optuna refuses reports in multi-objective studies: judged against cost peers
+            stop = ctx.cost_pruning and cost is not None and should_prune(trial, ctx.objectives, cost, history)
+        if stop:
             raise StopTraining(f"pruned after epoch {epoch}")
 
     keep = ctx.runs_dir is not None

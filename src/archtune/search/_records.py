@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ..errors import ArchtuneError
-from ._info import best_record, trial_record
+from ._info import best_record, trial_record, value_of
 from ._worker import counted, retried_numbers
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def trials_dataframe(study: optuna.Study) -> pd.DataFrame:
     for t in trials:
         a = t.user_attrs
         row = {"number": t.number, "state": trial_state(t),
-               "dev_accuracy": a.get("dev_accuracy", t.value), "dev_loss": a.get("dev_loss"),
+               "dev_accuracy": a.get("dev_accuracy", value_of(t)), "dev_loss": a.get("dev_loss"),
                "epochs": a.get("epochs", len(t.intermediate_values)), "duration_s": a.get("duration_s"),
                "params_count": a.get("params_count"), "flops": a.get("flops"), "seed": a.get("seed"),
                "run_dir": a.get("run_dir"), "retry_of": t.system_attrs.get("failed_trial"),
@@ -113,9 +113,9 @@ def trial_line(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
                 f"{a.get('epochs', len(trial.intermediate_values))} epochs, "
                 f"{a.get('duration_s') or 0:.0f}s")
     try:
-        best = study.best_trial
-        head += f" | best {best.value * 100:.2f}% (trial {best.number})"
-    except ValueError:
+        best = best_trial(study)
+        head += f" | best {value_of(best) * 100:.2f}% (trial {best.number})"  # type: ignore[operator]
+    except ArchtuneError:
         pass
     params = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                        for k, v in trial.params.items())

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchtuneError
 from ._dims import Dim
+from ._info import value_of
 from ._space import SearchSpace
 
 if TYPE_CHECKING:
@@ -72,13 +73,13 @@ def _top(study: optuna.Study, top: int | None) -> list[optuna.trial.FrozenTrial]
     from optuna.trial import TrialState
 
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.value is not None]
+            if value_of(t) is not None]
     if not done:
         raise ArchtuneError(f"study '{study.study_name}' has no complete trial to refine around")
     k = top if top is not None else max(3, math.ceil(0.2 * len(done)))
     if k < 1:
         raise ArchtuneError(f"--top {top}: must be >= 1")
-    return sorted(done, key=lambda t: t.value, reverse=True)[:k]
+    return sorted(done, key=lambda t: value_of(t) or 0.0, reverse=True)[:k]
 
 
 def refine_space(space: SearchSpace, study: optuna.Study, *, top: int | None = None

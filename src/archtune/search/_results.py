@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchtuneError
-from ._info import StudyInfo
+from ._info import StudyInfo, value_of
 from ._records import (
     best_trial,
     counts,
@@ -47,7 +47,7 @@ def list_studies(studies_dir: str | Path = "studies", storage: str | None = None
                "storage": public_url(info.storage or ""), "best": None, "best_trial": None}
         try:
             best = best_trial(study)
-            row.update(best=best.value, best_trial=best.number)
+            row.update(best=value_of(best), best_trial=best.number)
         except ArchtuneError:
             pass
         rows.append(row)
@@ -110,7 +110,7 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
 def _search_record(study: optuna.Study, info: StudyInfo, chosen: optuna.trial.FrozenTrial
                    ) -> dict[str, Any]:
     return {"study": study.study_name, "storage": public_url(info.storage or ""),
-            "trial": chosen.number, "params": chosen.params, "search_dev_accuracy": chosen.value,
+            "trial": chosen.number, "params": chosen.params, "search_dev_accuracy": value_of(chosen),
             "fidelity": chosen.user_attrs.get("fidelity")}
 
 
@@ -140,6 +140,21 @@ def best_summary(study: optuna.Study) -> dict[str, Any]:
     a = t.user_attrs
     keys = ("dev_accuracy", "dev_loss", "epochs", "duration_s", "params_count", "flops", "seed",
             "run_dir", "fidelity")
-    return {"study": study.study_name, "trial": t.number, "params": t.params,
-            **{k: a.get(k) for k in keys}, "history": a.get("history"),
-            "spec": json.loads(json.dumps(a.get("spec")))}
+    out = {"study": study.study_name, "trial": t.number, "params": t.params,
+           **{k: a.get(k) for k in keys}, "history": a.get("history"),
+           "spec": json.loads(json.dumps(a.get("spec")))}
+    objectives = study_info(study).objectives
+    if objectives:  # accuracy against cost: the trials no other beats on both
+        out["objectives"] = objectives
+        out["front"] = front_rows(study, objectives)
+    return out
+
+
+def front_rows(study: optuna.Study, objectives: list[str]) -> list[dict[str, Any]]:
+    """The Pareto front of a multi-objective study, cheapest first: trial, dev accuracy, costs."""
+    from ._info import trial_record
+    from ._pareto import costs_of, pareto_front
+
+    front = pareto_front([trial_record(t) for t in study.get_trials(deepcopy=False)], objectives)
+    return [{"trial": r.number, "dev_accuracy": r.value,
+             **dict(zip(objectives[1:], costs_of(r.attrs, objectives), strict=True))} for r in front]

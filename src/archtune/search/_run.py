@@ -99,6 +99,7 @@ class Overrides(TypedDict, total=False):
     max_params: int
     max_flops: float
     max_latency_ms: float
+    objectives: list[str] | str
 
 
 def _context(handle: Handle, ex: Execution, *, splits: Splits | None,
@@ -116,7 +117,8 @@ def _context(handle: Handle, ex: Execution, *, splits: Splits | None,
                         train_subset=info.train_subset, data_dir=ex.data_dir,
                         runs_dir=handle.folder / "trials" if ex.keep_runs else None,
                         threads=ex.threads, device=ex.device, tracking=tracking,
-                        limits=Limits.of(info))
+                        limits=Limits.of(info), objectives=info.objectives,
+                        cost_pruning=bool(info.objectives) and info.pruner == "median")
 
 
 def search(space: SearchSpace | str | Path | dict[str, Any], *, study: str | None = None,

@@ -19,7 +19,7 @@ PRUNERS = ("none", "median", "sha", "hyperband")
 DEFAULT_TRIALS = 20
 # Settings that define a study: resuming with a different value is refused (budgets may change).
 IDENTITY = ("sampler", "pruner", "seed", "fraction", "train_subset", "epochs", "max_params",
-            "max_flops", "max_latency_ms")
+            "max_flops", "max_latency_ms", "objectives")
 LIMITS = ("max_params", "max_flops", "max_latency_ms")
 
 
@@ -40,6 +40,8 @@ class SearchSettings:
     max_params: int | None = None  # trainable parameters
     max_flops: float | None = None  # FLOPs of one image's forward pass
     max_latency_ms: float | None = None  # batch-1 CPU inference, fp32, measured once per architecture
+    # accuracy against cost: [dev_accuracy, params | flops | latency_ms ...] or 'pareto' (= params)
+    objectives: list[str] | str | None = None
 
     def validate(self, where: str) -> None:
         if self.sampler not in SAMPLERS:
@@ -61,6 +63,12 @@ class SearchSettings:
         for key in LIMITS:
             value = getattr(self, key)
             require(value is None or value > 0, f"{where}.{key}", f"must be > 0, got {value}")
+        from ._pareto import parse_objectives
+
+        self.objectives = parse_objectives(self.objectives, f"{where}.objectives")
+        require(self.objectives is None or self.pruner in (None, "none", "median"), f"{where}.pruner",
+                f"'{self.pruner}' is Optuna's, which refuses multi-objective studies; use median "
+                "(archtune's: against the trials of similar cost) or none")
 
     @property
     def pruner_name(self) -> str:
@@ -110,11 +118,13 @@ def make_sampler(name: str, seed: int, trials: int | None) -> optuna.samplers.Ba
     return PerTrialSeed(tpe, seed)
 
 
-def make_pruner(name: str, max_epochs: int | None) -> optuna.pruners.BasePruner:
-    """Pruners decide from the dev accuracy each trial reports after every epoch."""
+def make_pruner(name: str, max_epochs: int | None, multi: bool = False) -> optuna.pruners.BasePruner:
+    """Pruners decide from the dev accuracy each trial reports after every epoch. A
+    multi-objective study (``multi``) gets none from Optuna: its trials prune themselves
+    against their cost peers (see ``_pareto``)."""
     import optuna
 
-    if name == "none":
+    if name == "none" or multi:
         return optuna.pruners.NopPruner()
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)

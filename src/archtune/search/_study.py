@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchtuneError
 from ._info import StudyInfo
+from ._pareto import directions
 from ._settings import DEFAULT_TRIALS, IDENTITY, LIMITS, SearchSettings, make_pruner, make_sampler
 from ._space import SearchSpace, canonical_json
 from ._storage import (
@@ -51,7 +52,7 @@ def _new_info(space: SearchSpace, s: SearchSettings, name: str, url: str,
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "archtune": __version__, "fraction": s.fraction, "train_subset": s.train_subset,
         "epochs": s.epochs, "refined_from": None, "refine_top": None,
-        **{k: getattr(s, k) for k in LIMITS if getattr(s, k) is not None}, **extra,
+        **{k: getattr(s, k) for k in (*LIMITS, "objectives") if getattr(s, k) is not None}, **extra,
     })
 
 
@@ -122,9 +123,11 @@ def prepare(space: SearchSpace, s: SearchSettings, *, name: str, storage: str | 
             "grid_size": grid_size, "candidates": None if candidates is None else len(candidates),
             **(extra or {})})
         try:
-            study = optuna.create_study(study_name=name, storage=rdb, direction="maximize",
+            study = optuna.create_study(study_name=name, storage=rdb,
+                                        directions=directions(s.objectives),
                                         sampler=make_sampler(s.sampler, s.seed, info.trials),
-                                        pruner=make_pruner(s.pruner_name, _max_epochs(space, s)))
+                                        pruner=make_pruner(s.pruner_name, _max_epochs(space, s),
+                                                           multi=s.objectives is not None))
             save_info(study, info)
             for params in (s.start or []) if candidates is None else []:
                 study.enqueue_trial(params)  # known-good points first
@@ -174,7 +177,8 @@ def _with_strategy(study: optuna.Study, info: StudyInfo, rdb: Any,
                        epochs=info.epochs)
     return optuna.load_study(study_name=study.study_name, storage=rdb,
                              sampler=make_sampler(s.sampler, s.seed, info.trials),
-                             pruner=make_pruner(s.pruner_name, _max_epochs(space, s)))
+                             pruner=make_pruner(s.pruner_name, _max_epochs(space, s),
+                                                multi=bool(info.objectives)))
 
 
 def attach(study: str | Path, *, storage: str | None = None,

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
+from ._info import value_of
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -52,7 +54,7 @@ class Study(optuna.Study):
                                                      "running", "waiting") if c[k])
         try:
             b = best_trial(self)
-            best = f"best dev accuracy {b.value * 100:.2f}% (trial {b.number})"
+            best = f"best dev accuracy {value_of(b) * 100:.2f}% (trial {b.number})"
         except ArchtuneError:
             best = "no complete trial yet"
         return f"<Study '{self.study_name}': {c['done']} trials done ({parts or 'none'}); {best}>"

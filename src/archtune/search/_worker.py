@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 from .._process import is_gone as _is_dead
 from .._process import this_process as this_worker
+from ..errors import ArchtuneError
+from ._info import value_of
 from ._objective import TrialContext, TrialResult, run_trial, trial_seed
 from ._storage import GRACE_S, HEARTBEAT_S, Handle
 
@@ -155,7 +157,7 @@ def _stop_reason(handle: Handle, budget: Budget, started: float, grid: bool) -> 
         return f"the study has its {budget.trials} trials" + (f" ({running} still running)" if running else "")
     if budget.timeout is not None and time.monotonic() - started >= budget.timeout:
         return f"the time budget of {budget.timeout:g}s is spent"
-    values = [t.value for t in done if t.state == TrialState.COMPLETE and t.value is not None]
+    values = [v for t in done if t.state == TrialState.COMPLETE and (v := value_of(t)) is not None]
     if budget.target is not None and values and max(values) >= budget.target:
         return f"the target dev accuracy {budget.target:.2%} is reached ({max(values):.2%})"
     if grid and not any(t.state == TrialState.WAITING for t in trials):
@@ -197,7 +199,7 @@ def _run_one(handle: Handle, ctx: TrialContext, trial: optuna.Trial) -> None:
                  "pruned": optuna.trial.TrialState.PRUNED}.get(result.state, optuna.trial.TrialState.FAIL)
         if result.attrs.get("over_budget"):
             state = optuna.trial.TrialState.PRUNED
-        handle.study.tell(trial, result.value if result.state == "complete" else None, state=state)
+        handle.study.tell(trial, result.told(), state=state)
     except BaseException:
         try:
             _retry(handle, trial_id)  # a no-op when tell() got through
@@ -212,10 +214,12 @@ def _log_result(handle: Handle, number: int, result: TrialResult) -> None:
     if result.state in ("invalid", "failed"):
         log.warning("trial %d %s: %s", number, result.state, a.get("error"))
         return
+    from ._records import best_trial
+
     try:
-        best = handle.study.best_trial
-        best_text = f"best {best.value:.2%} (trial {best.number})"
-    except ValueError:
+        best = best_trial(handle.study)
+        best_text = f"best {value_of(best):.2%} (trial {best.number})"
+    except ArchtuneError:
         best_text = "no complete trial yet"
     log.info("trial %d %s: dev accuracy %.2f%% after %d epochs, %.0fs | %s", number, result.state,
              100 * (a.get("dev_accuracy") or 0.0), a.get("epochs", 0), a.get("duration_s", 0.0),

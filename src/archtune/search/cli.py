@@ -14,6 +14,7 @@ import click
 
 from .._cli_common import log_options, report_training
 from ..errors import ArchtuneError
+from ._info import value_of
 
 STUDIES_DIR = click.option("--studies-dir", default="studies", show_default=True, type=click.Path(),
                            help="Folder of study folders.")
@@ -71,6 +72,9 @@ def _interrupted() -> None:
 @click.option("--sampler", help="grid | random | tpe (default: the space's, else tpe).")
 @click.option("--pruner", help="none | median | sha | hyperband (default: median; none for grid).")
 @click.option("--fraction", type=float, help="Grid: a seeded random share of it, rounded down (Talos).")
+@click.option("--objectives", metavar="LIST|pareto",
+              help="Accuracy against cost: dev_accuracy,params (or flops, latency_ms); pareto: "
+                   "dev_accuracy,params. The report draws the Pareto front.")
 @click.option("--train-subset", type=int, help="Coarse pass: each trial trains on N images.")
 @click.option("--epochs", type=int, help="At most N epochs per trial during the search.")
 @click.option("--seed", type=int, help="Seed of the sampler, the grid order and each trial (default 0).")
@@ -217,7 +221,7 @@ def _print_outcome(study: Any) -> None:
         best = best_trial(study)
     except ArchtuneError:
         return
-    click.echo(f"best dev accuracy {best.value * 100:.2f}% (trial {best.number}): "
+    click.echo(f"best dev accuracy {value_of(best) * 100:.2f}% (trial {best.number}): "
                + "  ".join(f"{k}={_value(v)}" for k, v in best.params.items()))
     click.echo(f"next: archtune best {study.study_name}  |  archtune retrain {study.study_name}")
 

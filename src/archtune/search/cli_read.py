@@ -135,6 +135,14 @@ def best(study: str, as_json: bool, storage: str | None, studies_dir: str) -> No
         click.echo(f"  {key:<28} {_value(value)}")
     if b["run_dir"]:
         click.echo(f"run folder: {b['run_dir']}")
+    if b.get("front"):
+        costs = b["objectives"][1:]
+        click.echo(f"Pareto front (dev accuracy against {', '.join(costs)}), cheapest first:")
+        for row in b["front"]:
+            click.echo(f"  trial {row['trial']:<5} {row['dev_accuracy'] * 100:6.2f}%  "
+                       + "  ".join(f"{row[c]:,.4g} {c}" for c in costs))
+        click.echo(f"retrain one: archtune retrain {b['study']} --trial N")
+        return
     click.echo(f"retrain it: archtune retrain {b['study']}")
 
 
