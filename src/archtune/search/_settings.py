@@ -4,6 +4,7 @@ samplers and pruners they name."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -14,6 +15,7 @@ from ..errors import ArchtuneError, unknown
 if TYPE_CHECKING:
     import optuna
 
+log = logging.getLogger(__name__)
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "sha", "hyperband")
 DEFAULT_TRIALS = 20
@@ -84,7 +86,13 @@ def settings(section: dict[str, Any] | None, overrides: dict[str, Any] | None = 
         raise ArchtuneError(f"{where}: expected a mapping of settings (sampler: tpe, trials: "
                             f"20, ...), got {kind_of(section)}")
     merged = dict(section or {})
-    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    merged.update(given)
+    if merged.get("objectives") and "pruner" not in given and merged.get("pruner") in ("sha", "hyperband"):
+        # the space's own pruner was chosen for one objective; an explicit --pruner is checked
+        log.warning("%s: the space's pruner '%s' cannot judge a multi-objective study; using "
+                    "median (against the trials of similar cost)", where, merged["pruner"])
+        merged["pruner"] = "median"
     return from_dict(SearchSettings, merged, where)
 
 

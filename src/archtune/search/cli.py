@@ -169,12 +169,16 @@ def _dry_run(space: Any, kw: dict[str, Any]) -> None:
     from ._settings import settings
 
     s = settings(vars(space.settings), {k: kw[k] for k in ("sampler", "pruner", "trials", "fraction",
-                                                            "train_subset", "epochs", "seed")},
+                                                            "train_subset", "epochs", "seed",
+                                                            "objectives")},
                  where="search settings")
     click.echo(space.describe())
     epochs = s.epochs or "the spec's"
     fid = f"train subset {s.train_subset or 'all'}, at most {epochs} epochs per trial"
     click.echo(f"strategy: sampler {s.sampler}, pruner {s.pruner_name}, seed {s.seed}; {fid}")
+    if s.objectives:
+        click.echo(f"objectives: {s.objectives[0]} (maximised) against {', '.join(s.objectives[1:])} "
+                   "(minimised); pruning against the trials of similar cost")
     if s.sampler != "grid":
         click.echo(f"{s.trials or 20} trials, each proposed by the {s.sampler} sampler as the "
                    f"search runs (dry run: nothing trained)")
