@@ -42,7 +42,7 @@ def test_objectives_are_parsed_and_bad_ones_named() -> None:
 
 def test_optunas_pruners_are_refused_for_multi_objective_studies() -> None:
     with pytest.raises(ArchtuneError, match="refuses multi-objective"):
-        settings({"objectives": "pareto", "pruner": "hyperband"})
+        settings({"objectives": "pareto"}, {"pruner": "hyperband"})
     assert settings({"objectives": "pareto"}).pruner_name == "median"  # archtune's, by cost peers
     # a space's own hyperband gives way to median when objectives are added; an explicit one errs
     assert settings({"pruner": "hyperband"}, {"objectives": "pareto"}).pruner == "median"

@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING
 
 from .._process import is_gone as _is_dead
 from .._process import this_process as this_worker
-from ..errors import ArchtuneError
-from ._info import value_of
+from ._info import best_record, trial_record, value_of
 from ._objective import TrialContext, TrialResult, run_trial, trial_seed
 from ._storage import GRACE_S, HEARTBEAT_S, Handle
 
@@ -214,13 +213,12 @@ def _log_result(handle: Handle, number: int, result: TrialResult) -> None:
     if result.state in ("invalid", "failed"):
         log.warning("trial %d %s: %s", number, result.state, a.get("error"))
         return
-    from ._records import best_trial
+    from optuna.trial import TrialState
 
-    try:
-        best = best_trial(handle.study)
-        best_text = f"best {value_of(best):.2%} (trial {best.number})"
-    except ArchtuneError:
-        best_text = "no complete trial yet"
+    done = handle.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    best = best_record([trial_record(t) for t in done])  # the rule of _records.best_trial
+    best_text = ("no complete trial yet" if best is None
+                 else f"best {best.value:.2%} (trial {best.number})")
     log.info("trial %d %s: dev accuracy %.2f%% after %d epochs, %.0fs | %s", number, result.state,
              100 * (a.get("dev_accuracy") or 0.0), a.get("epochs", 0), a.get("duration_s", 0.0),
              best_text)
