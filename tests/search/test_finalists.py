@@ -84,12 +84,8 @@ def test_retrain_command_prints_the_finalists(tmp_path: Path, tiny_npz: Path) ->
     assert result.stdout.count("  trial ") == 2
 
 
-def test_fidelity_check_trains_each_candidate_at_both_fidelities(tmp_path: Path, tiny_npz: Path,
-                                                                 monkeypatch) -> None:
-    from archtune.search import fidelity_check
-
-    raw = space(TINY_SPACE, tiny_npz, epochs=3)
-    raw["search"] = {"train_subset": 60, "epochs": 1}
+def _spy_training(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """(training images, epochs) of every training call, in order."""
     seen: list[tuple[int, int]] = []
     real = archtune.training.train
 
@@ -98,6 +94,16 @@ def test_fidelity_check_trains_each_candidate_at_both_fidelities(tmp_path: Path,
         return real(spec, **kw)
 
     monkeypatch.setattr(archtune.training, "train", spy)
+    return seen
+
+
+def test_fidelity_check_trains_each_candidate_at_both_fidelities(tmp_path: Path, tiny_npz: Path,
+                                                                 monkeypatch) -> None:
+    from archtune.search import fidelity_check
+
+    raw = space(TINY_SPACE, tiny_npz, epochs=3)
+    raw["search"] = {"train_subset": 60, "epochs": 1}
+    seen = _spy_training(monkeypatch)
     check = fidelity_check(raw, n=3, seed=1)
     assert seen[1::2] == [(60, 1)] * 3 and all(n > 60 and e == 3 for n, e in seen[0::2])
     assert len(check.low_dev) == len(check.full_dev) == 3 and -1 <= check.spearman <= 1
@@ -110,14 +116,7 @@ def test_several_low_fidelities_share_one_full_training(tiny_npz: Path, monkeypa
     from archtune.search import fidelity_checks
 
     raw = space(TINY_SPACE, tiny_npz, epochs=2)
-    seen: list[tuple[int, int]] = []
-    real = archtune.training.train
-
-    def spy(spec: Any, **kw: Any) -> Any:
-        seen.append((len(kw["splits"].train), spec.train.epochs))
-        return real(spec, **kw)
-
-    monkeypatch.setattr(archtune.training, "train", spy)
+    seen = _spy_training(monkeypatch)
     checks = fidelity_checks(raw, [{"train_subset": 60, "epochs": 1}, {"epochs": 1}], n=3)
     full = [x for x in seen if x[1] == 2]
     assert len(seen) == 9 and len(full) == 3  # each candidate trained fully once, then per low
