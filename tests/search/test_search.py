@@ -246,6 +246,17 @@ def test_fidelity_and_retrain_at_full_fidelity(tmp_path: Path, tiny_npz: Path, m
     assert json.loads((run.path / "search.json").read_text())["trial"] == t.number
 
 
+def test_coarse_pass_larger_than_the_data_trains_on_all_of_it(tmp_path: Path, tiny_npz: Path) -> None:
+    # the train split of tiny_npz has 240 images: a space's 12,000 means "all of them"
+    study = search(space(TINY_SPACE, tiny_npz, epochs=1), trials=1, train_subset=12000,
+                   studies_dir=tmp_path, study="s12000")
+    t = best_trial(study)
+    assert t.state.name == "COMPLETE" and t.user_attrs["fidelity"]["train_subset"] is None
+    study = search(space(TINY_SPACE, tiny_npz, epochs=1), trials=1, train_subset=239,
+                   studies_dir=tmp_path, study="s239")  # one fewer: a real subset
+    assert best_trial(study).user_attrs["fidelity"]["train_subset"] == 239
+
+
 def test_refine_searches_a_narrowed_space_at_full_fidelity(tmp_path: Path, tiny_splits) -> None:
     raw = space(TINY_SPACE, epochs=1)
     search(raw, trials=3, train_subset=100, studies_dir=tmp_path, splits=tiny_splits)

@@ -4,7 +4,14 @@ from archtune.data.datasets import Dataset, list_datasets, load_dataset
 from archtune.data.idx import read_idx, write_idx
 from archtune.data.loading import SPLITS, SpecData, check_fits, check_split, load_data
 from archtune.data.sources import locate, mirror_symmetric
-from archtune.data.split import Split, Splits, channel_stats, split_dataset, test_split
+from archtune.data.split import (
+    Split,
+    Splits,
+    channel_stats,
+    split_dataset,
+    test_split,
+    train_split_size,
+)
 
 __all__ = [
     "SPLITS",
@@ -23,5 +30,6 @@ __all__ = [
     "read_idx",
     "split_dataset",
     "test_split",
+    "train_split_size",
     "write_idx",
 ]

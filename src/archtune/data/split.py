@@ -6,6 +6,7 @@ The test part is only produced by :func:`test_split`; training code never calls 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from numbers import Real
 
@@ -102,6 +103,12 @@ def _train_subset(train_idx: np.ndarray, y: np.ndarray, train_subset: int, seed:
     # too few left out to stratify them: drop `rest` images at random
     drop = np.random.default_rng(seed).choice(n_train, size=rest, replace=False)
     return np.delete(train_idx, drop)
+
+
+def train_split_size(n: int, dev_fraction: float) -> int:
+    """Images in the train split that :func:`split_dataset` makes of ``n`` training images (the
+    dev split takes ``ceil(dev_fraction * n)``, as scikit-learn's ``train_test_split``)."""
+    return n - math.ceil(dev_fraction * n)
 
 
 def split_dataset(

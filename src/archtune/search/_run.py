@@ -41,12 +41,22 @@ def cores() -> int:
 
 def load_search_splits(space: SearchSpace, *, train_subset: int | None = None,
                        data_dir: str | None = None) -> Splits:
-    """The train and dev splits of the space's data set (the test split is never read)."""
-    from ..config import data_config
-    from ..data import load_data
+    """The train and dev splits of the space's data set (the test split is never read).
 
-    return load_data(data_config(space.raw.get("data")), data_dir=data_dir,
-                     train_subset=train_subset).splits
+    ``train_subset`` is a coarse pass's "at most": on a data set whose train split is no
+    larger, every trial trains on all of it (a space's 12,000 fits any data set)."""
+    from ..config import data_config
+    from ..data import load_data, train_split_size
+
+    data = load_data(data_config(space.raw.get("data")), data_dir=data_dir)
+    if train_subset is not None:
+        n_train = train_split_size(len(data.dataset.y_train), data.config.dev_fraction)
+        if train_subset < n_train:
+            data.train_subset = train_subset
+        else:
+            log.info("coarse pass: the train split has %d images, not more than train_subset=%d; "
+                     "trials train on all of them", n_train, train_subset)
+    return data.splits
 
 
 def check_data(space: SearchSpace, splits: Splits) -> None:
@@ -113,8 +123,10 @@ def _context(handle: Handle, ex: Execution, *, splits: Splits | None,
     if splits is None:
         splits = load_search_splits(space, train_subset=info.train_subset, data_dir=ex.data_dir)
     check_data(space, splits)
+    # the fidelity each trial records: no subset when the data set is smaller than the setting
+    subset = info.train_subset if info.train_subset and len(splits.train) >= info.train_subset else None
     return TrialContext(space, splits, info.seed, epochs=info.epochs,  # type: ignore[arg-type]
-                        train_subset=info.train_subset, data_dir=ex.data_dir,
+                        train_subset=subset, data_dir=ex.data_dir,
                         runs_dir=handle.folder / "trials" if ex.keep_runs else None,
                         threads=ex.threads, device=ex.device, tracking=tracking,
                         limits=Limits.of(info), objectives=info.objectives,

@@ -1,0 +1,249 @@
+"""Search on data the recipes were never tuned on: search + retrain against the recipes, same wall budget.
+
+    python bench/new_data.py [--sets digits fmnist-2k fmnist-coarse5] [--minutes 10] [--seeds 0 1 2]
+    python bench/new_data.py --quick   # a tiny budget on digits, to test this script
+    python bench/new_data.py --report-only   # the section from the seeds finished so far
+
+The data sets are built here, as .npz files under --work:
+- digits: scikit-learn's 1,797 8x8 digits scaled to 28x28 (bilinear), a stratified third held out
+  as the test split (599 images).
+- fmnist-2k: a stratified 2,000-image subset of Fashion-MNIST's training part; test: all 10,000.
+- fmnist-coarse5: Fashion-MNIST with its classes merged into 5 groups (tops, trousers, dresses,
+  footwear, bags); 60,000 / 10,000.
+
+Each arm gets the same wall budget (--minutes), per seed:
+- search: `archtune search auto-space` for --search-share of the budget (its default settings
+  otherwise), then `archtune retrain STUDY --finalists 1 --seeds 1 --epochs E`, where E fills what
+  is left, from the best trial's measured seconds per epoch.
+- default, accurate: a 1-epoch probe of the recipe (on at most --probe-images images), then
+  `archtune train RECIPE --epochs E` with E filling what is left of the budget. When not even one
+  epoch fits, the probe (1 epoch on the probe's images) is the arm's model.
+Then `archtune evaluate RUN --split test`, once per arm and seed (not counted in the budget).
+"Beats" means: the search's mean test accuracy is above the recipe's by more than the larger
+seed-to-seed spread (max - min) of the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+from _results import ARCHTUNE, evaluate_test, use_shared_data, write_section  # noqa: I001  (bench-local helper)
+
+RECIPES = ("default", "accurate")
+COARSE5 = {  # Fashion-MNIST class -> coarse group
+    0: 0, 2: 0, 4: 0, 6: 0,  # T-shirt/top, pullover, coat, shirt -> tops
+    1: 1,                     # trouser
+    3: 2,                     # dress
+    5: 3, 7: 3, 9: 3,         # sandal, sneaker, ankle boot -> footwear
+    8: 4,                     # bag
+}
+SAFETY = 0.95  # share of the remaining seconds planned for epochs (their times vary a little)
+RUN_OVERHEAD = 20.0  # seconds of a retrain besides its epochs: start-up, data, final dev pass, TTA
+
+
+def build(name: str, work: Path) -> Path:
+    """The data set ``name`` as a .npz file under ``work`` (built once)."""
+    path = work / f"{name}.npz"
+    if path.exists():
+        return path
+    work.mkdir(parents=True, exist_ok=True)
+    if name == "digits":
+        from PIL import Image
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        d = load_digits()
+        big = np.stack([np.asarray(Image.fromarray((im * 255 / 16).astype(np.uint8)).resize(
+            (28, 28), Image.BILINEAR)) for im in d.images])
+        x_tr, x_te, y_tr, y_te = train_test_split(big, d.target, test_size=1 / 3, stratify=d.target,
+                                                  random_state=0)
+        arrays = {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te,
+                  "classes": np.array([str(i) for i in range(10)])}
+    else:
+        from archtune.data import load_dataset
+
+        ds = load_dataset("fashion-mnist", download=False)
+        x_tr, y_tr = ds.x_train[:, 0].numpy(), ds.y_train.numpy()
+        x_te, y_te = ds.x_test[:, 0].numpy(), ds.y_test.numpy()
+        classes = list(ds.classes)
+        if name == "fmnist-2k":
+            from sklearn.model_selection import train_test_split
+
+            x_tr, _, y_tr, _ = train_test_split(x_tr, y_tr, train_size=2000, stratify=y_tr, random_state=0)
+        elif name == "fmnist-coarse5":
+            merge = np.vectorize(COARSE5.get)
+            y_tr, y_te = merge(y_tr), merge(y_te)
+            classes = ["top", "trouser", "dress", "footwear", "bag"]
+        else:
+            raise SystemExit(f"unknown data set {name!r}")
+        arrays = {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te,
+                  "classes": np.array(classes)}
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def cli(*args: str) -> None:
+    subprocess.run([*ARCHTUNE, *args], check=True, stdout=subprocess.DEVNULL)
+
+
+def fill(seconds_left: float, per_epoch: float) -> int:
+    """Epochs that fit in ``seconds_left`` at ``per_epoch`` seconds each (0 when none does)."""
+    return max(0, math.floor(SAFETY * seconds_left / per_epoch))
+
+
+def per_epoch_seconds(run_dir: Path) -> float:
+    """Mean seconds per epoch of a run (training and its dev pass), from its history.csv."""
+    import csv
+
+    rows = list(csv.DictReader((run_dir / "history.csv").open()))
+    return float(np.mean([float(r["seconds"]) for r in rows]))
+
+
+def recipe_arm(recipe: str, data: Path, n_train: int, seed: int, budget: float, out: Path,
+               probe_images: int) -> dict:
+    started = time.monotonic()
+    probe = out / "probe"
+    n_probe = min(probe_images, n_train)
+    subset = ["--train-subset", str(n_probe)] if n_probe < n_train else []
+    cli("train", recipe, "--data", str(data), "--epochs", "1", "--seed", str(seed), *subset,
+        "--run-dir", str(probe))
+    spent = time.monotonic() - started
+    per_epoch = per_epoch_seconds(probe)
+    overhead = max(0.0, spent - per_epoch)  # start-up, data, final dev pass and TTA of one run
+    epochs = fill(budget - spent - overhead, per_epoch * n_train / n_probe)
+    if epochs == 0:
+        run = probe
+    else:
+        run = out / "run"
+        cli("train", recipe, "--data", str(data), "--epochs", str(epochs), "--seed", str(seed),
+            "--run-dir", str(run))
+    wall = time.monotonic() - started
+    return {"arm": recipe, "epochs": max(epochs, 1), "wall_s": wall, "test": evaluate_test(run),
+            "detail": f"{max(epochs, 1)} epochs" + ("" if epochs else f" on {n_probe} images (probe)")}
+
+
+def search_arm(data: Path, n_train: int, seed: int, budget: float, share: float, out: Path) -> dict:
+    from archtune.search import best_trial, open_study
+
+    started = time.monotonic()
+    studies = out / "studies"
+    cli("search", "auto-space", "--data", str(data), "--seed", str(seed), "--study", "s",
+        "--studies-dir", str(studies), "--timeout", f"{share * budget:.0f}", "--new")
+    study, _ = open_study("s", studies)
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name in ("COMPLETE", "PRUNED")]
+    best = best_trial(study)
+    history = best.user_attrs.get("history") or []
+    fidelity = best.user_attrs.get("fidelity") or {}
+    seen = min(n_train, fidelity.get("train_subset") or n_train)
+    spe = float(np.mean([r["seconds"] for r in history])) * n_train / seen
+    epochs = max(1, fill(budget - (time.monotonic() - started) - RUN_OVERHEAD, spe))
+    run = out / "run"
+    cli("retrain", "s", "--studies-dir", str(studies), "--finalists", "1", "--seeds", "1",
+        "--epochs", str(epochs), "--run-dir", str(run))
+    wall = time.monotonic() - started
+    params = best.params
+    arch = params.get("arch", "?")
+    return {"arm": "search", "epochs": epochs, "wall_s": wall, "test": evaluate_test(run),
+            "detail": f"{len(done)} trials, trial {best.number} ({arch}), {epochs} epochs"}
+
+
+def spread(values: list[float]) -> float:
+    return max(values) - min(values) if values else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", nargs="+", default=["digits", "fmnist-2k", "fmnist-coarse5"],
+                    choices=["digits", "fmnist-2k", "fmnist-coarse5"])
+    ap.add_argument("--minutes", type=float, default=10.0, help="wall budget of each arm")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--search-share", type=float, default=0.5,
+                    help="share of the budget given to the search (the rest: retrain)")
+    ap.add_argument("--probe-images", type=int, default=6000, help="images of a recipe's 1-epoch probe")
+    ap.add_argument("--work", default="bench-new-data")
+    ap.add_argument("--quick", action="store_true", help="digits, 30 s, 1 seed; writes no section")
+    ap.add_argument("--report-only", action="store_true",
+                    help="write the section from --work's results.json (the seeds finished so far)")
+    args = ap.parse_args()
+    from archtune.data import train_split_size
+
+    if args.quick:
+        args.sets, args.minutes, args.seeds = ["digits"], 0.5, args.seeds[:1]
+    work = Path(args.work)
+    saved = work / "results.json"
+    if args.report_only:
+        return report(saved, args)
+    budget = args.minutes * 60
+    results: dict[str, list[dict]] = {}
+    for name in args.sets:
+        data = build(name, work)
+        n_train = train_split_size(len(np.load(data)["y_train"]), 0.2)  # the recipes' dev split
+        rows = results.setdefault(name, [])
+        for seed in args.seeds:
+            base = work / "runs" / name / f"s{seed}"
+            shutil.rmtree(base, ignore_errors=True)
+            rows.append({"seed": seed, **search_arm(data, n_train, seed, budget, args.search_share,
+                                                    base / "search")})
+            for recipe in RECIPES:
+                rows.append({"seed": seed, **recipe_arm(recipe, data, n_train, seed, budget,
+                                                        base / recipe, args.probe_images)})
+            for r in rows[-3:]:
+                print(f"{name} seed {seed} {r['arm']}: test {r['test']:.2%} in {r['wall_s']:.0f}s "
+                      f"({r['detail']})", flush=True)
+            saved.write_text(json.dumps({"minutes": args.minutes, "search_share": args.search_share,
+                                         "results": results}, indent=1))  # kept as each seed ends
+    report(saved, args)
+
+
+def report(saved: Path, args: argparse.Namespace) -> None:
+    """Print the table of ``saved`` (results.json) and, unless --quick, write it to RESULTS.md."""
+    done = json.loads(saved.read_text())
+    body = table(done["results"], done["minutes"], done["search_share"])
+    print(body)
+    if not args.quick:
+        sets = " ".join(done["results"])
+        seeds = sorted({r["seed"] for rows in done["results"].values() for r in rows})
+        write_section("Search on data the recipes were never tuned on", body,
+                      f"python bench/new_data.py --sets {sets} --minutes {done['minutes']:g} "
+                      f"--seeds {' '.join(map(str, seeds))}")
+
+
+def table(results: dict[str, list[dict]], minutes: float, share: float) -> str:
+    lines = [f"Each arm gets {minutes:g} minutes of wall time per seed; search: auto-space for "
+             f"{share:.0%} of it, then one retrain filling the rest; the recipes: a 1-epoch probe, "
+             "then as many epochs as fit. Test accuracy: mean (min-max) over seeds; wall: the "
+             "longest run of the arm, probe and retrain included.\n",
+             "| data set | arm | seeds | test accuracy | wall (max) | runs |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    verdicts = []
+    for name, rows in results.items():
+        if not rows:
+            continue
+        by_arm: dict[str, list[dict]] = {}
+        for r in rows:
+            by_arm.setdefault(r["arm"], []).append(r)
+        for arm, rs in by_arm.items():
+            acc = [100 * r["test"] for r in rs]
+            lines.append(f"| {name} | {arm} | {len(rs)} | {np.mean(acc):.2f}% ({min(acc):.2f}-{max(acc):.2f}) | "
+                         f"{max(r['wall_s'] for r in rs):.0f} s | "
+                         + "; ".join(f"s{r['seed']}: {r['detail']}" for r in rs) + " |")
+        s = [100 * r["test"] for r in by_arm["search"]]
+        for recipe in RECIPES:
+            o = [100 * r["test"] for r in by_arm[recipe]]
+            margin, noise = np.mean(s) - np.mean(o), max(spread(s), spread(o))
+            verdict = "beats" if margin > noise else ("ties" if margin > -noise else "loses to")
+            verdicts.append(f"- {name}: search {verdict} `{recipe}` ({margin:+.2f} points; "
+                            f"larger spread {noise:.2f})")
+    return "\n".join(lines) + "\n\n" + "\n".join(verdicts)
+
+
+if __name__ == "__main__":
+    use_shared_data()
+    main()
