@@ -102,11 +102,16 @@ def test_a_pareto_search_tells_accuracy_and_cost_and_reports_the_front(tmp_path:
                         for o in records)
         assert (r.number in front) == (not dominated)
     assert b["trial"] == max(records, key=lambda r: (r.value, -r.number)).number
+    for t, r in zip(complete, records, strict=True):  # per-epoch values from the history
+        assert not t.intermediate_values  # Optuna refuses reports here
+        assert r.intermediate == {row["epoch"]: row["dev_accuracy"] for row in t.user_attrs["history"]}
+        assert len(r.intermediate) == t.user_attrs["epochs"]
 
     from archtune.report.study_report import study_report
 
     html = study_report(tmp_path / "tiny").read_text()
     assert 'id="fig-pareto"' in html and 'id="pareto-table"' in html
+    assert 'id="fig-intermediate"' in html  # learning curves drawn from those values
     with pytest.raises(ArchtuneError, match="objectives"):  # resuming with other objectives
         search(raw, studies_dir=tmp_path, splits=tiny_splits, trials=6, objectives="dev_accuracy,flops",
                sampler="random", seed=3)

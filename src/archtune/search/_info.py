@@ -101,9 +101,21 @@ def trial_record(t: Any) -> TrialRecord:
     if duration is None and t.datetime_start and t.datetime_complete:
         duration = (t.datetime_complete - t.datetime_start).total_seconds()
     value = value_of(t) if t.state.name == "COMPLETE" else None
+    intermediate = {int(k): float(v) for k, v in t.intermediate_values.items()}
     return TrialRecord(t.number, str(status), value, dict(t.params),
-                       {int(k): float(v) for k, v in t.intermediate_values.items()},
+                       intermediate or _history_values(attrs.get("history")),
                        float(duration) if duration is not None else None, attrs)
+
+
+def _history_values(history: Any) -> dict[int, float]:
+    """Dev accuracy by epoch from a trial's ``history`` attribute: a multi-objective trial's only
+    per-epoch record (Optuna refuses ``trial.report`` there). Malformed rows are skipped."""
+    out: dict[int, float] = {}
+    for row in history if isinstance(history, list) else []:
+        if isinstance(row, dict) and all(isinstance(row.get(k), int | float) and not isinstance(
+                row.get(k), bool) for k in ("epoch", "dev_accuracy")):
+            out[int(row["epoch"])] = float(row["dev_accuracy"])
+    return out
 
 
 def best_record(trials: Sequence[TrialRecord], direction: str = "maximize") -> TrialRecord | None:
