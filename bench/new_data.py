@@ -136,6 +136,7 @@ def search_arm(data: Path, n_train: int, seed: int, budget: float, share: float,
     studies = out / "studies"
     cli("search", "auto-space", "--data", str(data), "--seed", str(seed), "--study", "s",
         "--studies-dir", str(studies), "--timeout", f"{share * budget:.0f}", "--new")
+    searched = time.monotonic() - started
     study, _ = open_study("s", studies)
     done = [t for t in study.get_trials(deepcopy=False) if t.state.name in ("COMPLETE", "PRUNED")]
     best = best_trial(study)
@@ -151,7 +152,17 @@ def search_arm(data: Path, n_train: int, seed: int, budget: float, share: float,
     params = best.params
     arch = params.get("arch", "?")
     return {"arm": "search", "epochs": epochs, "wall_s": wall, "test": evaluate_test(run),
-            "detail": f"{len(done)} trials, trial {best.number} ({arch}), {epochs} epochs"}
+            "detail": f"{len(done)} trials in {searched:.0f} s, trial {best.number} ({arch}), "
+                      f"{epochs} epochs"}
+
+
+def search_seconds(studies: Path) -> float:
+    """First trial's start to last trial's end of study 's' in ``studies``."""
+    from archtune.search import open_study
+
+    trials = open_study("s", studies)[0].get_trials(deepcopy=False)
+    return (max(t.datetime_complete for t in trials if t.datetime_complete)
+            - min(t.datetime_start for t in trials if t.datetime_start)).total_seconds()
 
 
 def spread(values: list[float]) -> float:
@@ -205,6 +216,12 @@ def main() -> None:
 def report(saved: Path, args: argparse.Namespace) -> None:
     """Print the table of ``saved`` (results.json) and, unless --quick, write it to RESULTS.md."""
     done = json.loads(saved.read_text())
+    for name, rows in done["results"].items():  # results saved before the search's seconds were
+        for r in rows:
+            if r["arm"] == "search" and " in " not in r["detail"].split(",")[0]:
+                studies = saved.parent / "runs" / name / f"s{r['seed']}" / "search" / "studies"
+                head, rest = r["detail"].split(",", 1)
+                r["detail"] = f"{head} in {search_seconds(studies):.0f} s,{rest}"
     body = table(done["results"], done["minutes"], done["search_share"])
     print(body)
     if not args.quick:

@@ -112,7 +112,8 @@ def main() -> None:
         rows.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
     out = root / "strategies.png" if args.quick else Path(__file__).with_name("strategies.png")
     draw(curves, budget, out)
-    body = (f"Space `{args.space}`, {args.minutes:g} minutes of wall time per search, seeds "
+    body = (f"Space `{args.space}`" + (f" on `{Path(args.data).name}`" if args.data else "")
+            + f", {args.minutes:g} minutes of wall time per search, seeds "
             f"{', '.join(map(str, args.seeds))}. Test accuracy of the best trial so far (by dev "
             "accuracy, at the search's fidelity), mean and (min-max) over seeds, at a quarter, "
             "half and all of the CPU-minutes spent.\n\n"
@@ -122,7 +123,8 @@ def main() -> None:
     if not args.quick:
         write_section("Search strategies: test accuracy against CPU-minutes", body,
                       f"python bench/strategies.py --space {args.space} --minutes {args.minutes:g} "
-                      f"--seeds {' '.join(map(str, args.seeds))} --strategies {' '.join(args.strategies)}")
+                      f"--seeds {' '.join(map(str, args.seeds))} --strategies {' '.join(args.strategies)}"
+                      + (f" --data {args.data}" if args.data else ""))
 
 
 def _has_grid(space: str) -> bool:
