@@ -15,9 +15,10 @@ Each arm gets the same wall budget (--minutes), per seed:
 - search: `archtune search auto-space` for --search-share of the budget (its default settings
   otherwise), then `archtune retrain STUDY --finalists 1 --seeds 1 --epochs E`, where E fills what
   is left, from the best trial's measured seconds per epoch.
-- default, accurate: a 1-epoch probe of the recipe (on at most --probe-images images), then
+- default, accurate: a 2-epoch probe of the recipe (on at most --probe-images images) measures
+  its seconds per epoch once warmed up and its fixed costs (start-up, data, final pass), then
   `archtune train RECIPE --epochs E` with E filling what is left of the budget. When not even one
-  epoch fits, the probe (1 epoch on the probe's images) is the arm's model.
+  epoch fits, the probe is the arm's model.
 Then `archtune evaluate RUN --split test`, once per arm and seed (not counted in the budget).
 "Beats" means: the search's mean test accuracy is above the recipe's by more than the larger
 seed-to-seed spread (max - min) of the two.
@@ -45,7 +46,7 @@ COARSE5 = {  # Fashion-MNIST class -> coarse group
     8: 4,                     # bag
 }
 SAFETY = 0.95  # share of the remaining seconds planned for epochs (their times vary a little)
-RUN_OVERHEAD = 20.0  # seconds of a retrain besides its epochs: start-up, data, final dev pass, TTA
+RUN_OVERHEAD = 30.0  # seconds of a retrain besides its epochs: start-up, data, final dev pass, TTA
 
 
 def build(name: str, work: Path) -> Path:
@@ -98,12 +99,16 @@ def fill(seconds_left: float, per_epoch: float) -> int:
     return max(0, math.floor(SAFETY * seconds_left / per_epoch))
 
 
-def per_epoch_seconds(run_dir: Path) -> float:
-    """Mean seconds per epoch of a run (training and its dev pass), from its history.csv."""
+def steady(seconds: list[float]) -> float:
+    """Seconds per epoch once warmed up: the median of the epochs after the first (if any)."""
+    return float(np.median(seconds[1:] if len(seconds) > 1 else seconds))
+
+
+def epoch_seconds(run_dir: Path) -> list[float]:
+    """Seconds of each epoch of a run (training and its dev pass), from its history.csv."""
     import csv
 
-    rows = list(csv.DictReader((run_dir / "history.csv").open()))
-    return float(np.mean([float(r["seconds"]) for r in rows]))
+    return [float(r["seconds"]) for r in csv.DictReader((run_dir / "history.csv").open())]
 
 
 def recipe_arm(recipe: str, data: Path, n_train: int, seed: int, budget: float, out: Path,
@@ -112,12 +117,12 @@ def recipe_arm(recipe: str, data: Path, n_train: int, seed: int, budget: float, 
     probe = out / "probe"
     n_probe = min(probe_images, n_train)
     subset = ["--train-subset", str(n_probe)] if n_probe < n_train else []
-    cli("train", recipe, "--data", str(data), "--epochs", "1", "--seed", str(seed), *subset,
+    cli("train", recipe, "--data", str(data), "--epochs", "2", "--seed", str(seed), *subset,
         "--run-dir", str(probe))
     spent = time.monotonic() - started
-    per_epoch = per_epoch_seconds(probe)
-    overhead = max(0.0, spent - per_epoch)  # start-up, data, final dev pass and TTA of one run
-    epochs = fill(budget - spent - overhead, per_epoch * n_train / n_probe)
+    seconds = epoch_seconds(probe)
+    overhead = max(0.0, spent - sum(seconds))  # start-up, data, final dev pass and TTA of one run
+    epochs = fill(budget - spent - overhead, steady(seconds) * n_train / n_probe)
     if epochs == 0:
         run = probe
     else:
@@ -125,8 +130,8 @@ def recipe_arm(recipe: str, data: Path, n_train: int, seed: int, budget: float, 
         cli("train", recipe, "--data", str(data), "--epochs", str(epochs), "--seed", str(seed),
             "--run-dir", str(run))
     wall = time.monotonic() - started
-    return {"arm": recipe, "epochs": max(epochs, 1), "wall_s": wall, "test": evaluate_test(run),
-            "detail": f"{max(epochs, 1)} epochs" + ("" if epochs else f" on {n_probe} images (probe)")}
+    return {"arm": recipe, "epochs": max(epochs, 2), "wall_s": wall, "test": evaluate_test(run),
+            "detail": f"{epochs} epochs" if epochs else f"2 epochs on {n_probe} images (the probe)"}
 
 
 def search_arm(data: Path, n_train: int, seed: int, budget: float, share: float, out: Path) -> dict:
@@ -143,7 +148,7 @@ def search_arm(data: Path, n_train: int, seed: int, budget: float, share: float,
     history = best.user_attrs.get("history") or []
     fidelity = best.user_attrs.get("fidelity") or {}
     seen = min(n_train, fidelity.get("train_subset") or n_train)
-    spe = float(np.mean([r["seconds"] for r in history])) * n_train / seen
+    spe = steady([float(r["seconds"]) for r in history]) * n_train / seen
     epochs = max(1, fill(budget - (time.monotonic() - started) - RUN_OVERHEAD, spe))
     run = out / "run"
     cli("retrain", "s", "--studies-dir", str(studies), "--finalists", "1", "--seeds", "1",
@@ -177,7 +182,7 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--search-share", type=float, default=0.5,
                     help="share of the budget given to the search (the rest: retrain)")
-    ap.add_argument("--probe-images", type=int, default=6000, help="images of a recipe's 1-epoch probe")
+    ap.add_argument("--probe-images", type=int, default=6000, help="images of a recipe's 2-epoch probe")
     ap.add_argument("--work", default="bench-new-data")
     ap.add_argument("--quick", action="store_true", help="digits, 30 s, 1 seed; writes no section")
     ap.add_argument("--report-only", action="store_true",
@@ -234,7 +239,7 @@ def report(saved: Path, args: argparse.Namespace) -> None:
 
 def table(results: dict[str, list[dict]], minutes: float, share: float) -> str:
     lines = [f"Each arm gets {minutes:g} minutes of wall time per seed; search: auto-space for "
-             f"{share:.0%} of it, then one retrain filling the rest; the recipes: a 1-epoch probe, "
+             f"{share:.0%} of it, then one retrain filling the rest; the recipes: a 2-epoch probe, "
              "then as many epochs as fit. Test accuracy: mean (min-max) over seeds; wall: the "
              "longest run of the arm, probe and retrain included.\n",
              "| data set | arm | seeds | test accuracy | wall (max) | runs |",
