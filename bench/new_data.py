@@ -161,15 +161,6 @@ def search_arm(data: Path, n_train: int, seed: int, budget: float, share: float,
                       f"{epochs} epochs"}
 
 
-def search_seconds(studies: Path) -> float:
-    """First trial's start to last trial's end of study 's' in ``studies``."""
-    from archtune.search import open_study
-
-    trials = open_study("s", studies)[0].get_trials(deepcopy=False)
-    return (max(t.datetime_complete for t in trials if t.datetime_complete)
-            - min(t.datetime_start for t in trials if t.datetime_start)).total_seconds()
-
-
 def spread(values: list[float]) -> float:
     return max(values) - min(values) if values else float("nan")
 
@@ -221,12 +212,6 @@ def main() -> None:
 def report(saved: Path, args: argparse.Namespace) -> None:
     """Print the table of ``saved`` (results.json) and, unless --quick, write it to RESULTS.md."""
     done = json.loads(saved.read_text())
-    for name, rows in done["results"].items():  # results saved before the search's seconds were
-        for r in rows:
-            if r["arm"] == "search" and " in " not in r["detail"].split(",")[0]:
-                studies = saved.parent / "runs" / name / f"s{r['seed']}" / "search" / "studies"
-                head, rest = r["detail"].split(",", 1)
-                r["detail"] = f"{head} in {search_seconds(studies):.0f} s,{rest}"
     body = table(done["results"], done["minutes"], done["search_share"])
     print(body)
     if not args.quick:
