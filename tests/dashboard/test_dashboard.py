@@ -60,6 +60,35 @@ def test_serves_a_studys_trials_on_loopback_only(studies: Path) -> None:
         socket.create_connection(("127.0.0.1", board.port), timeout=2)
 
 
+def test_stop_lets_requests_in_flight_finish_and_closes_the_storage(studies: Path) -> None:
+    """A browser's requests racing the stop: stop() returns with none left running and no
+    connection checked out (a request thread inside SQLite at exit can hang the process)."""
+    (url, [(_, study_id)]), = study_storages(["one"], studies_dir=studies).items()
+    board = Dashboard(url, port=0)
+    api = f"http://127.0.0.1:{board.port}/api/studies/{study_id}?after=0"
+    started = threading.Event()
+    gate = threading.Event()
+    real = board.server.get_app()
+
+    def slow_app(environ, start_response):  # holds the request open until the stop has begun
+        started.set()
+        gate.wait(10)
+        return real(environ, start_response)
+
+    board.server.set_app(slow_app)
+    answers: list[int] = []
+    client = threading.Thread(target=lambda: answers.append(len(get_json(api)["trials"])))
+    client.start()
+    assert started.wait(30)
+    assert len(board.server.requests) == 1
+    threading.Timer(0.5, gate.set).start()
+    board.stop()
+    assert not board.server.requests  # the request finished before stop() returned
+    client.join(30)
+    assert answers == [1]  # and its answer reached the browser
+    assert board.storage.engine.pool.checkedout() == 0
+
+
 def test_each_storage_of_the_studies_asked_for(studies: Path) -> None:
     groups = study_storages([], studies_dir=studies)  # every study folder: one file each
     assert sorted(n for found in groups.values() for n, _ in found) == ["one", "two"]
@@ -139,7 +168,7 @@ def test_dashboards_stay_live_while_a_search_writes_the_same_sqlite_file(tmp_pat
         browser.open(own)  # after the search: every trial, and the best one, on the page
         browser.wait_for("document.body.innerText.includes('Best Trial')", timeout=60)
         board_proc.send_signal(signal.SIGINT)
-        assert board_proc.wait(timeout=30) == 0
+        assert board_proc.wait(timeout=60) == 0
         assert "dashboard stopped" in board_err.text
         assert LOCKED not in board_err.text and LOCKED not in board_out.text
         assert LOCKED not in err.text and LOCKED not in out.text

@@ -134,3 +134,11 @@ def test_real_fashion_mnist_split(shared_datasets: Path, isolated_env: Path) -> 
     assert mean[0] == pytest.approx(0.286, abs=2e-3) and std[0] == pytest.approx(0.353, abs=2e-3)
     sub = split_dataset(ds, train_subset=5000)
     assert sub.class_counts()["train"] == [500] * 10
+
+
+@pytest.mark.parametrize("per_class,k,f", [(50, 10, 0.2), (23, 3, 0.1), (7, 5, 0.33), (101, 2, 0.25)])
+def test_train_split_size_is_the_size_split_dataset_makes(per_class: int, k: int, f: float) -> None:
+    from archtune.data import train_split_size
+
+    ds = _dataset(per_class=per_class, k=k)
+    assert len(split_dataset(ds, dev_fraction=f).train.y) == train_split_size(per_class * k, f)

@@ -19,6 +19,7 @@ import ipaddress
 import logging
 import socket
 import threading
+import time
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -29,10 +30,36 @@ from ..errors import ArchtuneError
 log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+STOP_WAIT_S = 10.0  # how long stop() lets the requests in flight finish
 
 
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True  # a browser's open connection never keeps the process alive
+    block_on_close = False  # stop() waits for the requests in flight itself, with a deadline
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.requests: set[threading.Thread] = set()  # handler threads not yet finished
+        self.requests_lock = threading.Lock()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        me = threading.current_thread()
+        with self.requests_lock:
+            self.requests.add(me)
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.requests_lock:
+                self.requests.discard(me)
+
+    def finish_requests(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for the requests in flight; how many are left."""
+        deadline = time.monotonic() + timeout
+        with self.requests_lock:
+            pending = list(self.requests)
+        for thread in pending:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return sum(t.is_alive() for t in pending)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -40,15 +67,21 @@ class _QuietHandler(WSGIRequestHandler):
         log.debug("dashboard: " + format, *args)
 
 
-def _app(storage_url: str) -> Any:
+def _storage(storage_url: str) -> Any:
     try:
-        import optuna_dashboard
+        import optuna_dashboard  # noqa: F401 - checked before the storage is opened
     except ModuleNotFoundError:
         raise ArchtuneError("the dashboard needs optuna-dashboard: pip install "
                             "'archtune[dashboard]'") from None
     from ..search._storage import connect
 
-    return optuna_dashboard.wsgi(connect(storage_url, must_exist=True))
+    return connect(storage_url, must_exist=True)
+
+
+def _app(storage: Any) -> Any:
+    import optuna_dashboard
+
+    return optuna_dashboard.wsgi(storage)
 
 
 def is_loopback(host: str) -> bool:
@@ -63,7 +96,8 @@ class Dashboard:
 
     def __init__(self, storage_url: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT):
         self.storage_url = storage_url
-        app = _app(storage_url)
+        self.storage = _storage(storage_url)
+        app = _app(self.storage)
         try:
             self.server = make_server(host, port, app, server_class=_Server,
                                       handler_class=_QuietHandler)
@@ -90,9 +124,18 @@ class Dashboard:
         return f"{self.url}/studies/{study_id}"
 
     def stop(self) -> None:
+        """Stop listening, let the requests in flight finish (a few seconds at most), then
+        close the storage's connections, so the process exits at once: a request thread left
+        inside SQLite while the interpreter shuts down can hang it."""
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=10)
+        left = self.server.finish_requests(STOP_WAIT_S)
+        if left:
+            log.warning("dashboard: %d request(s) still running after %.0f s; stopping anyway",
+                        left, STOP_WAIT_S)
+        else:
+            self.storage.engine.dispose()
 
     def __enter__(self) -> Dashboard:
         return self
