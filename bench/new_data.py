@@ -3,6 +3,7 @@
     python bench/new_data.py [--sets digits fmnist-2k fmnist-coarse5] [--minutes 10] [--seeds 0 1 2]
     python bench/new_data.py --quick   # a tiny budget on digits, to test this script
     python bench/new_data.py --report-only   # the section from the seeds finished so far
+    python bench/new_data.py --sets fmnist-2k --arms search   # rerun one arm, keep the others' rows
 
 The data sets are built here, as .npz files under --work:
 - digits: scikit-learn's 1,797 8x8 digits scaled to 28x28 (bilinear), a stratified third held out
@@ -175,6 +176,9 @@ def main() -> None:
                     help="share of the budget given to the search (the rest: retrain)")
     ap.add_argument("--probe-images", type=int, default=6000, help="images of a recipe's 2-epoch probe")
     ap.add_argument("--work", default="bench-new-data")
+    ap.add_argument("--arms", nargs="+", default=["search", *RECIPES], choices=["search", *RECIPES],
+                    help="arms to run; the rows of the others are kept from --work's results.json "
+                         "(each row names its date and commit)")
     ap.add_argument("--quick", action="store_true", help="digits, 30 s, 1 seed; writes no section")
     ap.add_argument("--report-only", action="store_true",
                     help="write the section from --work's results.json (the seeds finished so far)")
@@ -189,24 +193,49 @@ def main() -> None:
         return report(saved, args)
     budget = args.minutes * 60
     results: dict[str, list[dict]] = {}
+    if set(args.arms) != {"search", *RECIPES}:  # the other arms' rows come from the last run
+        old = json.loads(saved.read_text())
+        if (old["minutes"], old["search_share"]) != (args.minutes, args.search_share):
+            raise SystemExit(f"{saved} was run with --minutes {old['minutes']:g} --search-share "
+                             f"{old['search_share']:g}; rerun every arm to change them")
+        results = old["results"]
+    stamp = {"date": time.strftime("%Y-%m-%d"), "commit": commit()}
     for name in args.sets:
         data = build(name, work)
         n_train = train_split_size(len(np.load(data)["y_train"]), 0.2)  # the recipes' dev split
         rows = results.setdefault(name, [])
         for seed in args.seeds:
+            rows[:] = [r for r in rows if not (r["seed"] == seed and r["arm"] in args.arms)]
             base = work / "runs" / name / f"s{seed}"
-            shutil.rmtree(base, ignore_errors=True)
-            rows.append({"seed": seed, **search_arm(data, n_train, seed, budget, args.search_share,
-                                                    base / "search")})
-            for recipe in RECIPES:
-                rows.append({"seed": seed, **recipe_arm(recipe, data, n_train, seed, budget,
-                                                        base / recipe, args.probe_images)})
-            for r in rows[-3:]:
+            new: list[dict] = []
+            for arm in args.arms:
+                shutil.rmtree(base / arm, ignore_errors=True)
+                if arm == "search":
+                    row = search_arm(data, n_train, seed, budget, args.search_share, base / arm)
+                else:
+                    row = recipe_arm(arm, data, n_train, seed, budget, base / arm, args.probe_images)
+                new.append({"seed": seed, **row, **stamp})
+            rows += new
+            rows.sort(key=lambda r: (r["seed"], ["search", *RECIPES].index(r["arm"])))
+            for r in new:
                 print(f"{name} seed {seed} {r['arm']}: test {r['test']:.2%} in {r['wall_s']:.0f}s "
                       f"({r['detail']})", flush=True)
             saved.write_text(json.dumps({"minutes": args.minutes, "search_share": args.search_share,
                                          "results": results}, indent=1))  # kept as each seed ends
     report(saved, args)
+
+
+def commit() -> str:
+    """The checkout's commit (with '+' when it has changes), to name the code a row ran."""
+    here = Path(__file__).resolve().parent.parent  # the checkout
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "bench"], cwd=here,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+    return rev + ("+" if dirty else "")
 
 
 def report(saved: Path, args: argparse.Namespace) -> None:
@@ -238,9 +267,11 @@ def table(results: dict[str, list[dict]], minutes: float, share: float) -> str:
             by_arm.setdefault(r["arm"], []).append(r)
         for arm, rs in by_arm.items():
             acc = [100 * r["test"] for r in rs]
+            ran = sorted({f"{r['date']} at {r['commit']}" for r in rs if "date" in r})
             lines.append(f"| {name} | {arm} | {len(rs)} | {np.mean(acc):.2f}% ({min(acc):.2f}-{max(acc):.2f}) | "
                          f"{max(r['wall_s'] for r in rs):.0f} s | "
-                         + "; ".join(f"s{r['seed']}: {r['detail']}" for r in rs) + " |")
+                         + "; ".join(f"s{r['seed']}: {r['detail']}" for r in rs)
+                         + (f" (run {', '.join(ran)})" if ran else "") + " |")
         s = [100 * r["test"] for r in by_arm["search"]]
         for recipe in RECIPES:
             o = [100 * r["test"] for r in by_arm[recipe]]

@@ -257,6 +257,30 @@ def test_coarse_pass_larger_than_the_data_trains_on_all_of_it(tmp_path: Path, ti
     assert best_trial(study).user_attrs["fidelity"]["train_subset"] == 239
 
 
+def test_a_coarse_pass_on_smaller_data_sees_as_many_images(tmp_path: Path, tiny_npz: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """1 epoch of 480 images on a 240-image train split: 2 epochs; the space's 4 epochs cap it."""
+    import logging
+
+    from archtune.search._run import coarse_epochs
+
+    caplog.set_level(logging.INFO, logger="archtune.search")
+    study = search(space(TINY_SPACE, tiny_npz, epochs=4), trials=1, train_subset=480, epochs=1,
+                   pruner="hyperband", studies_dir=tmp_path, study="s480")
+    t = best_trial(study)
+    assert t.user_attrs["fidelity"] == {"epochs": 2, "train_subset": None}
+    assert len(t.user_attrs["history"]) == 2
+    assert "at most 2 epochs instead of 1" in caplog.text
+    study = search(space(TINY_SPACE, tiny_npz, epochs=4), trials=1, train_subset=12000, epochs=1,
+                   studies_dir=tmp_path, study="s12000")
+    assert best_trial(study).user_attrs["fidelity"]["epochs"] == 4  # 50 epochs' worth, capped
+    assert coarse_epochs(3, 12000, 12000) == coarse_epochs(3, 12000, 50000) == 3
+    assert coarse_epochs(None, 12000, 100) is None and coarse_epochs(3, None, 100) == 3
+    assert coarse_epochs(4, 12000, 1600, full=24) == 24 and coarse_epochs(4, 12000, 1600) == 30
+    assert coarse_epochs(4, 12000, 9000, full=24) == 6
+    assert coarse_epochs(4, 12000, 9000, full=2) == 4  # never fewer epochs than asked
+
+
 def test_refine_searches_a_narrowed_space_at_full_fidelity(tmp_path: Path, tiny_splits) -> None:
     raw = space(TINY_SPACE, epochs=1)
     search(raw, trials=3, train_subset=100, studies_dir=tmp_path, splits=tiny_splits)

@@ -4,6 +4,7 @@ the cores between them."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import sys
@@ -23,7 +24,7 @@ from ._refine import refine_space
 from ._settings import as_dict, settings
 from ._space import SearchSpace, load_space
 from ._storage import Handle
-from ._study import attach, prepare
+from ._study import attach, prepare, pruner_for, top_epochs
 from ._worker import Budget, run_worker
 
 if TYPE_CHECKING:
@@ -44,7 +45,8 @@ def load_search_splits(space: SearchSpace, *, train_subset: int | None = None,
     """The train and dev splits of the space's data set (the test split is never read).
 
     ``train_subset`` is a coarse pass's "at most": on a data set whose train split is no
-    larger, every trial trains on all of it (a space's 12,000 fits any data set)."""
+    larger, every trial trains on all of it (a space's 12,000 fits any data set), for more
+    epochs (see :func:`coarse_epochs`)."""
     from ..config import data_config
     from ..data import load_data, train_split_size
 
@@ -57,6 +59,18 @@ def load_search_splits(space: SearchSpace, *, train_subset: int | None = None,
             log.info("coarse pass: the train split has %d images, not more than train_subset=%d; "
                      "trials train on all of them", n_train, train_subset)
     return data.splits
+
+
+def coarse_epochs(epochs: int | None, train_subset: int | None, n_train: int, *,
+                  full: int | None = None) -> int | None:
+    """The epoch cap of a coarse pass (``epochs`` on ``train_subset`` images) on a train split
+    of ``n_train`` images. A coarse pass is a number of images seen: on a smaller data set each
+    trial gets more epochs, ``ceil(epochs * train_subset / n_train)``, at most ``full`` (the
+    space's own epochs). Otherwise it is ``epochs`` as given (None: no cap)."""
+    if epochs is None or not train_subset or n_train <= 0 or n_train >= train_subset:
+        return epochs
+    scaled = math.ceil(epochs * train_subset / n_train)
+    return max(epochs, min(scaled, full) if full is not None else scaled)
 
 
 def check_data(space: SearchSpace, splits: Splits) -> None:
@@ -125,7 +139,14 @@ def _context(handle: Handle, ex: Execution, *, splits: Splits | None,
     check_data(space, splits)
     # the fidelity each trial records: no subset when the data set is smaller than the setting
     subset = info.train_subset if info.train_subset and len(splits.train) >= info.train_subset else None
-    return TrialContext(space, splits, info.seed, epochs=info.epochs,  # type: ignore[arg-type]
+    epochs = coarse_epochs(info.epochs, info.train_subset, len(splits.train),
+                           full=top_epochs(space))
+    if epochs != info.epochs:
+        log.info("coarse pass: %d training images, fewer than train_subset=%d: each trial trains "
+                 "for at most %d epochs instead of %d, to see as many images", len(splits.train),
+                 info.train_subset, epochs, info.epochs)
+        handle.study.pruner = pruner_for(info, epochs)  # Hyperband's rungs span the new epochs
+    return TrialContext(space, splits, info.seed, epochs=epochs,  # type: ignore[arg-type]
                         train_subset=subset, data_dir=ex.data_dir,
                         runs_dir=handle.folder / "trials" if ex.keep_runs else None,
                         threads=ex.threads, device=ex.device, tracking=tracking,

@@ -162,10 +162,21 @@ def _same_storage(storage: str, folder: Path, local: StudyInfo) -> bool:
     return public_url(storage) == local.storage
 
 
-def _max_epochs(space: SearchSpace, s: SearchSettings) -> int | None:
+def top_epochs(space: SearchSpace) -> int | None:
+    """The most epochs a candidate of ``space`` trains for (None: not a fixed number)."""
     top = space.max_value("train", "epochs")
-    top = top if isinstance(top, int) else None
+    return top if isinstance(top, int) and not isinstance(top, bool) else None
+
+
+def _max_epochs(space: SearchSpace, s: SearchSettings) -> int | None:
+    top = top_epochs(space)
     return s.epochs if s.epochs is not None and (top is None or s.epochs < top) else top
+
+
+def pruner_for(info: StudyInfo, max_epochs: int | None) -> optuna.pruners.BasePruner:
+    """The pruner of a study whose trials run at most ``max_epochs`` epochs."""
+    s = SearchSettings(sampler=info.sampler, pruner=info.pruner)  # type: ignore[arg-type]
+    return make_pruner(s.pruner_name, max_epochs, multi=bool(info.objectives))
 
 
 def _with_strategy(study: optuna.Study, info: StudyInfo, rdb: Any,
