@@ -279,6 +279,10 @@ def table(results: dict[str, list[dict]], minutes: float, share: float) -> str:
             verdict = "beats" if margin > noise else ("ties" if margin > -noise else "loses to")
             verdicts.append(f"- {name}: search {verdict} `{recipe}` ({margin:+.2f} points; "
                             f"larger spread {noise:.2f})")
+    commits = {r.get("commit") for rows in results.values() for r in rows}
+    if len(commits) > 1:
+        lines.insert(1, "Not all rows ran at the same commit (see each row's 'run'): an arm was "
+                        "rerun with `--arms` after a change to it, the others' rows kept.\n")
     return "\n".join(lines) + "\n\n" + "\n".join(verdicts)
 
 
