@@ -246,9 +246,12 @@ def report(saved: Path, args: argparse.Namespace) -> None:
     if not args.quick:
         sets = " ".join(done["results"])
         seeds = sorted({r["seed"] for rows in done["results"].values() for r in rows})
-        write_section("Search on data the recipes were never tuned on", body,
-                      f"python bench/new_data.py --sets {sets} --minutes {done['minutes']:g} "
-                      f"--seeds {' '.join(map(str, seeds))}")
+        title = "Search on data the recipes were never tuned on"  # the 10 minutes
+        if done["minutes"] != 10:
+            title += f", {done['minutes']:g} minutes"  # another budget: a section of its own
+        write_section(title, body, f"python bench/new_data.py --sets {sets} --minutes "
+                                   f"{done['minutes']:g} --seeds {' '.join(map(str, seeds))} "
+                                   f"--work {args.work}")
 
 
 def table(results: dict[str, list[dict]], minutes: float, share: float) -> str:
