@@ -39,6 +39,7 @@ import numpy as np
 from _results import ARCHTUNE, evaluate_test, use_shared_data, write_section  # noqa: I001  (bench-local helper)
 
 RECIPES = ("default", "accurate")
+ARMS = ("search", *RECIPES)  # every arm, in the order of the table
 COARSE5 = {  # Fashion-MNIST class -> coarse group
     0: 0, 2: 0, 4: 0, 6: 0,  # T-shirt/top, pullover, coat, shirt -> tops
     1: 1,                     # trouser
@@ -176,7 +177,7 @@ def main() -> None:
                     help="share of the budget given to the search (the rest: retrain)")
     ap.add_argument("--probe-images", type=int, default=6000, help="images of a recipe's 2-epoch probe")
     ap.add_argument("--work", default="bench-new-data")
-    ap.add_argument("--arms", nargs="+", default=["search", *RECIPES], choices=["search", *RECIPES],
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS,
                     help="arms to run; the rows of the others are kept from --work's results.json "
                          "(each row names its date and commit)")
     ap.add_argument("--quick", action="store_true", help="digits, 30 s, 1 seed; writes no section")
@@ -193,7 +194,7 @@ def main() -> None:
         return report(saved, args)
     budget = args.minutes * 60
     results: dict[str, list[dict]] = {}
-    if set(args.arms) != {"search", *RECIPES}:  # the other arms' rows come from the last run
+    if set(args.arms) != set(ARMS):  # the other arms' rows come from the last run
         old = json.loads(saved.read_text())
         if (old["minutes"], old["search_share"]) != (args.minutes, args.search_share):
             raise SystemExit(f"{saved} was run with --minutes {old['minutes']:g} --search-share "
@@ -216,7 +217,7 @@ def main() -> None:
                     row = recipe_arm(arm, data, n_train, seed, budget, base / arm, args.probe_images)
                 new.append({"seed": seed, **row, **stamp})
             rows += new
-            rows.sort(key=lambda r: (r["seed"], ["search", *RECIPES].index(r["arm"])))
+            rows.sort(key=lambda r: (r["seed"], ARMS.index(r["arm"])))
             for r in new:
                 print(f"{name} seed {seed} {r['arm']}: test {r['test']:.2%} in {r['wall_s']:.0f}s "
                       f"({r['detail']})", flush=True)

@@ -188,8 +188,7 @@ def _with_strategy(study: optuna.Study, info: StudyInfo, rdb: Any,
                        epochs=info.epochs)
     return optuna.load_study(study_name=study.study_name, storage=rdb,
                              sampler=make_sampler(s.sampler, s.seed, info.trials),
-                             pruner=make_pruner(s.pruner_name, _max_epochs(space, s),
-                                                multi=bool(info.objectives)))
+                             pruner=pruner_for(info, _max_epochs(space, s)))
 
 
 def attach(study: str | Path, *, storage: str | None = None,
