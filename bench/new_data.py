@@ -92,22 +92,6 @@ def build(name: str, work: Path) -> Path:
     return path
 
 
-def adapted(name: str, kind: str, data: Path, work: Path) -> str:
-    """The built-in recipe or space ``name`` as given to archtune: its name, or, when the data set
-    does not have 10 classes, a copy under ``work`` whose last Dense layer has one unit a class."""
-    k = len(np.load(data)["classes"])
-    if k == 10:
-        return name
-    import archtune
-
-    text = (Path(archtune.__file__).parent / kind / "builtin" / f"{name}.yaml").read_text()
-    path = work / f"classes-{k}" / f"{name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text.replace("- Dense: {units: 10, activation: softmax}",
-                                 f"- Dense: {{units: {k}, activation: softmax}}"))
-    return str(path)
-
-
 def cli(*args: str) -> None:
     subprocess.run([*ARCHTUNE, *args], check=True, stdout=subprocess.DEVNULL)
 
@@ -135,8 +119,7 @@ def recipe_arm(recipe: str, data: Path, n_train: int, seed: int, budget: float, 
     probe = out / "probe"
     n_probe = min(probe_images, n_train)
     subset = ["--train-subset", str(n_probe)] if n_probe < n_train else []
-    spec = adapted(recipe, "specs", data, out)
-    cli("train", spec, "--data", str(data), "--epochs", "2", "--seed", str(seed), *subset,
+    cli("train", recipe, "--data", str(data), "--epochs", "2", "--seed", str(seed), *subset,
         "--run-dir", str(probe))
     spent = time.monotonic() - started
     seconds = epoch_seconds(probe)
@@ -146,7 +129,7 @@ def recipe_arm(recipe: str, data: Path, n_train: int, seed: int, budget: float, 
         run = probe
     else:
         run = out / "run"
-        cli("train", spec, "--data", str(data), "--epochs", str(epochs), "--seed", str(seed),
+        cli("train", recipe, "--data", str(data), "--epochs", str(epochs), "--seed", str(seed),
             "--run-dir", str(run))
     wall = time.monotonic() - started
     return {"arm": recipe, "epochs": max(epochs, 2), "wall_s": wall, "test": evaluate_test(run),
@@ -158,7 +141,7 @@ def search_arm(data: Path, n_train: int, seed: int, budget: float, share: float,
 
     started = time.monotonic()
     studies = out / "studies"
-    cli("search", adapted("auto-space", "search", data, out), "--data", str(data), "--seed", str(seed), "--study", "s",
+    cli("search", "auto-space", "--data", str(data), "--seed", str(seed), "--study", "s",
         "--studies-dir", str(studies), "--timeout", f"{share * budget:.0f}", "--new")
     searched = time.monotonic() - started
     study, _ = open_study("s", studies)

@@ -116,3 +116,32 @@ def test_cli_end_to_end_on_real_subset(tmp_path: Path, real_data: Path) -> None:
     assert result["n"] == 10000 and result["accuracy"] > 0.6
     r = subprocess.run([*exe, "data", "fashion-mnist"], **env_run)
     assert "train 48,000 / dev 12,000 / test 10,000" in r.stdout
+
+
+def test_builtin_recipe_and_space_fit_a_data_set_of_four_classes(tmp_path: Path, capsys) -> None:
+    """`units: classes` in the built-ins: `default` and default-space train on 4-class data as
+    they are, the run and the study save 4 outputs, and evaluate reads them back."""
+    import numpy as np
+
+    from archtune import load_run
+    from archtune.search import best_trial, open_study
+    from tests.conftest import synthetic_arrays
+
+    x, y = synthetic_arrays(400, 0)
+    keep = y < 4
+    path = tmp_path / "four.npz"
+    np.savez(path, x_train=x[keep][:120], y_train=y[keep][:120], x_test=x[keep][120:],
+             y_test=y[keep][120:])
+    code, _, err = run_cli(["-q", "train", "default", "--data", str(path), "--epochs", "1",
+                            "--threads", "1", "--run-dir", str(tmp_path / "run")], capsys)
+    assert code == 0, err
+    run = load_run(tmp_path / "run")
+    assert run.spec.to_dict()["layers"][-1]["Dense"]["units"] == 4 and run.spec.class_layers == ()
+    code, out, err = run_cli(["evaluate", str(tmp_path / "run"), "--split", "test", "--json"], capsys)
+    assert code == 0 and json.loads(out)["n"] == 40, err
+    code, _, err = run_cli(["-q", "search", "default-space", "--data", str(path), "--trials", "1",
+                            "--epochs", "1", "--jobs", "1", "--threads", "1", "--studies-dir", str(tmp_path / "st"),
+                            "--study", "four"], capsys)
+    assert code == 0, err
+    study, _ = open_study("four", tmp_path / "st")
+    assert best_trial(study).user_attrs["spec"]["layers"][-1]["Dense"]["units"] == 4

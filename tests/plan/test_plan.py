@@ -78,6 +78,21 @@ def test_fingerprint_is_the_resolved_spec_data_and_seed() -> None:
         assert fingerprint(c) != fingerprint(a), key
 
 
+def test_a_run_folder_is_the_same_run_as_training_saved_the_spec(tmp_path: Path,
+                                                                   tiny_npz: Path) -> None:
+    """spec.yaml holds `auto` flips decided and `units: classes` bound: still the same run."""
+    from archtune import train
+    from archtune.plan.steps import same_run
+
+    spec = load_spec("default", ["train.epochs=1", f"data.dataset={tiny_npz}"])
+    run = train(spec, run_dir=tmp_path / "r", threads=1, progress=False)
+    assert run.spec.to_dict() != spec.to_dict()
+    assert same_run(tmp_path / "r", spec)
+    assert not same_run(tmp_path / "r", load_spec("default", ["train.epochs=2",
+                                                              f"data.dataset={tiny_npz}"]))
+    assert not same_run(tmp_path / "nothing", spec)
+
+
 def test_pick_trial_best_or_the_cheapest_within_one_standard_error() -> None:
     trials = [(0, 0.900, 100), (1, 0.905, 500), (2, 0.899, 50), (3, 0.80, 10)]
     assert pick_trial(trials, "best", 3000) == 1

@@ -37,8 +37,9 @@ def test_the_winner_must_beat_the_noise() -> None:
 @pytest.fixture
 def tiny_study(tmp_path: Path, tiny_npz: Path, monkeypatch) -> Any:
     monkeypatch.chdir(tmp_path)
-    return search(space(TINY_SPACE, tiny_npz, epochs=1), trials=4, sampler="random",
-                  pruner="none", studies_dir="studies")
+    raw = space(TINY_SPACE, tiny_npz, epochs=1, augment={"hflip": "auto"}, tta="auto")
+    raw["layers"][-1] = {"Dense": {"units": "classes", "activation": "softmax"}}  # as built-ins
+    return search(raw, trials=4, sampler="random", pruner="none", studies_dir="studies")
 
 
 def test_top_trials_are_retrained_with_two_seeds_and_ranked_by_mean(tiny_study, monkeypatch) -> None:

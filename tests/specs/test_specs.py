@@ -145,3 +145,28 @@ def test_he_uniform_bounds() -> None:
     w = model.blocks[0][0].weight if isinstance(model.blocks[0], torch.nn.Sequential) else model.blocks[0].weight
     assert w.abs().max() <= math.sqrt(6 / 9) + 1e-6
     assert w.abs().max() > 0.5 * math.sqrt(6 / 9)
+
+
+def test_units_classes_is_bound_to_the_data_and_written_back() -> None:
+    """``units: classes``: 10 in summaries until bound; bound specs are concrete (what a run saves)."""
+    raw = {"name": "c", "layers": ["Flatten", {"Dense": {"units": "classes", "activation": "softmax"}}]}
+    spec = spec_from_dict(raw)
+    assert spec.class_layers == (1,) and totals(infer_shapes(spec)).params == 784 * 10 + 10
+    assert spec.to_dict()["layers"][1]["Dense"]["units"] == "classes"
+    assert spec_from_dict(spec.to_dict()).to_dict() == spec.to_dict()  # round trip keeps it
+    five = spec.for_classes(5)
+    assert five.class_layers == () and five.to_dict()["layers"][1]["Dense"]["units"] == 5
+    assert totals(infer_shapes(five)).params == 784 * 5 + 5
+    assert five.for_classes(3) is five  # bound for good: a mismatch is check_fits's to report
+    assert "Dense layer 1: units: classes, counted as 10" in summary(spec)
+    assert "units: classes" not in summary(five)
+    assert spec_from_dict({"layers": ["Flatten", {"type": "Linear", "units": "classes"}]},
+                          classes=3).to_dict()["layers"][1]["Dense"]["units"] == 3
+    assert spec_from_dict({"layers": ["Flatten", {"Dense": "classes"}]}).class_layers == (1,)
+    for name in list_specs():  # every built-in fits any number of classes
+        assert load_spec(name).class_layers, name
+    with pytest.raises(ArchtuneError, match=r"layer 1 \(Dense\)\.units.*did you mean 'classes'"):
+        spec_from_dict({"layers": ["Flatten", {"Dense": {"units": "clases"}}]})
+    nested = {"layers": ["Flatten", {"Residual": {"layers": [{"Dense": {"units": "classes"}}]}}]}
+    with pytest.raises(ArchtuneError, match="top-level list only"):
+        spec_from_dict(nested)

@@ -243,3 +243,24 @@ def test_json_files_can_be_written_by_many_writers_at_once(tmp_path) -> None:
         t.join()
     assert errors == [] and json.loads(path.read_text())["i"] == 39
     assert [p.name for p in tmp_path.iterdir()] == ["study.json"]
+
+
+def test_units_classes_in_a_saved_spec_is_read_as_the_run_s_classes(run_copy: Path) -> None:
+    """A run's files name their classes: a spec.yaml or checkpoint spec saying `units: classes`
+    (written by hand) rebuilds the model the weights were trained as."""
+    import yaml
+
+    from archtune.serve.predict import Predictor
+    from archtune.training import load_checkpoint
+
+    raw = yaml.safe_load((run_copy / "spec.yaml").read_text())
+    raw["layers"][-1]["Dense"]["units"] = "classes"
+    (run_copy / "spec.yaml").write_text(yaml.safe_dump(raw))
+    ckpt = torch.load(run_copy / "best.pt", weights_only=True)
+    ckpt["spec"] = raw
+    torch.save(ckpt, run_copy / "best.pt")
+    run = load_run(run_copy)
+    assert run.spec.class_layers == () and run.spec.to_dict()["layers"][-1]["Dense"]["units"] == 10
+    model, _ = load_checkpoint(run_copy / "best.pt", "cpu")
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert Predictor.from_run(run_copy / "best.pt").spec.class_layers == ()

@@ -36,6 +36,7 @@ from .steps import (
     retrain_choice,
     run_folder,
     run_status,
+    same_run,
     study_folder,
     write_state,
 )
@@ -172,19 +173,19 @@ def _splits(ctx: _Ctx, spec: Spec) -> Splits:
     return ctx.splits[key]
 
 
-def _prepare_run_folder(path: Path, fp: str) -> bool:
-    """True when ``path`` already holds a complete run of this fingerprint; otherwise make room:
-    an unfinished attempt of the same run is removed, another run is moved aside."""
+def _prepare_run_folder(path: Path, spec: Spec) -> bool:
+    """True when ``path`` already holds a complete run of ``spec``; otherwise make room: an
+    unfinished attempt of the same run is removed, another run is moved aside."""
     if not path.exists():
         return False
-    old, status = folder_fingerprint(path), run_status(path)
-    if old == fp and status == "complete":
+    same, status = same_run(path, spec), run_status(path)
+    if same and status == "complete":
         return True
-    if old == fp:
+    if same:
         log.warning("%s: its last attempt ended '%s'; training it again", path, status)
         shutil.rmtree(path)
     else:
-        archive(path, old or "old")
+        archive(path, folder_fingerprint(path) or "old")
     return False
 
 
@@ -215,7 +216,7 @@ def _do_run(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool]:
     path = run_folder(ctx.folder, step.name)
     fp = step.fingerprint
     record.update(path=str(path), fingerprint=fp)
-    if _prepare_run_folder(path, fp or ""):
+    if _prepare_run_folder(path, step.spec):
         return "reused (same spec, data and seed): " + _dev_line(path), True
     ctx.announce(f"training {step.spec.name}, up to {_epochs(step.spec.train.epochs)} ...")
     _train_into(ctx, step.spec, path)
@@ -335,6 +336,7 @@ def _n_dev(ctx: _Ctx, step: Step) -> int:
 def _do_retrain(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool]:
     from ..search import Execution, retrain
     from ..search._info import value_of
+    from ..specs import spec_from_dict
 
     assert isinstance(step.entry, SearchEntry) and step.entry.retrain is not None
     n_dev = _n_dev(ctx, step)
@@ -344,7 +346,7 @@ def _do_retrain(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, boo
     record.update(path=str(path), fingerprint=fp, trial=trial.number,
                   pick=step.entry.retrain.pick, dev_images=n_dev)
     what = f"trial {trial.number} (search dev {value_of(trial) * 100:.2f}%)"
-    if _prepare_run_folder(path, fp):
+    if _prepare_run_folder(path, spec_from_dict(raw, source=f"trial {trial.number}")):
         return f"reused {what}: " + _dev_line(path), True
     ctx.announce(f"retraining {what}, up to {_epochs(raw['train']['epochs'])} ...")
     retrain(study, trial=trial.number, epochs=step.entry.retrain.epochs, run_dir=path,

@@ -9,9 +9,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .schema import Plan, SearchEntry
-from .steps import Step, folder_fingerprint, resolve, run_folder, run_status, study_folder
+from .steps import Step, resolve, run_folder, run_status, same_run, study_folder
+
+if TYPE_CHECKING:
+    from ..specs import Spec
 
 
 @dataclass
@@ -21,11 +25,10 @@ class Preview:
     text: str
 
 
-def _run_action(path: Path, fp: str | None) -> str:
+def _run_action(path: Path, spec: Spec) -> str:
     if not path.exists():
         return "train"
-    old = folder_fingerprint(path)
-    if old == fp:
+    if same_run(path, spec):
         return "reuse" if run_status(path) == "complete" else "redo"
     return "replace"
 
@@ -81,7 +84,8 @@ def _search_action(step: Step, path: Path, trials: int | None) -> tuple[str, str
 
 
 def _retrain(step: Step, folder: Path, searching: bool) -> tuple[str, str]:
-    from .steps import fingerprint, read_state, retrain_choice
+    from ..specs import spec_from_dict
+    from .steps import read_state, retrain_choice
 
     entry = step.entry
     assert isinstance(entry, SearchEntry) and entry.retrain is not None
@@ -95,7 +99,7 @@ def _retrain(step: Step, folder: Path, searching: bool) -> tuple[str, str]:
     if searching or not path.exists() or not n_dev:
         return "retrain", text
     _, trial, raw = retrain_choice(folder, entry, int(n_dev))
-    action = _run_action(path, fingerprint(raw))
+    action = _run_action(path, spec_from_dict(raw, source=f"trial {trial.number}"))
     return ("reuse" if action == "reuse" else "retrain"), f"{text}: now trial {trial.number}"
 
 
@@ -112,7 +116,8 @@ def preview(plan: Plan, folder: Path, *, trials: int | None = None) -> list[Prev
     remade: set[str] = set()  # models trained again: their test runs again too
     for step in resolve(plan):
         if step.kind == "run":
-            out.append(Preview(step, _run_action(run_folder(folder, step.name), step.fingerprint),
+            assert step.spec is not None
+            out.append(Preview(step, _run_action(run_folder(folder, step.name), step.spec),
                                _run_text(step)))
         elif step.kind == "search":
             action, note = _search_action(step, study_folder(folder, step.name), trials)

@@ -125,6 +125,22 @@ def folder_fingerprint(path: Path) -> str | None:
         return None
 
 
+def same_run(path: Path, spec: Spec) -> bool:
+    """Whether the run folder ``path`` was trained with ``spec``: its spec.yaml is ``spec`` as
+    training saves it (``auto`` flips decided, ``units: classes`` bound to the run's classes)."""
+    from ..specs import output_units, spec_from_dict
+    from ..training.techniques import resolve_flips
+
+    old = folder_fingerprint(path)
+    if old is None:
+        return False
+    try:
+        classes = output_units(spec_from_dict(yaml.safe_load((path / "spec.yaml").read_text())))
+    except (ArchtuneError, OSError, yaml.YAMLError):
+        return False
+    return old == fingerprint(resolve_flips(spec, quiet=True).for_classes(classes).to_dict())
+
+
 def run_status(path: Path) -> str | None:
     try:
         return str(json.loads((path / "metrics.json").read_text()).get("status"))

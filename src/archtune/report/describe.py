@@ -216,11 +216,12 @@ def changes_from_builtin(spec: Spec) -> list[str] | None:
     """How a run's spec differs from the built-in spec of its name ('train.epochs 15 -> 2'),
     so a built-in description is not taken for the run's own; None when the name is not a
     built-in spec."""
-    from ..specs import list_specs, load_spec
+    from ..specs import list_specs, load_spec, output_units
 
     if spec.name not in list_specs():
         return None
-    base, mine = load_spec(spec.name).to_dict(), spec.to_dict()
+    base = load_spec(spec.name).for_classes(output_units(spec)).to_dict()  # as trained on its data
+    mine = spec.to_dict()
     out = []
     for section in ("train", "data"):
         for key, value in mine[section].items():

@@ -156,14 +156,16 @@ def seeds_of(study_seed: int, trial: optuna.trial.FrozenTrial, n: int) -> list[i
 
 def _train_once(raw: dict[str, Any], path: Path, ex: Execution, progress: bool) -> Run:
     """Train ``raw`` into ``path``, or reuse a complete run of the same spec there."""
-    from ..specs import spec_from_dict
+    from ..specs import output_units, spec_from_dict
     from ..training import load_run, train
+    from ..training.techniques import resolve_flips
 
     spec = spec_from_dict(raw, source=str(path))
     if (path / "metrics.json").is_file():
         try:
             run = load_run(path)
-            if run.status == "complete" and run.spec.to_dict() == spec.to_dict():
+            saved = resolve_flips(spec).for_classes(output_units(run.spec))  # as train saves it
+            if run.status == "complete" and run.spec.to_dict() == saved.to_dict():
                 log.info("finalist run %s: reused (complete, same spec)", path)
                 return run
         except ArchtuneError as err:

@@ -101,7 +101,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext, original_number: int) -> T
     attrs["spec"] = raw
     try:
         spec = spec_from_dict(raw, source="candidate")
-        check_compatible(spec, ctx.splits)
+        spec = check_compatible(spec, ctx.splits)
     except ArchtuneError as err:
         attrs.update(status="invalid", error=str(err), duration_s=time.perf_counter() - started)
         return TrialResult("invalid", None, attrs)

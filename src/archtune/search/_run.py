@@ -78,7 +78,7 @@ def check_data(space: SearchSpace, splits: Splits) -> None:
     from ..data import check_fits
     from ..specs.layers import normalize_layer
 
-    try:  # the last layer's units, unless they are searched
+    try:  # the last layer's units, unless they are searched or 'classes' (they fit any data)
         last = normalize_layer(space.raw["layers"][-1], 0)
         units = last.args["units"] if last.type == "Dense" else None
     except ArchtuneError:

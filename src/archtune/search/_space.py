@@ -19,8 +19,8 @@ from .._files import check_nesting
 from .._validate import check_keys, kind_of
 from ..config import data_config, train_config
 from ..errors import ArchtuneError, did_you_mean, short
-from ..specs.layers import normalize_layer
-from ..specs.schema import SPEC_KEYS, apply_overrides, read_spec_file
+from ..specs.layers import bind_classes, normalize_layer
+from ..specs.schema import SPEC_KEYS, UNBOUND_CLASSES, apply_overrides, read_spec_file
 from ._dims import GRID_LIMIT, Dim
 from ._settings import SearchSettings, settings
 from ._tree import Ctx, DimInfo, Missing, Node, Parser, contains_dim, resolve
@@ -260,7 +260,7 @@ def check_spec_values(raw: dict[str, Any]) -> None:
     if not isinstance(layers, list) or not layers:
         raise ArchtuneError("'layers' must be a non-empty list of layers")
     for i, entry in enumerate(layers):
-        normalize_layer(entry, i)
+        normalize_layer(bind_classes(entry, UNBOUND_CLASSES)[0], i)
     train_config(raw.get("train"))
     data_config(raw.get("data"))
 

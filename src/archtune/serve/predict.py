@@ -112,7 +112,8 @@ class Predictor:
         path = run.path if isinstance(run, Run) else Path(run)
         if path.is_file():
             model, ckpt = load_checkpoint(path, device)
-            return cls(model, ckpt["classes"], spec_from_dict(ckpt["spec"], source=str(path)),
+            return cls(model, ckpt["classes"], spec_from_dict(ckpt["spec"], source=str(path),
+                                                              classes=len(ckpt["classes"])),
                        device=device, batch_size=batch_size)
         loaded = run if isinstance(run, Run) else load_run(path)
         model, ckpt = load_checkpoint(path / "best.pt", device)

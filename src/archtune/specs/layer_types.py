@@ -189,7 +189,7 @@ def _dense_build(info: LayerInfo, builder: Any) -> list[nn.Module]:
     return [lin]
 
 
-register_layer(LayerType("Dense", {"units": Arg("pos_int"), **_WEIGHTS}, _dense_shape, _dense_build,
+register_layer(LayerType("Dense", {"units": Arg("units"), **_WEIGHTS}, _dense_shape, _dense_build,
                          doc="fully connected layer", primary="units", aliases=("Linear",)))
 
 

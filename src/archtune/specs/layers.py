@@ -102,6 +102,19 @@ def _choice(name: str, options: Sequence[str] | dict[str, Any], optional: bool =
     return check
 
 
+CLASSES = "classes"  # a top-level Dense layer's units: one per class of the data it is trained on
+
+
+def _units(value: Any, where: str) -> int:
+    if isinstance(value, str):
+        hint = (" ('classes' is taken by a Dense layer of the top-level list only)" if value == CLASSES
+                else did_you_mean(value, [CLASSES]))
+        raise ArchtuneError(f"{where}: expected a positive integer or '{CLASSES}' (one unit a class "
+                            f"of the data set), got {short(value)}{hint}")
+    return _number(lambda v: v >= 1, f"a positive integer up to {MAX_INT_ARG:,} or '{CLASSES}'", int)(
+        value, where)
+
+
 def _bias_initializer(value: Any, where: str) -> str:
     _choice("initializer", INITIALIZERS)(value, where)
     if value not in VECTOR_INITIALIZERS:
@@ -118,6 +131,7 @@ def _bool(value: Any, where: str) -> bool:
 
 KINDS: dict[str, Kind] = {
     "pos_int": Kind("a positive integer", _number(lambda v: v >= 1, f"a positive integer up to {MAX_INT_ARG:,}", int), 3),
+    "units": Kind(f"a positive integer or '{CLASSES}'", _units, 10),
     "pair": Kind("an integer or [h, w]", _pair, [2, 2]),
     "pair_or_none": Kind("an integer, [h, w] or null",
                          lambda v, where: None if v is None else _pair(v, where), 1),
@@ -237,6 +251,22 @@ def _split_entry(entry: Any, where: str) -> tuple[str, Any]:
         return type_name, {} if raw is None else raw
     raise ArchtuneError(
         f"{where}: expected '{{LayerType: {{arg: value}}}}' or '{{type: LayerType, ...}}', got {short(entry)}")
+
+
+def bind_classes(entry: Any, classes: int) -> tuple[Any, bool]:
+    """A raw layer with a Dense layer's ``units: classes`` set to ``classes``, and whether it had
+    that (any other entry comes back as it is, for :func:`normalize_layer` to check)."""
+    try:
+        type_name, raw = _split_entry(entry, "layer")
+    except ArchtuneError:
+        return entry, False
+    if TYPE_ALIASES.get(type_name, type_name) != "Dense":
+        return entry, False
+    if raw == CLASSES:
+        return {type_name: classes}, True
+    if isinstance(raw, dict) and raw.get("units") == CLASSES:
+        return {type_name: {**raw, "units": classes}}, True
+    return entry, False
 
 
 def normalize_layer(entry: Any, index: int, *, prefix: str = "layer") -> Layer:

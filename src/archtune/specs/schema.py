@@ -13,11 +13,12 @@ from .._files import check_nesting, parse_yaml, read_data
 from .._validate import check_keys, kind_of
 from ..config import DataConfig, TrainConfig, data_config, to_dict, train_config
 from ..errors import ArchtuneError, short
-from .layers import Layer, normalize_layer
+from .layers import CLASSES, Layer, bind_classes, normalize_layer
 from .shapes import infer_shapes
 
 SPEC_KEYS = ("name", "description", "input_shape", "layers", "train", "data", "search")
 DEFAULT_INPUT_SHAPE = (28, 28, 1)  # Keras order: height, width, channels
+UNBOUND_CLASSES = 10  # units of a 'classes' layer until the spec meets its data (Fashion-MNIST's, MNIST's)
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Spec:
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
     description: str = ""
+    class_layers: tuple[int, ...] = ()  # layers whose units are the data's classes, not yet bound
 
     @property
     def chw(self) -> tuple[int, int, int]:
@@ -37,14 +39,24 @@ class Spec:
         return (c, h, w)
 
     def to_dict(self) -> dict[str, Any]:
+        layers = [layer.to_dict() for layer in self.layers]
+        for i in self.class_layers:
+            layers[i]["Dense"]["units"] = CLASSES
         return {
             "name": self.name,
             "description": self.description,
             "input_shape": list(self.input_shape),
-            "layers": [layer.to_dict() for layer in self.layers],
+            "layers": layers,
             "train": to_dict(self.train),
             "data": to_dict(self.data),
         }
+
+    def for_classes(self, classes: int) -> Spec:
+        """This spec with its ``units: classes`` layers given ``classes`` units (itself when it
+        has none): what training on a data set of that many classes builds and saves."""
+        if not self.class_layers:
+            return self
+        return spec_from_dict(self.to_dict(), source=f"spec '{self.name}'", classes=classes)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -73,8 +85,14 @@ def _input_shape(value: Any) -> tuple[int, int, int]:
     return (h, w, c[0] if c else 1)
 
 
-def spec_from_dict(raw: dict[str, Any], *, source: str = "spec") -> Spec:
-    """Validate a spec dict (layers, train, data) and infer/check all shapes."""
+def spec_from_dict(raw: dict[str, Any], *, source: str = "spec", classes: int | None = None) -> Spec:
+    """Validate a spec dict (layers, train, data) and infer/check all shapes.
+
+    A Dense layer of ``layers`` may have ``units: classes``: one unit per class of the data set.
+    With ``classes`` given, those layers get that many units for good; without, they count
+    ``UNBOUND_CLASSES`` units (for summaries) and stay marked, so that training binds them
+    (:meth:`Spec.for_classes`) and ``to_dict`` writes ``classes`` back.
+    """
     if not isinstance(raw, dict):
         raise ArchtuneError(f"{source}: a spec must be a mapping with 'layers', got {kind_of(raw)}")
     check_nesting(raw, source)
@@ -86,7 +104,8 @@ def spec_from_dict(raw: dict[str, Any], *, source: str = "spec") -> Spec:
         layers_raw = raw.get("layers")
         if not isinstance(layers_raw, list) or not layers_raw:
             raise ArchtuneError("'layers' must be a non-empty list of layers")
-        layers = [normalize_layer(entry, i) for i, entry in enumerate(layers_raw)]
+        bound = [bind_classes(entry, UNBOUND_CLASSES if classes is None else classes) for entry in layers_raw]
+        layers = [normalize_layer(entry, i) for i, (entry, _) in enumerate(bound)]
         spec = Spec(
             name=str(raw.get("name") or "spec"),
             description=str(raw.get("description") or ""),
@@ -94,6 +113,7 @@ def spec_from_dict(raw: dict[str, Any], *, source: str = "spec") -> Spec:
             input_shape=_input_shape(raw.get("input_shape", list(DEFAULT_INPUT_SHAPE))),
             train=train_config(raw.get("train")),
             data=data_config(raw.get("data")),
+            class_layers=() if classes is not None else tuple(i for i, (_, mark) in enumerate(bound) if mark),
         )
         infer_shapes(spec)
     except ArchtuneError as err:

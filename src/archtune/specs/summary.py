@@ -7,7 +7,7 @@ import json
 from ..errors import ArchtuneError
 from .functions import ACTIVATIONS, INITIALIZERS
 from .layers import KINDS, LAYER_TYPES, list_layers
-from .schema import Spec
+from .schema import UNBOUND_CLASSES, Spec
 from .shapes import infer_shapes, keras_shape, totals, walk
 
 
@@ -67,6 +67,9 @@ def summary(spec: Spec) -> Summary:
             f"Non-trainable params: {t.params - t.trainable:,}",
             f"FLOPs per image: {t.flops:,} ({human(t.flops)}; 2 x multiply-adds)",
             line]
+    if spec.class_layers:  # units: classes, not bound to a data set yet
+        out.insert(-1, f"Dense layer {', '.join(map(str, spec.class_layers))}: units: classes, "
+                       f"counted as {UNBOUND_CLASSES} here; training gives it one unit a class of its data")
     text = Summary("\n".join(out))
     text.spec = spec
     return text

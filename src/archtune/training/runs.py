@@ -122,7 +122,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     if not isinstance(ckpt, dict):
         raise ArchtuneError(f"{path}: not an archtune checkpoint (it holds {kind_of(ckpt)})")
     check_fields(ckpt, CHECKPOINT_FIELDS, str(path), required=tuple(CHECKPOINT_FIELDS))
-    spec = spec_from_dict(ckpt["spec"], source=str(path))
+    spec = spec_from_dict(ckpt["spec"], source=str(path), classes=len(ckpt["classes"]))
     try:
         model = build_model(spec, ckpt["mean"], ckpt["std"])
         model.load_state_dict(ckpt["state_dict"])
@@ -233,7 +233,8 @@ def load_run(path: str | Path, *, model: ArchtuneNet | None = None) -> Run:
     metrics = read_object(path / "metrics.json", METRICS_FIELDS, ("status", "classes"), "run file")
     env = read_object(path / "env.json", ENV_FIELDS, (), "run file") \
         if (path / "env.json").exists() else {}
-    spec = spec_from_dict(read_data(path / "spec.yaml", "run file"), source=str(path / "spec.yaml"))
+    spec = spec_from_dict(read_data(path / "spec.yaml", "run file"), source=str(path / "spec.yaml"),
+                          classes=len(metrics["classes"]))  # a run's outputs are its classes
     history = read_numeric_csv(path / "history.csv", HISTORY_COLUMNS) \
         if (path / "history.csv").exists() else []
     grads = read_numeric_csv(path / "grad_norms.csv", ("epoch",)) \

@@ -23,17 +23,18 @@ from .inits import dirac_init, whiten_init
 log = logging.getLogger(__name__)
 
 
-def resolve_flips(spec: Spec) -> Spec:
+def resolve_flips(spec: Spec, *, quiet: bool = False) -> Spec:
     """The spec with ``augment.hflip: auto`` decided by its data set (on only where a mirrored
     image keeps its class) and ``tta: auto`` following hflip (flip TTA helps a model trained on
-    flips and hurts one that was not)."""
+    flips and hurts one that was not); ``quiet``: without logging the choice."""
     cfg = spec.train
     if cfg.augment.hflip != "auto" and cfg.tta != "auto":
         return spec
     hflip = cfg.augment.hflip
     if hflip == "auto":
         hflip, why = mirror_symmetric(spec.data.dataset)
-        log.info("train.augment.hflip auto: %s (%s)", "on" if hflip else "off", why)
+        if not quiet:
+            log.info("train.augment.hflip auto: %s (%s)", "on" if hflip else "off", why)
     tta = hflip if cfg.tta == "auto" else cfg.tta
     augment = dataclasses.replace(cfg.augment, hflip=hflip)
     return dataclasses.replace(spec, train=dataclasses.replace(cfg, augment=augment, tta=tta))

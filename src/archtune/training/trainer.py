@@ -39,10 +39,13 @@ def load_splits(spec: Spec) -> Splits:
     return load_data(spec.data).splits
 
 
-def check_compatible(spec: Spec, splits: Splits) -> None:
-    """Raise unless the spec's input shape and outputs fit the data."""
+def check_compatible(spec: Spec, splits: Splits) -> Spec:
+    """The spec as trained on ``splits``: its ``units: classes`` layers get the data's number of
+    classes; raise unless its input shape and outputs fit the data."""
+    spec = spec.for_classes(len(splits.classes))
     check_fits(splits, kind="spec", name=spec.name, input_shape=spec.input_shape,
                units=output_units(spec))
+    return spec
 
 
 def _is_better(value: float, best: float | None, monitor: str, min_delta: float) -> bool:
@@ -108,7 +111,7 @@ def train(
     spec = resolve_flips(spec)  # hflip/tta auto, decided by the data set (saved so in spec.yaml)
     hooks = run_callbacks(callbacks, loggers, mlflow_uri, progress)
     splits = splits if splits is not None else load_splits(spec)
-    check_compatible(spec, splits)
+    spec = check_compatible(spec, splits)
     fit = _prepare(spec, splits, model, device, threads)
     path = Path(run_dir) if run_dir else new_run_dir(spec.name, runs_root)
     writer = RunWriter(path, spec, fit.env, _run_facts(spec, splits))
