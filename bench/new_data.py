@@ -16,8 +16,9 @@ Each arm gets the same wall budget (--minutes), per seed:
 - search: `archtune search auto-space` for --search-share of the budget (its default settings
   otherwise), then `archtune retrain STUDY --finalists 1 --seeds 1 --epochs E`, where E fills what
   is left, from the best trial's measured seconds per epoch.
-- default, accurate: a 2-epoch probe of the recipe (on at most --probe-images images) measures
-  its seconds per epoch once warmed up and its fixed costs (start-up, data, final pass), then
+- default, accurate: a 2-epoch probe of the recipe (on a stratified part of the data with at most
+  --probe-images training images, and its dev split as much smaller) measures its seconds per
+  epoch once warmed up and its fixed costs (start-up, data, final pass), then
   `archtune train RECIPE --epochs E` with E filling what is left of the budget. When not even one
   epoch fits, the probe is the arm's model.
 Then `archtune evaluate RUN --split test`, once per arm and seed (not counted in the budget).
@@ -113,18 +114,34 @@ def epoch_seconds(run_dir: Path) -> list[float]:
     return [float(r["seconds"]) for r in csv.DictReader((run_dir / "history.csv").open())]
 
 
+def probe_data(data: Path, share: float) -> Path:
+    """A stratified ``share`` of ``data``'s training images (its test images kept), so that a
+    probe's train and dev splits are both that share of the full ones, and so is its epoch time
+    (a probe with --train-subset would still run every epoch's dev pass on the full dev split)."""
+    path = data.with_name(f"{data.stem}-probe{share:.4f}.npz")
+    if not path.exists():
+        from sklearn.model_selection import train_test_split
+
+        d = dict(np.load(data))
+        d["x_train"], _, d["y_train"], _ = train_test_split(
+            d["x_train"], d["y_train"], train_size=share, stratify=d["y_train"], random_state=0)
+        np.savez(path, **d)
+    return path
+
+
 def recipe_arm(recipe: str, data: Path, n_train: int, seed: int, budget: float, out: Path,
                probe_images: int) -> dict:
     started = time.monotonic()
     probe = out / "probe"
     n_probe = min(probe_images, n_train)
-    subset = ["--train-subset", str(n_probe)] if n_probe < n_train else []
-    cli("train", recipe, "--data", str(data), "--epochs", "2", "--seed", str(seed), *subset,
+    share = n_probe / n_train
+    probed = probe_data(data, share) if share < 1 else data
+    cli("train", recipe, "--data", str(probed), "--epochs", "2", "--seed", str(seed),
         "--run-dir", str(probe))
     spent = time.monotonic() - started
     seconds = epoch_seconds(probe)
     overhead = max(0.0, spent - sum(seconds))  # start-up, data, final dev pass and TTA of one run
-    epochs = fill(budget - spent - overhead, steady(seconds) * n_train / n_probe)
+    epochs = fill(budget - spent - overhead, steady(seconds) / share)
     if epochs == 0:
         run = probe
     else:
@@ -133,7 +150,7 @@ def recipe_arm(recipe: str, data: Path, n_train: int, seed: int, budget: float, 
             "--run-dir", str(run))
     wall = time.monotonic() - started
     return {"arm": recipe, "epochs": max(epochs, 2), "wall_s": wall, "test": evaluate_test(run),
-            "detail": f"{epochs} epochs" if epochs else f"2 epochs on {n_probe} images (the probe)"}
+            "detail": f"{epochs} epochs" if epochs else f"2 epochs on {share:.0%} of the images (the probe)"}
 
 
 def search_arm(data: Path, n_train: int, seed: int, budget: float, share: float, out: Path) -> dict:
