@@ -129,16 +129,14 @@ def same_run(path: Path, spec: Spec) -> bool:
     """Whether the run folder ``path`` was trained with ``spec``: its spec.yaml is ``spec`` as
     training saves it (``auto`` flips decided, ``units: classes`` bound to the run's classes)."""
     from ..specs import output_units, spec_from_dict
-    from ..training.techniques import resolve_flips
+    from ..training.trainer import as_trained
 
-    old = folder_fingerprint(path)
-    if old is None:
-        return False
     try:
-        classes = output_units(spec_from_dict(yaml.safe_load((path / "spec.yaml").read_text())))
+        saved = yaml.safe_load((path / "spec.yaml").read_text())
+        classes = output_units(spec_from_dict(saved))
     except (ArchtuneError, OSError, yaml.YAMLError):
         return False
-    return old == fingerprint(resolve_flips(spec, quiet=True).for_classes(classes).to_dict())
+    return fingerprint(saved) == fingerprint(as_trained(spec, classes, quiet=True).to_dict())
 
 
 def run_status(path: Path) -> str | None:

@@ -158,13 +158,13 @@ def _train_once(raw: dict[str, Any], path: Path, ex: Execution, progress: bool) 
     """Train ``raw`` into ``path``, or reuse a complete run of the same spec there."""
     from ..specs import output_units, spec_from_dict
     from ..training import load_run, train
-    from ..training.techniques import resolve_flips
+    from ..training.trainer import as_trained
 
     spec = spec_from_dict(raw, source=str(path))
     if (path / "metrics.json").is_file():
         try:
             run = load_run(path)
-            saved = resolve_flips(spec).for_classes(output_units(run.spec))  # as train saves it
+            saved = as_trained(spec, output_units(run.spec), quiet=True)
             if run.status == "complete" and run.spec.to_dict() == saved.to_dict():
                 log.info("finalist run %s: reused (complete, same spec)", path)
                 return run

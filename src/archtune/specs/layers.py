@@ -105,14 +105,16 @@ def _choice(name: str, options: Sequence[str] | dict[str, Any], optional: bool =
 CLASSES = "classes"  # a top-level Dense layer's units: one per class of the data it is trained on
 
 
+_count = _number(lambda v: v >= 1, f"a positive integer up to {MAX_INT_ARG:,} or '{CLASSES}'", int)
+
+
 def _units(value: Any, where: str) -> int:
     if isinstance(value, str):
         hint = (" ('classes' is taken by a Dense layer of the top-level list only)" if value == CLASSES
                 else did_you_mean(value, [CLASSES]))
         raise ArchtuneError(f"{where}: expected a positive integer or '{CLASSES}' (one unit a class "
                             f"of the data set), got {short(value)}{hint}")
-    return _number(lambda v: v >= 1, f"a positive integer up to {MAX_INT_ARG:,} or '{CLASSES}'", int)(
-        value, where)
+    return _count(value, where)
 
 
 def _bias_initializer(value: Any, where: str) -> str:

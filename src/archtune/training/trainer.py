@@ -48,6 +48,12 @@ def check_compatible(spec: Spec, splits: Splits) -> Spec:
     return spec
 
 
+def as_trained(spec: Spec, classes: int, *, quiet: bool = False) -> Spec:
+    """The spec a run of ``spec`` on data of ``classes`` classes trains and saves (spec.yaml):
+    ``auto`` flips decided (logged unless ``quiet``), ``units: classes`` bound."""
+    return resolve_flips(spec, quiet=quiet).for_classes(classes)
+
+
 def _is_better(value: float, best: float | None, monitor: str, min_delta: float) -> bool:
     if best is None:
         return True
@@ -108,10 +114,9 @@ def train(
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
-    spec = resolve_flips(spec)  # hflip/tta auto, decided by the data set (saved so in spec.yaml)
     hooks = run_callbacks(callbacks, loggers, mlflow_uri, progress)
     splits = splits if splits is not None else load_splits(spec)
-    spec = check_compatible(spec, splits)
+    spec = check_compatible(as_trained(spec, len(splits.classes)), splits)
     fit = _prepare(spec, splits, model, device, threads)
     path = Path(run_dir) if run_dir else new_run_dir(spec.name, runs_root)
     writer = RunWriter(path, spec, fit.env, _run_facts(spec, splits))
