@@ -302,8 +302,11 @@ def report(saved: Path, args: argparse.Namespace) -> None:
             title = "Search on Fashion-MNIST against the recipes"
         if done["minutes"] != 10:
             title += f", {done['minutes']:g} minutes"  # another budget: a section of its own
+        arms = [a for a in ARMS if any(r["arm"] == a for rows in done["results"].values() for r in rows)]
+        extra = (f" --search-share {done['search_share']:g}" if done["search_share"] != 0.5 else "") + (
+            f" --arms {' '.join(arms)}" if set(arms) != set(DEFAULT_ARMS) else "")
         write_section(title, body, f"python bench/new_data.py --sets {sets} --minutes "
-                                   f"{done['minutes']:g} --seeds {' '.join(map(str, seeds))} "
+                                   f"{done['minutes']:g}{extra} --seeds {' '.join(map(str, seeds))} "
                                    f"--work {args.work}")
 
 
