@@ -129,6 +129,13 @@ class Lines:
         return "".join(self.lines)
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child before it starts: SIGINT back to its default. A test suite started in the
+    background by a shell script (as CI may) inherits SIGINT ignored, and Python then leaves it
+    ignored, so the Ctrl-C this test sends would never arrive (the CI 'hang' of sessions 5-8)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(not CHROMIUM, reason="ARCHTUNE_CHROMIUM is not set")
 def test_dashboards_stay_live_while_a_search_writes_the_same_sqlite_file(tmp_path: Path,
                                                                          big_npz: Path) -> None:
@@ -149,7 +156,7 @@ def test_dashboards_stay_live_while_a_search_writes_the_same_sqlite_file(tmp_pat
                               search_proc).group(1)
         board_proc = subprocess.Popen(archtune_cmd("dashboard", "tiny", "--port", "0"), cwd=tmp_path,
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True)
+                                      text=True, preexec_fn=_ctrl_c_as_in_a_terminal)
         board_out, board_err = Lines(board_proc.stdout), Lines(board_proc.stderr)
         own = board_out.wait_for(r"study 'tiny': (http://127\.0\.0\.1:\d+/\S+)", board_proc).group(1)
         browser = Browser(str(CHROMIUM))
