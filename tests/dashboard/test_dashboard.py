@@ -196,6 +196,21 @@ def test_dashboards_stay_live_while_a_search_writes_the_same_sqlite_file(tmp_pat
                 proc.wait()
 
 
+def test_sigterm_stops_the_dashboard_as_ctrl_c_does(studies: Path) -> None:
+    proc = subprocess.Popen(archtune_cmd("dashboard", "one", "--studies-dir", str(studies), "--port", "0"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = Lines(proc.stdout)
+    try:
+        out.wait_for(r"press Ctrl-C to stop", proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert "dashboard stopped" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_cli_errors_are_one_line(studies: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     code, out, err = run_cli(["dashboard", "onee", "--studies-dir", str(studies)], capsys)
     assert code == 2 and err.count("\n") == 1 and "did you mean 'one'" in err

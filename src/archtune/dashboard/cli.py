@@ -3,6 +3,7 @@ its trials."""
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -25,7 +26,7 @@ from . import DEFAULT_HOST, DEFAULT_PORT, Dashboard, study_storages
 def dashboard(studies: tuple[str, ...], storage: str | None, studies_dir: str, port: int,
               host: str) -> None:
     """Live optuna-dashboard of STUDY ... (default: every study under --studies-dir), also
-    while their searches run. Ctrl-C stops it."""
+    while their searches run. Ctrl-C (or SIGTERM) stops it."""
     groups = study_storages(list(studies), storage=storage, studies_dir=studies_dir)
     with ExitStack() as stack:
         for i, (url, found) in enumerate(groups.items()):
@@ -34,10 +35,17 @@ def dashboard(studies: tuple[str, ...], storage: str | None, studies_dir: str, p
             for name, study_id in found:
                 click.echo(f"  study '{name}': {board.study_url(study_id)}")
         click.echo("press Ctrl-C to stop")
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, docker: stop cleanly too
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
             click.echo("dashboard stopped", err=True)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 @contextmanager
