@@ -4,7 +4,7 @@ its trials."""
 from __future__ import annotations
 
 import signal
-import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -37,7 +37,8 @@ def dashboard(studies: tuple[str, ...], storage: str | None, studies_dir: str, p
         click.echo("press Ctrl-C to stop")
         previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, docker: stop cleanly too
         try:
-            threading.Event().wait()
+            while True:  # wake now and then: a signal the kernel hands to a server thread only
+                time.sleep(0.5)  # runs its Python handler once the main thread wakes
         except KeyboardInterrupt:
             click.echo("dashboard stopped", err=True)
         finally:
