@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -23,6 +24,7 @@ from archtune.search import (
     trials_dataframe,
 )
 from archtune.search._objective import TrialContext, run_trial
+from archtune.search._records import counts
 from archtune.search._space import canonical_json
 from archtune.search._worker import Budget, _stop_reason
 from archtune.specs import infer_shapes, spec_from_dict, totals
@@ -91,6 +93,38 @@ def test_timeout_budget_stops_new_trials(tiny_study) -> None:
     reason = _stop_reason(handle, Budget(trials=5, timeout=10), time.monotonic() - 11, grid=False)
     assert "time budget" in reason
     assert "has its 3 trials" in _stop_reason(handle, Budget(trials=3), time.monotonic(), grid=False)
+
+
+def test_the_time_budget_stops_a_trial_in_flight_after_its_epoch(tiny_splits) -> None:
+    """Past the deadline a trial stops after the epoch it is in: pruned, with the reason; a
+    trial whose last epoch ends past it is complete, not stopped."""
+    s = load_space(space(TINY_SPACE, epochs=3))
+    late = TrialContext(s, tiny_splits, study_seed=0, deadline=time.monotonic(), timeout=60)
+    result = run_trial(optuna.create_study().ask(), late, 0)
+    assert result.state == "pruned" and result.attrs["epochs"] == 1 and result.told() is None
+    assert result.attrs["stopped"] == ("stopped after epoch 1 of 3: the search's time budget of "
+                                       "60s is spent") and result.attrs["error"] is None
+    one = load_space(space(TINY_SPACE, epochs=1))
+    done = run_trial(optuna.create_study().ask(), replace(late, space=one), 0)
+    assert done.state == "complete" and "stopped" not in done.attrs
+    in_time = replace(late, deadline=time.monotonic() + 3600)
+    assert run_trial(optuna.create_study().ask(), in_time, 0).state == "complete"
+
+
+def test_a_search_with_a_timeout_stops_its_trial_in_flight(tmp_path: Path) -> None:
+    """search(timeout=...) hands its deadline to the trials: a long trial ends near it, pruned,
+    and the study says why (a trial of 400 epochs on 2,000 images takes far longer than 1 s)."""
+    study = search(space(TINY_SPACE, epochs=400), trials=2, timeout=1, pruner="none",
+                   studies_dir=tmp_path, splits=make_splits(2000, 100))
+    assert len(study.trials) == 1
+    t = study.trials[0]
+    assert t.state.name == "PRUNED" and 1 <= t.user_attrs["epochs"] < 400
+    assert t.user_attrs["stopped"].startswith(f"stopped after epoch {t.user_attrs['epochs']} of 400")
+    assert counts(study)["stopped"] == 1
+    from archtune.report.study_report import study_report
+
+    page = study_report(tmp_path / "tiny", best_report=False).read_text()
+    assert "stopped after epoch" in page[page.index('id="trials-table"'):]
 
 
 def test_impossible_candidates_are_recorded_not_crashed_on(tmp_path: Path, tiny_splits) -> None:

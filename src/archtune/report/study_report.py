@@ -291,7 +291,7 @@ def _shown(v: Any) -> Any:
 def _trials(sd: sy.StudyData, objective: str) -> Section:
     names = list(sd.params)
     headers = ["trial", "status", objective] + names + ["epochs", "duration (s)", "params",
-                                                         "FLOPs", "error"]
+                                                         "FLOPs", "error / stopped"]
     rows = []
     waiting = _waiting(sd)
     for t in sorted(sd.trials, key=lambda t: t.number):
@@ -303,7 +303,7 @@ def _trials(sd: sy.StudyData, objective: str) -> Section:
         rows.append([t.number, t.status, (num(value), value) if value is not None else ("-", ""),
                      *params, a.get("epochs", "-"), _seconds(a.get("duration_s")),
                      a.get("params_count", "-"), a.get("flops", "-"),
-                     str(a.get("error") or "")[:120]])
+                     str(a.get("error") or a.get("stopped") or "")[:120]])
     body = note(f"{len(rows):,} trials; click a column header to sort. For pruned trials the "
                 f"value is the best {objective} reached before pruning."
                 + (f" {waiting:,} waiting trials (queued, not run yet) are not listed." if waiting

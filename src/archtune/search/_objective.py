@@ -51,6 +51,8 @@ class TrialContext:
     limits: Limits | None = None  # budgets checked before training
     objectives: list[str] | None = None  # multi-objective: dev_accuracy, then costs (see _pareto)
     cost_pruning: bool = False  # multi-objective: prune against the trials of similar cost
+    deadline: float | None = None  # time.monotonic() of the time budget: a trial then stops
+    timeout: float | None = None  # that budget in seconds (for the record)
 
 
 @dataclass
@@ -121,6 +123,9 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext, original_number: int) -> T
     costs = _costs(spec, attrs, ctx.objectives)
     state, error, history, run_dir = _train(trial, spec_from_dict(_fidelity(spec.to_dict(), ctx)),
                                             ctx, costs[0] if costs else None)
+    if state == "stopped":  # by the time budget: pruned, with the reason kept
+        state, attrs["stopped"] = "pruned", error
+        error = None
     attrs.update(_summary(history), status=state, error=error, run_dir=run_dir,
                  history=history, duration_s=time.perf_counter() - started)
     value = attrs["dev_accuracy"] if state == "complete" else None
@@ -146,12 +151,14 @@ def _costs(spec: Any, attrs: dict[str, Any], objectives: list[str] | None) -> li
 
 def _train(trial: optuna.Trial, spec: Any, ctx: TrialContext, cost: float | None
            ) -> tuple[str, str | None, list[dict[str, float]], str | None]:
-    """(state, error, per-epoch history, kept run folder) of training one candidate."""
+    """(state, error, per-epoch history, kept run folder) of training one candidate. State
+    ``stopped``: the time budget ran out before the last epoch (the error says after which)."""
     from ..tracking import trial_loggers
     from ..training import StopTraining, train
     from ._pareto import should_prune
 
     history: list[dict[str, float]] = []
+    out_of_time: list[str] = []
 
     def on_epoch(epoch: int, row: dict[str, float]) -> None:
         history.append({k: float(v) for k, v in row.items()})
@@ -162,6 +169,10 @@ def _train(trial: optuna.Trial, spec: Any, ctx: TrialContext, cost: float | None
             stop = ctx.cost_pruning and cost is not None and should_prune(trial, ctx.objectives, cost, history)
         if stop:
             raise StopTraining(f"pruned after epoch {epoch}")
+        if ctx.deadline is not None and epoch < spec.train.epochs and time.monotonic() >= ctx.deadline:
+            out_of_time.append(f"stopped after epoch {epoch} of {spec.train.epochs}: the search's "
+                               f"time budget of {ctx.timeout:g}s is spent")
+            raise StopTraining(out_of_time[0])
 
     keep = ctx.runs_dir is not None
     run_dir = ctx.runs_dir / str(trial.number) if ctx.runs_dir is not None else \
@@ -174,7 +185,7 @@ def _train(trial: optuna.Trial, spec: Any, ctx: TrialContext, cost: float | None
               callbacks=trial_loggers(ctx.tracking, trial.number, trial.params))
         state, error = "complete", None
     except StopTraining:
-        state, error = "pruned", None
+        state, error = ("stopped", out_of_time[0]) if out_of_time else ("pruned", None)
     except ArchtuneError as err:
         state, error = "failed", str(err)
     except Exception as err:  # a trial that crashes is recorded; the search goes on

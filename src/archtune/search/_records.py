@@ -69,14 +69,16 @@ def trials_dataframe(study: optuna.Study) -> pd.DataFrame:
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
-    """Trials per state (``failed`` without the ``retried`` ones, which a retry replaced), and
-    ``done``: the finished trials that count towards the budget."""
+    """Trials per state (``failed`` without the ``retried`` ones, which a retry replaced),
+    ``done``: the finished trials that count towards the budget, and ``stopped``: the pruned
+    trials that the time budget stopped."""
     trials = study.get_trials(deepcopy=False)
     replaced = retried_numbers(trials)
     out = dict.fromkeys((*STATES, "retried"), 0)
     for t in trials:
         out["retried" if t.number in replaced else trial_state(t)] += 1
     out["done"] = len(counted(trials))
+    out["stopped"] = sum(1 for t in trials if t.user_attrs.get("stopped"))
     return out
 
 

@@ -30,7 +30,7 @@ class SearchSettings:
     sampler: str = "tpe"  # grid | random | tpe (Bayesian)
     pruner: str | None = None  # none | median | sha | hyperband (default: none for grid, else median)
     trials: int | None = None  # trials to finish in the study (default: the selected grid, else 20)
-    timeout: float | None = None  # seconds after which no new trial starts (per command)
+    timeout: float | None = None  # seconds (per command): no new trial starts, the one in flight stops
     target: float | None = None  # stop once a trial reaches this dev accuracy (0-1)
     fraction: float | None = None  # grid: try this random share of the grid (rounded down, >= 1)
     train_subset: int | None = None  # coarse pass: each trial trains on this many images

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .._process import is_gone as _is_dead
@@ -32,7 +32,8 @@ WORKER = "archtune:worker"  # system attribute of a running trial: the worker ru
 @dataclass
 class Budget:
     trials: int | None = None  # finished trials the study should hold
-    timeout: float | None = None  # seconds after which this worker starts no new trial
+    timeout: float | None = None  # seconds after which this worker starts no new trial and its
+    # trial in flight stops after the epoch it is in (recorded as pruned, with the reason)
     target: float | None = None  # stop once the best dev accuracy reaches this
 
 
@@ -167,6 +168,8 @@ def _stop_reason(handle: Handle, budget: Budget, started: float, grid: bool) -> 
 def run_worker(handle: Handle, ctx: TrialContext, budget: Budget, *, grid: bool) -> int:
     """Run trials until a budget is spent (or the grid queue is empty); returns how many ran."""
     started, ran = time.monotonic(), 0
+    if budget.timeout is not None:
+        ctx = replace(ctx, deadline=started + budget.timeout, timeout=budget.timeout)
     while True:
         _recover(handle)  # before counting: a dead worker's trial is not running any more
         reason = _stop_reason(handle, budget, started, grid)

@@ -67,7 +67,7 @@ def _interrupted() -> None:
 @click.option("--storage", help="Optuna storage URL (default: sqlite:///STUDIES_DIR/STUDY/study.db).")
 @STUDIES_DIR
 @click.option("--trials", type=int, help="Trials the study should hold (default 20; a grid: all).")
-@click.option("--timeout", type=float, help="Start no new trial after this many seconds.")
+@click.option("--timeout", type=float, help="After this many seconds start no new trial and stop the one in flight after its epoch.")
 @click.option("--target", type=float, help="Stop once a trial reaches this dev accuracy (e.g. 0.93).")
 @click.option("--sampler", help="grid | random | tpe (default: the space's, else tpe).")
 @click.option("--pruner", help="none | median | sha | hyperband (default: median; none for grid).")
@@ -218,6 +218,8 @@ def _print_outcome(study: Any) -> None:
     c = counts(study)
     parts = ", ".join(f"{c[k]} {k}" for k in ("complete", "pruned", "failed", "invalid", "running",
                                                  "waiting") if c[k])
+    if c["stopped"]:
+        parts += f"; {c['stopped']} of the pruned stopped by the time budget"
     if c["retried"]:
         parts += f"; {c['retried']} stopped early and ran again"
     click.echo(f"study '{study.study_name}': {c['done']} trials done ({parts or 'none'})")
@@ -235,7 +237,7 @@ def _print_outcome(study: Any) -> None:
 @STORAGE
 @STUDIES_DIR
 @click.option("--trials", type=int, help="Trials the study should hold (default: the study's).")
-@click.option("--timeout", type=float, help="Start no new trial after this many seconds.")
+@click.option("--timeout", type=float, help="After this many seconds start no new trial and stop the one in flight after its epoch.")
 @click.option("--target", type=float, help="Stop once a trial reaches this dev accuracy.")
 @click.option("--jobs", default="1", show_default=True, callback=_jobs_option, metavar="N|auto",
               help="Trials at once (processes); auto: one per core for small models.")
