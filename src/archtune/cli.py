@@ -109,6 +109,8 @@ def data(name: str, data_dir: str | None, dev_fraction: float, seed: int, plots:
 @cli.command()
 @click.argument("spec", default=DEFAULT_SPEC)
 @click.option("--epochs", type=int, help="Shortcut for --set train.epochs=N.")
+@click.option("--minutes", type=float,
+              help="Time budget: train as many epochs as fit in this many minutes (timed first).")
 @click.option("--batch-size", type=int, help="Shortcut for --set train.batch_size=N.")
 @click.option("--optimizer", type=str, help="sgd | adam | adamw | rmsprop.")
 @click.option("--lr", type=float, help="Learning rate (peak lr for one-cycle).")
@@ -123,7 +125,8 @@ def data(name: str, data_dir: str | None, dev_fraction: float, seed: int, plots:
 @click.option("--threads", type=int, help="CPU threads (default: all cores available).")
 @log_options
 @click.pass_context
-def train(ctx: click.Context, spec: str, epochs: int | None, batch_size: int | None, optimizer: str | None,
+def train(ctx: click.Context, spec: str, epochs: int | None, minutes: float | None,
+          batch_size: int | None, optimizer: str | None,
           lr: float | None, seed: int | None, precision: str | None, dataset: str | None,
           data_dir: str | None, train_subset: int | None, sets: tuple[str, ...], run_dir: str | None,
           device: str | None, threads: int | None, loggers: tuple[str, ...],
@@ -132,13 +135,16 @@ def train(ctx: click.Context, spec: str, epochs: int | None, batch_size: int | N
     from .specs import load_spec
     from .training import train as run_training
 
+    if minutes is not None and (epochs is not None or any(x.startswith("train.epochs=") for x in sets)):
+        raise ArchtuneError("give --epochs or --minutes, not both: --minutes chooses the epochs")
+
     shortcuts = {"train.epochs": epochs, "train.batch_size": batch_size, "train.optimizer": optimizer,
                  "train.lr": lr, "train.seed": seed, "train.precision": precision,
                  "data.dataset": dataset, "data.data_dir": data_dir, "data.train_subset": train_subset}
     loaded = load_spec(spec, _overrides(shortcuts, sets))
     report_training(lambda: run_training(loaded, run_dir=run_dir, device=device, threads=threads,
                                          progress=not ctx.obj["quiet"], loggers=list(loggers),
-                                         mlflow_uri=mlflow_uri))
+                                         mlflow_uri=mlflow_uri, minutes=minutes))
 
 
 @cli.command()

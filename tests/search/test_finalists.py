@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import archtune.training
-from archtune import ArchtuneError
+from archtune import ArchtuneError, load_run
 from archtune.report.study_report import study_report
 from archtune.search import retrain, search
 from archtune.search._finalists import FILE, Finalist, Finals, read_finals
@@ -68,6 +68,32 @@ def test_top_trials_are_retrained_with_two_seeds_and_ranked_by_mean(tiny_study, 
         retrain(tiny_study, finalists=2, seeds=2, run_dir="runs/again")
     html = study_report("studies/tiny", "r.html", best_report=False).read_text()
     assert 'id="finalists-table"' in html and f"trial {w.trial} wins" in html
+
+
+def test_a_time_budget_is_shared_by_the_finalist_runs(tiny_study, monkeypatch) -> None:
+    """retrain(minutes=M): every finalist run gets an equal share of what is left when it starts
+    and plans its epochs from it; a second call reuses the runs whatever epochs they got."""
+    run = retrain(tiny_study, finalists=2, seeds=1, minutes=0.2, run_dir="runs/timed")
+    finals = read_finals("studies/tiny")
+    assert finals is not None and finals.minutes == pytest.approx(0.2) and finals.epochs is None
+    budgets = [load_run(f.runs[0]).metrics["time_budget"] for f in finals.finalists]
+    assert {f.trial for f in finals.finalists} == {t.number for t in
+                                                    sorted(tiny_study.trials, key=lambda t: -t.value)[:2]}
+    first, second = sorted(budgets, key=lambda b: -b["budget_s"])
+    assert first["budget_s"] == pytest.approx(6.0, abs=0.5)  # 12 s for 2 runs, at the start
+    assert second["budget_s"] <= 12.0 - first["budget_s"] + 0.5
+    assert all(load_run(f.runs[0]).spec.train.epochs == b["epochs"]
+               for f, b in zip(finals.finalists, budgets, strict=True))
+    assert run.metrics["time_budget"]["epochs"] == run.spec.train.epochs
+    calls: list[int] = []
+    real = archtune.training.train
+    monkeypatch.setattr(archtune.training, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
+    retrain(tiny_study, finalists=2, seeds=1, minutes=0.2, run_dir="runs/timed-again")
+    assert calls == []
+    with pytest.raises(ArchtuneError, match="epochs or minutes, not both"):
+        retrain(tiny_study, epochs=2, minutes=1)
+    one = retrain(tiny_study, trial=0, minutes=0.05, run_dir="runs/one")
+    assert one.metrics["time_budget"]["budget_s"] == pytest.approx(3.0)
 
 
 def test_a_damaged_finalists_file_is_one_clear_error(tiny_study) -> None:

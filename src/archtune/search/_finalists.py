@@ -22,6 +22,7 @@ import logging
 import math
 import shutil
 import statistics
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,7 @@ class Finalist:
 class Finals:
     finalists: list[Finalist]  # best mean first
     epochs: int | None = None  # epochs override of the full-fidelity runs (None: the spec's)
+    minutes: float | None = None  # or the time budget of all the runs (each: an equal share)
 
     @property
     def winner(self) -> Finalist:
@@ -102,11 +104,12 @@ class Finals:
 
     def to_dict(self) -> dict[str, Any]:
         return {"finalists": [asdict(f) for f in self.finalists], "epochs": self.epochs,
+                "minutes": self.minutes,
                 "winner": self.winner.trial, "distinguishable": self.distinguishable(),
                 "verdict": self.verdict()}
 
 
-_FIELDS = {"finalists": list[dict[str, Any]], "epochs": int | None}
+_FIELDS = {"finalists": list[dict[str, Any]], "epochs": int | None, "minutes": float | None}
 _FINALIST = {"trial": int, "params": dict[str, Any], "search_value": float | None,
              "seeds": list[int], "dev": list[float], "runs": list[str], "n_dev": int}
 
@@ -125,7 +128,7 @@ def read_finals(folder: str | Path) -> Finals | None:
         finalists.append(Finalist(**{k: f[k] for k in _FINALIST}))
     if not finalists:
         raise ArchtuneError(f"{path}: no finalists")
-    return Finals(finalists, data.get("epochs"))
+    return Finals(finalists, data.get("epochs"), data.get("minutes"))
 
 
 def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
@@ -154,8 +157,10 @@ def seeds_of(study_seed: int, trial: optuna.trial.FrozenTrial, n: int) -> list[i
     return [own] + [trial_seed(study_seed + j * SEED_STEP, number) for j in range(1, n)]
 
 
-def _train_once(raw: dict[str, Any], path: Path, ex: Execution, progress: bool) -> Run:
-    """Train ``raw`` into ``path``, or reuse a complete run of the same spec there."""
+def _train_once(raw: dict[str, Any], path: Path, ex: Execution, progress: bool,
+                minutes: float | None = None) -> Run:
+    """Train ``raw`` into ``path``, or reuse a complete run of the same spec there (with a time
+    budget ``minutes``, its epochs are the budget's: any number is the same spec)."""
     from ..specs import output_units, spec_from_dict
     from ..training import load_run, train
     from ..training.trainer import as_trained
@@ -165,21 +170,31 @@ def _train_once(raw: dict[str, Any], path: Path, ex: Execution, progress: bool) 
         try:
             run = load_run(path)
             saved = as_trained(spec, output_units(run.spec), quiet=True)
-            if run.status == "complete" and run.spec.to_dict() == saved.to_dict():
+            if run.status == "complete" and _same(run.spec.to_dict(), saved.to_dict(), minutes):
                 log.info("finalist run %s: reused (complete, same spec)", path)
                 return run
         except ArchtuneError as err:
             log.info("finalist run %s is not reusable (%s): training it again", path, err)
         shutil.rmtree(path)
     return train(spec, run_dir=path, threads=ex.threads, device=ex.device, progress=progress,
-                 loggers=ex.loggers, mlflow_uri=ex.mlflow_uri)
+                 loggers=ex.loggers, mlflow_uri=ex.mlflow_uri, minutes=minutes)
+
+
+def _same(saved: dict[str, Any], wanted: dict[str, Any], minutes: float | None) -> bool:
+    if minutes is None:
+        return saved == wanted
+    return ({**saved, "train": {**saved["train"], "epochs": None}}
+            == {**wanted, "train": {**wanted["train"], "epochs": None}})
 
 
 def choose_finalists(study: optuna.Study, folder: str | Path, *, study_seed: int, k: int = 3,
                      seeds: int = 2, epochs: int | None = None, execution: Execution | None = None,
-                     progress: bool = False) -> Finals:
+                     progress: bool = False, minutes: float | None = None) -> Finals:
     """Train the top ``k`` trials at full fidelity with ``seeds`` seeds each and rank them by
-    mean dev accuracy; writes ``folder/finalists.json`` and returns the outcome."""
+    mean dev accuracy; writes ``folder/finalists.json`` and returns the outcome. ``minutes``:
+    a time budget for all the runs, instead of ``epochs``: each run gets an equal share of what
+    is left when it starts and trains the epochs that fit (so finalists are compared at equal
+    time, not equal epochs)."""
     from ._run import Execution
 
     if k < 1 or seeds < 1:
@@ -187,7 +202,10 @@ def choose_finalists(study: optuna.Study, folder: str | Path, *, study_seed: int
     ex = execution or Execution()
     folder = Path(folder)
     finalists = []
-    for t in top_trials(study, k):
+    top = top_trials(study, k)
+    deadline = time.monotonic() + minutes * 60 if minutes is not None else None
+    left = len(top) * seeds  # runs still to train
+    for t in top:
         raw = copy.deepcopy(t.user_attrs["spec"])  # as sampled: before the search's fidelity
         if epochs is not None:
             raw["train"]["epochs"] = epochs
@@ -197,7 +215,10 @@ def choose_finalists(study: optuna.Study, folder: str | Path, *, study_seed: int
         for seed in f.seeds:
             raw["train"]["seed"] = seed
             log.info("finalist trial %d, seed %d: training at full fidelity", t.number, seed)
-            run = _train_once(raw, folder / "finalists" / f"trial{t.number}-seed{seed}", ex, progress)
+            share = None if deadline is None else max(deadline - time.monotonic(), 1.0) / 60 / left
+            left -= 1
+            run = _train_once(raw, folder / "finalists" / f"trial{t.number}-seed{seed}", ex,
+                              progress, share)
             dev = run.metrics.get("dev") or {}
             if dev.get("accuracy") is None:
                 raise ArchtuneError(f"finalist run {run.path} has no dev evaluation")
@@ -206,7 +227,7 @@ def choose_finalists(study: optuna.Study, folder: str | Path, *, study_seed: int
             f.n_dev = int(dev.get("n") or 0)
         finalists.append(f)
     finalists.sort(key=lambda f: (-f.mean, f.trial))
-    finals = Finals(finalists, epochs)
+    finals = Finals(finalists, epochs, minutes)
     from ..training.runs import write_json
 
     write_json(folder / FILE, finals.to_dict())

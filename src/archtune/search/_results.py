@@ -67,7 +67,7 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
             run_dir: str | Path | None = None, *, finalists: int = 3, seeds: int = 2,
             studies_dir: str | Path = "studies", storage: str | None = None,
             runs_root: str | Path = "runs", progress: bool = False,
-            execution: Execution | None = None) -> Run:
+            execution: Execution | None = None, minutes: float | None = None) -> Run:
     """Train a trial's spec on the full training split and full epochs (or ``epochs``) into a
     normal run folder, which also holds ``search.json`` naming the study and trial.
 
@@ -76,17 +76,24 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     mean dev accuracy wins (see :mod:`archtune.search._finalists`; ``finalists=1, seeds=1`` is
     the best trial trained once); the winner's run with its own seed is the returned run.
     ``execution``: threads, device, data_dir and experiment loggers, as for :func:`search`.
+    ``minutes``: a time budget for the whole call instead of ``epochs``; each of its runs (every
+    finalist and seed) gets an equal share of what is left when it starts and trains as many
+    epochs as fit in it (see :func:`archtune.train`).
     """
     from ..specs import spec_from_dict
     from ..training import train
+    from ..training.budget import check_minutes
     from ..training.runs import new_run_dir, write_json
     from ._run import Execution
 
+    check_minutes(minutes)
+    if minutes is not None and epochs is not None:
+        raise ArchtuneError("give epochs or minutes, not both: minutes chooses the epochs")
     ex = execution or Execution()
     study, info, folder = _resolve(study, studies_dir, storage)
     if trial is None and (finalists > 1 or seeds > 1):
         return _retrain_finalists(study, info, folder, epochs, run_dir, finalists, seeds,
-                                  runs_root, progress, ex)
+                                  runs_root, progress, ex, minutes)
     chosen = best_trial(study) if trial is None else get_trial(study, trial)
     raw = chosen.user_attrs.get("spec")
     if trial_state(chosen) == "invalid" or not isinstance(raw, dict):
@@ -102,7 +109,7 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-trial{chosen.number}",
                                                      runs_root)
     run = train(spec, run_dir=path, threads=ex.threads, device=ex.device, progress=progress,
-                loggers=ex.loggers, mlflow_uri=ex.mlflow_uri)
+                loggers=ex.loggers, mlflow_uri=ex.mlflow_uri, minutes=minutes)
     write_json(run.path / "search.json", _search_record(study, info, chosen))
     return run
 
@@ -116,14 +123,14 @@ def _search_record(study: optuna.Study, info: StudyInfo, chosen: optuna.trial.Fr
 
 def _retrain_finalists(study: optuna.Study, info: StudyInfo, folder: Path, epochs: int | None,
                        run_dir: str | Path | None, k: int, seeds: int, runs_root: str | Path,
-                       progress: bool, ex: Execution) -> Run:
+                       progress: bool, ex: Execution, minutes: float | None) -> Run:
     """Choose among the top k by mean over seeds; copy the winner's own-seed run out."""
     from ..training import load_run
     from ..training.runs import new_run_dir, write_json
     from ._finalists import choose_finalists
 
     finals = choose_finalists(study, folder, study_seed=info.seed or 0, k=k, seeds=seeds,
-                              epochs=epochs, execution=ex, progress=progress)
+                              epochs=epochs, execution=ex, progress=progress, minutes=minutes)
     w = finals.winner
     path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-trial{w.trial}", runs_root)
     if path.exists() and any(path.iterdir()):

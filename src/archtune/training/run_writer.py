@@ -39,6 +39,10 @@ class RunWriter:
         self.env.update(changes)
         write_json(self.path / "env.json", self.env)
 
+    def update_metrics(self, **changes: Any) -> None:
+        self.metrics.update(changes)
+        write_json(self.path / "metrics.json", self.metrics)
+
     def best(self, model: ArchtuneNet, classes: list[str], row: dict[str, float]) -> None:
         """Record ``row``'s epoch as the best so far and checkpoint its weights."""
         save_checkpoint(self.path / "best.pt", model, self.spec, classes, int(row["epoch"]))

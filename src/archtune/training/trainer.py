@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -97,6 +98,7 @@ def train(
     loggers: Any = None,
     mlflow_uri: str | None = None,
     final_dev: bool = True,
+    minutes: float | None = None,
 ) -> Run:
     """Train a spec and save the run folder; returns the loaded :class:`Run` (model included).
 
@@ -111,18 +113,37 @@ def train(
     ``progress`` in a notebook, a table of per-epoch metrics updates in place. With ``final_dev``
     the kept weights are evaluated on the dev split as ``evaluate`` does (fp32, the spec's
     TTA) and recorded as ``metrics["dev"]``: the run's one dev accuracy.
+
+    ``minutes`` is a time budget for the whole call: the spec's ``epochs`` become as many as fit,
+    planned from a few timed steps of the run itself (see :mod:`archtune.training.budget`); the
+    plan and the wall time it took are recorded in metrics.json as ``time_budget``.
     """
+    from .budget import check_minutes, plan_epochs
+
+    started = time.perf_counter()
+    check_minutes(minutes)
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
     hooks = run_callbacks(callbacks, loggers, mlflow_uri, progress)
     splits = splits if splits is not None else load_splits(spec)
     spec = check_compatible(as_trained(spec, len(splits.classes)), splits)
+    facts = _run_facts(spec, splits)
+    plan = None
+    if minutes is not None:
+        plan = plan_epochs(spec, lambda s, m: _prepare(s, splits, m, device, threads),
+                           minutes * 60, started, final_dev, model)
+        spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=plan.epochs))
+        facts["time_budget"] = plan.to_dict()
     fit = _prepare(spec, splits, model, device, threads)
     path = Path(run_dir) if run_dir else new_run_dir(spec.name, runs_root)
-    writer = RunWriter(path, spec, fit.env, _run_facts(spec, splits))
+    writer = RunWriter(path, spec, fit.env, facts)
     log.info("run folder: %s (device %s, precision %s, %d threads)", path, fit.x_train.device,
              fit.precision, fit.env["threads"])
-    best_state = _run_epochs(fit, writer, hooks, progress, epoch_callback, final_dev)
+    try:
+        best_state = _run_epochs(fit, writer, hooks, progress, epoch_callback, final_dev)
+    finally:
+        if plan is not None:
+            writer.update_metrics(time_budget=plan.to_dict() | {"wall_s": time.perf_counter() - started})
     if best_state is not None:
         fit.model.load_state_dict(best_state)  # restore the best weights
     return load_run(path, model=fit.model.to(memory_format=torch.contiguous_format).eval())

@@ -1,0 +1,133 @@
+"""Training to a time budget: time the run's own steps first, then plan the epochs that fit.
+
+``train(spec, minutes=M)`` builds a throwaway copy of the run (same model, data, device,
+precision, techniques), times a few optimiser steps and a dev pass on it, and trains for as many
+epochs as fit in what is left of M minutes. The schedule is planned for that many epochs from the
+start (one-cycle needs its length in advance), so nothing is cut short. The plan, and the wall
+time the run really took, are recorded in metrics.json (``time_budget``).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from ..errors import ArchtuneError
+from .loop import predict_log_probs, predict_logits, train_epoch
+
+log = logging.getLogger(__name__)
+
+MIN_TIMED_S = 2.0  # time optimiser steps for at least this long (after the warm-up steps)
+MAX_TIMED_STEPS = 200  # and at most this many
+WARMUP_STEPS = 2  # untimed first steps: kernel selection, allocations
+MARGIN = 0.97  # plan for this share of the seconds left: epochs vary a little
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """How a time budget became a number of epochs (seconds are wall-clock, this machine's)."""
+
+    budget_s: float  # the whole call's budget
+    spent_s: float  # already gone when the epochs were planned: loading, building, timing
+    step_s: float  # one optimiser step, measured (augmentation and weight averaging included)
+    epoch_s: float  # one epoch predicted: its steps and its dev pass
+    final_s: float  # the final dev evaluation predicted (fp32, the spec's test-time augmentation)
+    epochs: int  # planned (at least 1)
+    spec_epochs: int  # what the spec said
+
+    @property
+    def predicted_s(self) -> float:
+        """The whole call's predicted wall time with the planned epochs."""
+        return self.spent_s + self.epochs * self.epoch_s + self.final_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"predicted_s": self.predicted_s}
+
+    def describe(self) -> str:
+        return (f"time budget {self.budget_s / 60:.4g} min: {self.epoch_s:.1f}s an epoch "
+                f"({self.step_s * 1000:.0f} ms a step, the dev pass included), "
+                f"{self.spent_s:.1f}s spent before training -> {self.epochs} epochs "
+                f"(the spec says {self.spec_epochs}), {self.predicted_s:.0f}s predicted")
+
+
+def check_minutes(minutes: float | None) -> None:
+    if minutes is not None and not (isinstance(minutes, int | float) and math.isfinite(minutes)
+                                    and minutes > 0):
+        raise ArchtuneError(f"minutes: expected a time budget > 0 minutes, got {minutes!r}")
+
+
+def epochs_that_fit(budget_s: float, spent_s: float, epoch_s: float, final_s: float) -> int:
+    """Whole epochs that fit in what is left of ``budget_s`` (at least 1)."""
+    left = MARGIN * (budget_s - spent_s - final_s)
+    return max(1, math.floor(left / epoch_s)) if epoch_s > 0 else 1
+
+
+def time_epoch(fit: Any, final_dev: bool) -> tuple[float, float, float]:
+    """(seconds per optimiser step, per epoch, of the final dev evaluation) of a prepared run
+    ``fit`` (a trainer ``_Fit``, used up by this: its weights and optimiser move)."""
+    cfg = fit.spec.train
+    n, bs = len(fit.y_train), cfg.batch_size
+    flips = fit.tech.flips(1)
+
+    def steps(k: int) -> tuple[float, int]:
+        """Seconds of ``k`` steps (fewer on a small training split) and how many ran."""
+        m = min(n, k * bs)
+        t0 = time.perf_counter()
+        train_epoch(fit.tech.train_model, fit.x_train[:m], fit.y_train[:m], cfg, fit.opt,
+                    fit.sched, fit.gen, precision=fit.precision, channels_last=fit.channels_last,
+                    flips=None if flips is None else flips[:m], after_step=fit.tech.after_step)
+        return time.perf_counter() - t0, max(m // bs, 1)
+
+    chunk = max(1, min(fit.steps, 5))
+    steps(min(chunk, WARMUP_STEPS))
+    timed, counted = 0.0, 0
+    while counted < MAX_TIMED_STEPS and (timed < MIN_TIMED_S or counted < chunk):
+        seconds, ran = steps(chunk)
+        timed, counted = timed + seconds, counted + ran
+    step_s = timed / counted
+    dev = _timed(lambda x: predict_logits(fit.tech.evaluated, x, batch_size=cfg.eval_batch_size,
+                                          precision=fit.precision, channels_last=fit.channels_last),
+                 fit.x_dev)
+    final = 0.0
+    if final_dev:
+        final = _timed(lambda x: predict_log_probs(fit.model, x, batch_size=cfg.eval_batch_size,
+                                                   channels_last=fit.channels_last, tta=cfg.tta,
+                                                   tta_translate=cfg.tta_translate), fit.x_dev)
+    return step_s, fit.steps * step_s + dev, final
+
+
+def _timed(evaluate: Any, x: torch.Tensor, images: int = 2000) -> float:
+    """Seconds ``evaluate`` takes on all of ``x``, from a timed part of it (after a warm-up)."""
+    if len(x) == 0:
+        return 0.0
+    part = x[:images]
+    evaluate(part[:64])
+    t0 = time.perf_counter()
+    evaluate(part)
+    return (time.perf_counter() - t0) * len(x) / len(part)
+
+
+def plan_epochs(spec: Any, prepare: Any, budget_s: float, started: float, final_dev: bool,
+                model: Any = None) -> EpochPlan:
+    """Time a throwaway copy of the run that ``prepare(spec, model)`` sets up and plan the epochs
+    that fit in ``budget_s`` counted from ``started`` (``time.perf_counter()``)."""
+    import dataclasses
+
+    long = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=10_000))
+    fit = prepare(long, None if model is None else copy.deepcopy(model))  # a schedule long
+    step_s, epoch_s, final_s = time_epoch(fit, final_dev)  # enough for any number of steps
+    del fit
+    spent = time.perf_counter() - started
+    epochs = epochs_that_fit(budget_s, spent, epoch_s, final_s)
+    plan = EpochPlan(budget_s, spent, step_s, epoch_s, final_s, epochs, spec.train.epochs)
+    if spent + epoch_s + final_s > budget_s:
+        log.warning("the time budget of %.4g min is too short for one epoch (%.1fs predicted, "
+                    "%.1fs already spent): training 1 epoch", budget_s / 60, epoch_s, spent)
+    log.info("%s", plan.describe())
+    return plan
