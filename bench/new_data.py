@@ -17,17 +17,12 @@ The data sets are built here, as .npz files under --work:
   the runs are given `--data fashion-mnist`, as a user would, so flips and flip TTA are on.
 
 Each arm gets the same wall budget (--minutes), per seed:
-- search: `archtune search auto-space` for --search-share of the budget (its default settings
-  otherwise), then `archtune retrain STUDY --finalists 1 --seeds 1 --epochs E`, where E fills what
-  is left, from the best trial's measured seconds per epoch: its training part scaled from the
-  trial's images to the whole train split, its dev pass (the whole dev split in every trial)
-  not scaled.
+- search: `archtune search auto-space` for --search-share of the budget (`--timeout`; its default
+  settings otherwise), then `archtune retrain STUDY --finalists 1 --seeds 1 --minutes M`, M what is
+  left of the budget (less STARTUP_S for the command's start-up): archtune times the best trial's
+  steps and plans the epochs that fit.
 - random (only when asked with --arms): the same, with `--sampler random --pruner none`.
-- default, accurate: a 2-epoch probe of the recipe (on a stratified part of the data with at most
-  --probe-images training images, and its dev split as much smaller) measures its seconds per
-  epoch once warmed up and its fixed costs (start-up, data, final pass), then
-  `archtune train RECIPE --epochs E` with E filling what is left of the budget. When not even one
-  epoch fits, the probe is the arm's model.
+- default, accurate: `archtune train RECIPE --minutes M`, M the whole budget (less STARTUP_S).
 Then `archtune evaluate RUN --split test`, once per arm and seed (not counted in the budget).
 "Beats" means: the search's mean test accuracy is above the recipe's by more than the larger
 seed-to-seed spread (max - min) of the two.
@@ -37,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import subprocess
 import time
@@ -52,7 +46,7 @@ DEFAULT_ARMS = ("search", *RECIPES)  # random search only when asked (--arms)
 SETS = ("digits", "fmnist-2k", "fmnist-coarse5", "fmnist")
 TARGETS = {"fmnist": 95.0}  # the issue's mean test accuracy (%) for search + retrain + test evaluation
 REGISTERED = {"fmnist": "fashion-mnist"}  # sets the CLI is given by name, as a user would: their
-# facts apply (mirror symmetry turns `hflip: auto` on); the .npz is then only the probes' source
+# facts apply (mirror symmetry turns `hflip: auto` on); the .npz only counts the images
 COARSE5 = {  # Fashion-MNIST class -> coarse group
     0: 0, 2: 0, 4: 0, 6: 0,  # T-shirt/top, pullover, coat, shirt -> tops
     1: 1,                     # trouser
@@ -60,9 +54,7 @@ COARSE5 = {  # Fashion-MNIST class -> coarse group
     5: 3, 7: 3, 9: 3,         # sandal, sneaker, ankle boot -> footwear
     8: 4,                     # bag
 }
-SAFETY = 0.95  # share of the remaining seconds planned for epochs (their times vary a little)
-RUN_OVERHEAD = 30.0  # seconds of a retrain besides its epochs: start-up, data, final dev pass, TTA
-EVAL_COST = 1 / 3  # seconds of a dev image's forward pass, as a share of a training image's step
+STARTUP_S = 4.0  # seconds an archtune command takes to start (Python, torch) before --minutes counts
 
 
 def build(name: str, work: Path) -> Path:
@@ -112,73 +104,23 @@ def cli(*args: str) -> None:
     subprocess.run([*ARCHTUNE, *args], check=True, stdout=subprocess.DEVNULL)
 
 
-def fill(seconds_left: float, per_epoch: float) -> int:
-    """Epochs that fit in ``seconds_left`` at ``per_epoch`` seconds each (0 when none does)."""
-    return max(0, math.floor(SAFETY * seconds_left / per_epoch))
+def planned(run: Path) -> str:
+    """'E epochs (S s each)' from a run's metrics.json: the epochs its --minutes planned."""
+    plan = json.loads((run / "metrics.json").read_text())["time_budget"]
+    return f"{plan['epochs']} epochs ({plan['epoch_s']:.0f} s each)"
 
 
-def steady(seconds: list[float]) -> float:
-    """Seconds per epoch once warmed up: the median of the epochs after the first (if any)."""
-    return float(np.median(seconds[1:] if len(seconds) > 1 else seconds))
-
-
-def epoch_seconds(run_dir: Path) -> list[float]:
-    """Seconds of each epoch of a run (training and its dev pass), from its history.csv."""
-    import csv
-
-    return [float(r["seconds"]) for r in csv.DictReader((run_dir / "history.csv").open())]
-
-
-def probe_data(data: Path, share: float) -> Path:
-    """A stratified ``share`` of ``data``'s training images (its test images kept), so that a
-    probe's train and dev splits are both that share of the full ones, and so is its epoch time
-    (a probe with --train-subset would still run every epoch's dev pass on the full dev split)."""
-    path = data.with_name(f"{data.stem}-probe{share:.4f}.npz")
-    if not path.exists():
-        from sklearn.model_selection import train_test_split
-
-        d = dict(np.load(data))
-        d["x_train"], _, d["y_train"], _ = train_test_split(
-            d["x_train"], d["y_train"], train_size=share, stratify=d["y_train"], random_state=0)
-        np.savez(path, **d)
-    return path
-
-
-def recipe_arm(recipe: str, data: Path, source: str, n_train: int, seed: int, budget: float,
-               out: Path, probe_images: int) -> dict:
+def recipe_arm(recipe: str, source: str, seed: int, budget: float, out: Path) -> dict:
     started = time.monotonic()
-    probe = out / "probe"
-    n_probe = min(probe_images, n_train)
-    share = n_probe / n_train
-    probed = probe_data(data, share) if share < 1 else data
-    from archtune.data import mirror_symmetric
-
-    flips = ["--set", "train.augment.hflip=true"] if mirror_symmetric(source)[0] else []  # as the run
-    cli("train", recipe, "--data", str(probed), "--epochs", "2", "--seed", str(seed),
-        "--run-dir", str(probe), *flips)
-    spent = time.monotonic() - started
-    seconds = epoch_seconds(probe)
-    overhead = max(0.0, spent - sum(seconds))  # start-up, data, final dev pass and TTA of one run
-    epochs = fill(budget - spent - overhead, steady(seconds) / share)
-    if epochs == 0:
-        run = probe
-    else:
-        run = out / "run"
-        cli("train", recipe, "--data", source, "--epochs", str(epochs), "--seed", str(seed),
-            "--run-dir", str(run))
-    wall = time.monotonic() - started
-    return {"arm": recipe, "epochs": max(epochs, 2), "wall_s": wall, "run": run.name,
-            "detail": f"{epochs} epochs" if epochs else f"2 epochs on {share:.0%} of the images (the probe)"}
+    run = out / "run"
+    cli("train", recipe, "--data", source, "--minutes", f"{(budget - STARTUP_S) / 60:.4f}",
+        "--seed", str(seed), "--run-dir", str(run))
+    return {"arm": recipe, "wall_s": time.monotonic() - started, "run": run.name,
+            "detail": planned(run)}
 
 
-def full_epoch(trial_epoch: float, seen: int, n_train: int, n_dev: int) -> float:
-    """Seconds of a full epoch (all ``n_train`` images, then the dev pass) from a trial's epoch that
-    trained on ``seen`` images and ran the same dev pass: only the training part scales."""
-    return trial_epoch * (n_train + EVAL_COST * n_dev) / (seen + EVAL_COST * n_dev)
-
-
-def search_arm(source: str, n_train: int, n_dev: int, seed: int, budget: float, share: float,
-               out: Path, random: bool = False) -> dict:
+def search_arm(source: str, seed: int, budget: float, share: float, out: Path,
+               random: bool = False) -> dict:
     from archtune.search import best_trial, open_study
 
     started = time.monotonic()
@@ -190,20 +132,14 @@ def search_arm(source: str, n_train: int, n_dev: int, seed: int, budget: float, 
     study, _ = open_study("s", studies)
     done = [t for t in study.get_trials(deepcopy=False) if t.state.name in ("COMPLETE", "PRUNED")]
     best = best_trial(study)
-    history = best.user_attrs.get("history") or []
-    fidelity = best.user_attrs.get("fidelity") or {}
-    seen = min(n_train, fidelity.get("train_subset") or n_train)
-    spe = full_epoch(steady([float(r["seconds"]) for r in history]), seen, n_train, n_dev)
-    epochs = max(1, fill(budget - (time.monotonic() - started) - RUN_OVERHEAD, spe))
+    left = budget - (time.monotonic() - started) - STARTUP_S
     run = out / "run"
     cli("retrain", "s", "--studies-dir", str(studies), "--finalists", "1", "--seeds", "1",
-        "--epochs", str(epochs), "--run-dir", str(run))
-    wall = time.monotonic() - started
-    params = best.params
-    arch = params.get("arch", "?")
-    return {"arm": "random" if random else "search", "epochs": epochs, "wall_s": wall, "run": run.name,
-            "detail": f"{len(done)} trials in {searched:.0f} s, trial {best.number} ({arch}), "
-                      f"{epochs} epochs"}
+        "--minutes", f"{max(left, 6.0) / 60:.4f}", "--run-dir", str(run))
+    arch = best.params.get("arch", "?")
+    return {"arm": "random" if random else "search", "wall_s": time.monotonic() - started,
+            "run": run.name, "detail": f"{len(done)} trials in {searched:.0f} s, trial "
+                                       f"{best.number} ({arch}), {planned(run)}"}
 
 
 def spread(values: list[float]) -> float:
@@ -217,7 +153,6 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--search-share", type=float, default=0.5,
                     help="share of the budget given to the search (the rest: retrain)")
-    ap.add_argument("--probe-images", type=int, default=6000, help="images of a recipe's 2-epoch probe")
     ap.add_argument("--work", default="bench-new-data")
     ap.add_argument("--arms", nargs="+", choices=ARMS,
                     help="arms to run (default: search, default, accurate); the rows of the others "
@@ -227,8 +162,6 @@ def main() -> None:
     ap.add_argument("--report-only", action="store_true",
                     help="write the section from --work's results.json (the seeds finished so far)")
     args = ap.parse_args()
-    from archtune.data import train_split_size
-
     if args.quick:
         args.sets, args.minutes, args.seeds = ["digits"], 0.5, args.seeds[:1]
     work = Path(args.work)
@@ -247,8 +180,6 @@ def main() -> None:
     stamp = {"date": time.strftime("%Y-%m-%d"), "commit": commit()}
     for name in args.sets:
         data = build(name, work)
-        n_all = len(np.load(data)["y_train"])
-        n_train = train_split_size(n_all, 0.2)  # the recipes' dev split
         source = REGISTERED.get(name, str(data))  # what the CLI is given
         rows = results.setdefault(name, [])
         for seed in args.seeds:
@@ -258,11 +189,10 @@ def main() -> None:
             for arm in args.arms:
                 shutil.rmtree(base / arm, ignore_errors=True)
                 if arm in ("search", "random"):
-                    row = search_arm(source, n_train, n_all - n_train, seed, budget,
-                                     args.search_share, base / arm, random=arm == "random")
+                    row = search_arm(source, seed, budget, args.search_share, base / arm,
+                                     random=arm == "random")
                 else:
-                    row = recipe_arm(arm, data, source, n_train, seed, budget, base / arm,
-                                     args.probe_images)
+                    row = recipe_arm(arm, source, seed, budget, base / arm)
                 started = time.monotonic()
                 row["test"] = evaluate_test(base / arm / row.pop("run"))
                 row["eval_s"] = time.monotonic() - started
@@ -319,10 +249,10 @@ def arms_run(results: dict[str, list[dict]]) -> list[str]:
 def table(results: dict[str, list[dict]], minutes: float, share: float) -> str:
     random = "random: the same with `--sampler random --pruner none`; " if "random" in arms_run(results) else ""
     lines = [f"Each arm gets {minutes:g} minutes of wall time per seed; search: auto-space for "
-             f"{share:.0%} of it, then one retrain filling the rest; {random}the recipes: a 2-epoch probe, "
-             "then as many epochs as fit. Test accuracy: mean (min-max) over seeds; wall: the "
-             "longest run of the arm, probe and retrain included (the test evaluation after it is "
-             "not).\n",
+             f"{share:.0%} of it, then `retrain --minutes` with the rest; {random}the recipes: "
+             "`archtune train RECIPE --minutes` (epochs planned from timed steps). Test accuracy: "
+             "mean (min-max) over seeds; wall: the longest run of the arm, search and retrain "
+             "included (the test evaluation after it is not).\n",
              "| data set | arm | seeds | test accuracy | wall (max) | runs |",
              "| --- | --- | --- | --- | --- | --- |"]
     verdicts = []

@@ -97,29 +97,38 @@ def test_timeout_budget_stops_new_trials(tiny_study) -> None:
 
 def test_the_time_budget_stops_a_trial_in_flight_after_its_epoch(tiny_splits) -> None:
     """Past the deadline a trial stops after the epoch it is in: pruned, with the reason; a
-    trial whose last epoch ends past it is complete, not stopped."""
+    trial whose last epoch ends past it is complete, not stopped; and the study's first complete
+    trial is never stopped (a search always leaves a trial to retrain)."""
     s = load_space(space(TINY_SPACE, epochs=3))
     late = TrialContext(s, tiny_splits, study_seed=0, deadline=time.monotonic(), timeout=60)
-    result = run_trial(optuna.create_study().ask(), late, 0)
+    first = run_trial(optuna.create_study().ask(), late, 0)  # no complete trial yet: runs on
+    assert first.state == "complete" and first.attrs["epochs"] == 3 and "stopped" not in first.attrs
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=0.5))
+    result = run_trial(study.ask(), late, 0)
     assert result.state == "pruned" and result.attrs["epochs"] == 1 and result.told() is None
     assert result.attrs["stopped"] == ("stopped after epoch 1 of 3: the search's time budget of "
                                        "60s is spent") and result.attrs["error"] is None
     one = load_space(space(TINY_SPACE, epochs=1))
-    done = run_trial(optuna.create_study().ask(), replace(late, space=one), 0)
+    done = run_trial(study.ask(), replace(late, space=one), 0)
     assert done.state == "complete" and "stopped" not in done.attrs
     in_time = replace(late, deadline=time.monotonic() + 3600)
-    assert run_trial(optuna.create_study().ask(), in_time, 0).state == "complete"
+    assert run_trial(study.ask(), in_time, 0).state == "complete"
 
 
 def test_a_search_with_a_timeout_stops_its_trial_in_flight(tmp_path: Path) -> None:
     """search(timeout=...) hands its deadline to the trials: a long trial ends near it, pruned,
-    and the study says why (a trial of 400 epochs on 2,000 images takes far longer than 1 s)."""
-    study = search(space(TINY_SPACE, epochs=400), trials=2, timeout=1, pruner="none",
-                   studies_dir=tmp_path, splits=make_splits(2000, 100))
-    assert len(study.trials) == 1
-    t = study.trials[0]
-    assert t.state.name == "PRUNED" and 1 <= t.user_attrs["epochs"] < 400
-    assert t.user_attrs["stopped"].startswith(f"stopped after epoch {t.user_attrs['epochs']} of 400")
+    and the study says why (a trial of 200 epochs on 2,000 images takes far longer than 2 s;
+    the study's first trial, on 32 images, is complete before it)."""
+    raw = space(TINY_SPACE, epochs=200)
+    study = search(raw, trials=1, pruner="none", studies_dir=tmp_path, splits=make_splits(32, 10))
+    assert study.trials[0].state.name == "COMPLETE"
+    study = search(raw, trials=3, timeout=2, pruner="none", studies_dir=tmp_path,
+                   splits=make_splits(2000, 100))
+    assert len(study.trials) == 2
+    t = study.trials[1]
+    assert t.state.name == "PRUNED" and 1 <= t.user_attrs["epochs"] < 200
+    assert t.user_attrs["stopped"].startswith(f"stopped after epoch {t.user_attrs['epochs']} of 200")
     assert counts(study)["stopped"] == 1
     from archtune.report.study_report import study_report
 

@@ -135,6 +135,14 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext, original_number: int) -> T
     return TrialResult(state, value, attrs, costs)
 
 
+def _has_complete(trial: optuna.Trial) -> bool:
+    """Whether the trial's study holds a complete trial (so stopping this one leaves a trial to
+    retrain)."""
+    from optuna.trial import TrialState
+
+    return bool(trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
 def _costs(spec: Any, attrs: dict[str, Any], objectives: list[str] | None) -> list[float]:
     """A multi-objective trial's costs, recorded before training (latency measured if asked)."""
     if not objectives:
@@ -159,6 +167,7 @@ def _train(trial: optuna.Trial, spec: Any, ctx: TrialContext, cost: float | None
 
     history: list[dict[str, float]] = []
     out_of_time: list[str] = []
+    warned: list[bool] = []
 
     def on_epoch(epoch: int, row: dict[str, float]) -> None:
         history.append({k: float(v) for k, v in row.items()})
@@ -170,9 +179,14 @@ def _train(trial: optuna.Trial, spec: Any, ctx: TrialContext, cost: float | None
         if stop:
             raise StopTraining(f"pruned after epoch {epoch}")
         if ctx.deadline is not None and epoch < spec.train.epochs and time.monotonic() >= ctx.deadline:
-            out_of_time.append(f"stopped after epoch {epoch} of {spec.train.epochs}: the search's "
-                               f"time budget of {ctx.timeout:g}s is spent")
-            raise StopTraining(out_of_time[0])
+            if _has_complete(trial):
+                out_of_time.append(f"stopped after epoch {epoch} of {spec.train.epochs}: the "
+                                   f"search's time budget of {ctx.timeout:g}s is spent")
+                raise StopTraining(out_of_time[0])
+            if not warned:
+                warned.append(True)
+                log.info("trial %d: the time budget is spent, but the study has no complete "
+                         "trial yet: this one trains to its end", trial.number)
 
     keep = ctx.runs_dir is not None
     run_dir = ctx.runs_dir / str(trial.number) if ctx.runs_dir is not None else \
