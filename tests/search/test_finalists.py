@@ -71,25 +71,31 @@ def test_top_trials_are_retrained_with_two_seeds_and_ranked_by_mean(tiny_study, 
 
 
 def test_a_time_budget_is_shared_by_the_finalist_runs(tiny_study, monkeypatch) -> None:
-    """retrain(minutes=M): every finalist run gets an equal share of what is left when it starts
-    and plans its epochs from it; a second call reuses the runs whatever epochs they got."""
-    run = retrain(tiny_study, finalists=2, seeds=1, minutes=0.2, run_dir="runs/timed")
+    """retrain(minutes=M): the finalists' round gets half of M, each run an equal share of what
+    is left when it starts; the winner is then trained again with its own seed in the rest. A
+    second call reuses the finalists' runs whatever epochs they got."""
+    from archtune.search._results import FINALISTS_SHARE
+
+    run = retrain(tiny_study, finalists=2, seeds=1, minutes=0.4, run_dir="runs/timed")
     finals = read_finals("studies/tiny")
-    assert finals is not None and finals.minutes == pytest.approx(0.2) and finals.epochs is None
+    assert finals is not None and finals.minutes == pytest.approx(0.4 * FINALISTS_SHARE)
     budgets = [load_run(f.runs[0]).metrics["time_budget"] for f in finals.finalists]
-    assert {f.trial for f in finals.finalists} == {t.number for t in
-                                                    sorted(tiny_study.trials, key=lambda t: -t.value)[:2]}
     first, second = sorted(budgets, key=lambda b: -b["budget_s"])
-    assert first["budget_s"] == pytest.approx(6.0, abs=0.5)  # 12 s for 2 runs, at the start
-    assert second["budget_s"] <= 12.0 - first["budget_s"] + 0.5
+    assert first["budget_s"] == pytest.approx(24 * FINALISTS_SHARE / 2, abs=0.5)  # at the start
+    assert second["budget_s"] <= 24 * FINALISTS_SHARE - first["budget_s"] + 0.5
     assert all(load_run(f.runs[0]).spec.train.epochs == b["epochs"]
                for f, b in zip(finals.finalists, budgets, strict=True))
-    assert run.metrics["time_budget"]["epochs"] == run.spec.train.epochs
+    w = finals.winner
+    own = json.loads((run.path / "search.json").read_text())
+    assert own["trial"] == w.trial and own["finalists"]["winner"] == w.trial
+    assert run.spec.train.seed == w.seeds[0] and run.path == Path("runs/timed")
+    final = run.metrics["time_budget"]  # the rest of the budget, not a finalist's share
+    assert final["budget_s"] > first["budget_s"] and final["budget_s"] <= 24 - first["budget_s"]
     calls: list[int] = []
     real = archtune.training.train
     monkeypatch.setattr(archtune.training, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
-    retrain(tiny_study, finalists=2, seeds=1, minutes=0.2, run_dir="runs/timed-again")
-    assert calls == []
+    retrain(tiny_study, finalists=2, seeds=1, minutes=0.4, run_dir="runs/timed-again")
+    assert len(calls) == 1  # only the winner's final run: the finalists' runs are reused
     with pytest.raises(ArchtuneError, match="epochs or minutes, not both"):
         retrain(tiny_study, epochs=2, minutes=1)
     one = retrain(tiny_study, trial=0, minutes=0.05, run_dir="runs/one")

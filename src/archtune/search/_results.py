@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,9 @@ from ._records import (
 )
 from ._storage import connect, list_folders, public_url, study_info
 from ._study import attach
+
+log = logging.getLogger(__name__)
+FINALISTS_SHARE = 0.5  # retrain --minutes with finalists: their round's share; the winner's run the rest
 
 if TYPE_CHECKING:
     import optuna
@@ -76,14 +81,13 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     mean dev accuracy wins (see :mod:`archtune.search._finalists`; ``finalists=1, seeds=1`` is
     the best trial trained once); the winner's run with its own seed is the returned run.
     ``execution``: threads, device, data_dir and experiment loggers, as for :func:`search`.
-    ``minutes``: a time budget for the whole call instead of ``epochs``; each of its runs (every
-    finalist and seed) gets an equal share of what is left when it starts and trains as many
-    epochs as fit in it (see :func:`archtune.train`).
+    ``minutes``: a time budget for the whole call instead of ``epochs`` (see
+    :func:`archtune.train`). With several finalist runs, their round gets FINALISTS_SHARE of it
+    (each run an equal share, so finalists are compared at equal time), and the winner is then
+    trained again with its own seed in what is left: the returned run.
     """
-    from ..specs import spec_from_dict
-    from ..training import train
     from ..training.budget import check_minutes
-    from ..training.runs import new_run_dir, write_json
+    from ..training.runs import new_run_dir
     from ._run import Execution
 
     check_minutes(minutes)
@@ -95,6 +99,19 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
         return _retrain_finalists(study, info, folder, epochs, run_dir, finalists, seeds,
                                   runs_root, progress, ex, minutes)
     chosen = best_trial(study) if trial is None else get_trial(study, trial)
+    path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-trial{chosen.number}",
+                                                     runs_root)
+    return _train_trial(study, info, chosen, path, epochs, minutes, progress, ex, {})
+
+
+def _train_trial(study: optuna.Study, info: StudyInfo, chosen: optuna.trial.FrozenTrial,
+                 path: Path, epochs: int | None, minutes: float | None, progress: bool,
+                 ex: Execution, record: dict[str, Any]) -> Run:
+    """Train ``chosen``'s spec with its own seed on the whole train split into ``path``."""
+    from ..specs import spec_from_dict
+    from ..training import train
+    from ..training.runs import write_json
+
     raw = chosen.user_attrs.get("spec")
     if trial_state(chosen) == "invalid" or not isinstance(raw, dict):
         why = chosen.user_attrs.get("error") or "it has no spec"
@@ -106,11 +123,9 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     if ex.data_dir is not None:
         raw["data"]["data_dir"] = ex.data_dir
     spec = spec_from_dict(raw, source=f"study '{study.study_name}' trial {chosen.number}")
-    path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-trial{chosen.number}",
-                                                     runs_root)
     run = train(spec, run_dir=path, threads=ex.threads, device=ex.device, progress=progress,
                 loggers=ex.loggers, mlflow_uri=ex.mlflow_uri, minutes=minutes)
-    write_json(run.path / "search.json", _search_record(study, info, chosen))
+    write_json(run.path / "search.json", _search_record(study, info, chosen) | record)
     return run
 
 
@@ -124,19 +139,29 @@ def _search_record(study: optuna.Study, info: StudyInfo, chosen: optuna.trial.Fr
 def _retrain_finalists(study: optuna.Study, info: StudyInfo, folder: Path, epochs: int | None,
                        run_dir: str | Path | None, k: int, seeds: int, runs_root: str | Path,
                        progress: bool, ex: Execution, minutes: float | None) -> Run:
-    """Choose among the top k by mean over seeds; copy the winner's own-seed run out."""
+    """Choose among the top k by mean over seeds; copy the winner's own-seed run out (with a
+    time budget: train the winner again in what the finalists' round left)."""
     from ..training import load_run
     from ..training.runs import new_run_dir, write_json
     from ._finalists import choose_finalists
 
+    deadline = None if minutes is None else time.monotonic() + minutes * 60
     finals = choose_finalists(study, folder, study_seed=info.seed or 0, k=k, seeds=seeds,
-                              epochs=epochs, execution=ex, progress=progress, minutes=minutes)
+                              epochs=epochs, execution=ex, progress=progress,
+                              minutes=None if minutes is None else minutes * FINALISTS_SHARE)
     w = finals.winner
     path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-trial{w.trial}", runs_root)
     if path.exists() and any(path.iterdir()):
         raise ArchtuneError(f"{path} exists and is not empty; choose another --run-dir")
+    chosen = get_trial(study, w.trial)
+    if deadline is not None:  # the winner, trained again with the rest of the budget
+        left = max(deadline - time.monotonic(), 1.0) / 60
+        log.info("finalists chose trial %d: training it again in the %.1f minutes left",
+                 w.trial, left)
+        return _train_trial(study, info, chosen, path, None, left, progress, ex,
+                            {"finalists": finals.to_dict()})
     shutil.copytree(w.runs[0], path, dirs_exist_ok=True)
-    record = _search_record(study, info, get_trial(study, w.trial))
+    record = _search_record(study, info, chosen)
     write_json(path / "search.json", record | {"finalists": finals.to_dict()})
     return load_run(path)
 

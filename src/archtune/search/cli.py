@@ -268,8 +268,8 @@ def worker(study: str, **kw: Any) -> None:
 @click.option("--seeds", default=2, show_default=True, type=click.IntRange(min=1),
               help="Seeds per finalist (its own, then derived ones).")
 @click.option("--epochs", type=int, help="Epochs (default: the spec's full number).")
-@click.option("--minutes", type=float, help="Time budget of the whole retrain: every run gets an "
-              "equal share and trains as many epochs as fit in it (timed first).")
+@click.option("--minutes", type=float, help="Time budget of the whole retrain instead of --epochs: "
+              "the finalists get half (equal shares), the winner the rest.")
 @click.option("--run-dir", type=click.Path(), help="Run folder (default: runs/STUDY-trialN-<time>).")
 @click.option("--data-dir", help="Folder holding the data set's files.")
 @click.option("--threads", type=int, help="CPU threads.")
