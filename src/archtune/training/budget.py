@@ -23,9 +23,9 @@ from .loop import predict_log_probs, predict_logits, train_epoch
 
 log = logging.getLogger(__name__)
 
-MIN_TIMED_S = 2.0  # time optimiser steps for at least this long (after the warm-up steps)
+MIN_TIMED_S = 3.0  # time optimiser steps for about this long (after the warm-up steps)
 MAX_TIMED_STEPS = 200  # and at most this many
-WARMUP_STEPS = 2  # untimed first steps: kernel selection, allocations
+WARMUP_STEPS = 3  # untimed first steps: kernel selection, allocations
 MARGIN = 0.97  # plan for this share of the seconds left: epochs vary a little
 
 
@@ -84,10 +84,11 @@ def time_epoch(fit: Any, final_dev: bool) -> tuple[float, float, float]:
                     flips=None if flips is None else flips[:m], after_step=fit.tech.after_step)
         return time.perf_counter() - t0, max(m // bs, 1)
 
-    chunk = max(1, min(fit.steps, 5))
-    steps(min(chunk, WARMUP_STEPS))
+    warm, ran = steps(min(fit.steps, WARMUP_STEPS))  # also a first guess of a step's seconds
+    # one call of many steps, as an epoch is: short calls pay train_epoch's own costs each time
+    chunk = max(1, min(fit.steps, MAX_TIMED_STEPS, math.ceil(MIN_TIMED_S * ran / max(warm, 1e-6))))
     timed, counted = 0.0, 0
-    while counted < MAX_TIMED_STEPS and (timed < MIN_TIMED_S or counted < chunk):
+    while counted == 0 or (counted < MAX_TIMED_STEPS and timed < MIN_TIMED_S / 2):  # guess far off
         seconds, ran = steps(chunk)
         timed, counted = timed + seconds, counted + ran
     step_s = timed / counted
@@ -98,7 +99,8 @@ def time_epoch(fit: Any, final_dev: bool) -> tuple[float, float, float]:
     if final_dev:
         final = _timed(lambda x: predict_log_probs(fit.model, x, batch_size=cfg.eval_batch_size,
                                                    channels_last=fit.channels_last, tta=cfg.tta,
-                                                   tta_translate=cfg.tta_translate), fit.x_dev)
+                                                   tta_translate=cfg.tta_translate), fit.x_dev,
+                       images=1000)  # several views of each image: fewer suffice
     return step_s, fit.steps * step_s + dev, final
 
 
