@@ -87,6 +87,22 @@ def test_a_killed_train_reads_as_died_and_evaluate_says_so(tmp_path: Path, tiny_
     assert json.loads((run_dir / "eval_dev.json").read_text())["run_status"] == "died"
 
 
+def test_a_run_killed_between_its_checkpoint_and_its_metrics_names_the_checkpoint(
+        run_copy: Path) -> None:
+    """The CI race: killed after best.pt was written, before metrics.json named it; the note
+    reads the epoch from the checkpoint itself."""
+    metrics = json.loads((run_copy / "metrics.json").read_text())
+    saved = torch.load(run_copy / "best.pt", weights_only=True)["epoch"]
+    metrics.update(status="running", process=_dead_process(), best_epoch=None)
+    (run_copy / "metrics.json").write_text(json.dumps(metrics))
+    note = load_run(run_copy).status_note()
+    assert f"its best checkpoint is epoch {saved} of" in note
+    (run_copy / "best.pt").write_bytes(b"torn")  # unreadable: metrics.json is all there is
+    with pytest.raises(ArchtuneError):
+        load_run(run_copy).load_model()
+    assert "it saved no checkpoint" in load_run(run_copy).status_note()
+
+
 def test_a_running_run_of_a_live_process_stays_running(run_copy: Path) -> None:
     metrics = json.loads((run_copy / "metrics.json").read_text())
     metrics.update(status="running", process=this_process())

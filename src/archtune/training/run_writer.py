@@ -47,6 +47,7 @@ class RunWriter:
         """Record ``row``'s epoch as the best so far and checkpoint its weights."""
         save_checkpoint(self.path / "best.pt", model, self.spec, classes, int(row["epoch"]))
         self.metrics.update(best_epoch=int(row["epoch"]), best={k: row[k] for k in BEST_KEYS})
+        write_json(self.path / "metrics.json", self.metrics)  # at once: the file names its checkpoint
 
     def epoch(self, row: dict[str, float], grad_norms: dict[str, float], seconds: float) -> None:
         """Append an epoch's row (and gradient norms) and rewrite the files that list them."""

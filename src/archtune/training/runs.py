@@ -133,6 +133,15 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     return model.to(device), ckpt
 
 
+def _checkpoint_epoch(path: Path) -> int | None:
+    """The epoch a checkpoint file records, or None when it is missing or unreadable."""
+    try:
+        epoch = torch.load(path, map_location="cpu", weights_only=True).get("epoch")
+    except Exception:  # missing, truncated or foreign: the caller falls back to metrics.json
+        return None
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+
+
 @dataclass
 class Run:
     """A run folder, loaded. ``load_model()`` rebuilds the best weights; ``history`` is a
@@ -190,7 +199,9 @@ class Run:
         process = self.metrics.get("process") or {}
         why = (f"its training process (pid {process.get('pid')} on {process.get('host')}) is "
                f"gone" if status == "died" else f"it is marked {status}")
-        best = self.metrics.get("best_epoch")
+        best = _checkpoint_epoch(self.path / "best.pt")  # the file itself: a process killed
+        if best is None:  # between writing it and metrics.json leaves the metrics behind
+            best = self.metrics.get("best_epoch")
         kept = (f"its best checkpoint is epoch {best} of {self.metrics.get('epochs_run', 0)} run"
                 if best is not None else "it saved no checkpoint")
         return f"run {self.name} {'died' if status == 'died' else 'did not finish'}: {why}; {kept}"
