@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,10 @@ class Spec:
         if not self.class_layers:
             return self
         return spec_from_dict(self.to_dict(), source=f"spec '{self.name}'", classes=classes)
+
+    def with_epochs(self, epochs: int) -> Spec:
+        """This spec with its train section's ``epochs`` replaced (everything else shared)."""
+        return replace(self, train=replace(self.train, epochs=epochs))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

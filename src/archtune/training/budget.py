@@ -119,9 +119,7 @@ def plan_epochs(spec: Any, prepare: Any, budget_s: float, started: float, final_
                 model: Any = None) -> EpochPlan:
     """Time a throwaway copy of the run that ``prepare(spec, model)`` sets up and plan the epochs
     that fit in ``budget_s`` counted from ``started`` (``time.perf_counter()``)."""
-    import dataclasses
-
-    long = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=10_000))
+    long = spec.with_epochs(10_000)
     fit = prepare(long, None if model is None else copy.deepcopy(model))  # a schedule long
     step_s, epoch_s, final_s = time_epoch(fit, final_dev)  # enough for any number of steps
     del fit

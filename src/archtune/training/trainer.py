@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -132,7 +131,7 @@ def train(
     if minutes is not None:
         plan = plan_epochs(spec, lambda s, m: _prepare(s, splits, m, device, threads),
                            minutes * 60, started, final_dev, model)
-        spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=plan.epochs))
+        spec = spec.with_epochs(plan.epochs)
         facts["time_budget"] = plan.to_dict()
     fit = _prepare(spec, splits, model, device, threads)
     path = Path(run_dir) if run_dir else new_run_dir(spec.name, runs_root)
