@@ -231,6 +231,8 @@ def report(saved: Path, args: argparse.Namespace) -> None:
         title = "Search on data the recipes were never tuned on"  # the issue's 10 minutes
         if list(done["results"]) == ["fmnist"]:
             title = "Search on Fashion-MNIST against the recipes"
+        elif list(done["results"]) != list(SETS[:3]):  # a section per --work's sets, so a rerun
+            title += ": " + ", ".join(done["results"])  # of some sets leaves the others' section
         if done["minutes"] != 10:
             title += f", {done['minutes']:g} minutes"  # another budget: a section of its own
         arms = arms_run(done["results"])
