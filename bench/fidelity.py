@@ -38,6 +38,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--full-epochs", type=int, default=8, help="full fidelity's epochs (the space's: 0)")
     ap.add_argument("--lows", nargs="+", default=["12000x3", "12000x1", "24000x2", "allx1"])
+    ap.add_argument("--stratify", default="auto",
+                    help="a choice whose options the candidates take in turn (auto: the space's "
+                         "first top-level branch choice; none: plain random candidates)")
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args()
     use_shared_data()
@@ -49,7 +52,8 @@ def main() -> None:
     space = load_space(args.space, sets)
     lows = [parse_low(x) for x in args.lows]
     print(f"load average before: {os.getloadavg()}", file=sys.stderr, flush=True)
-    checks = fidelity_checks(space, lows, n=args.trials, seed=args.seed)
+    checks = fidelity_checks(space, lows, n=args.trials, seed=args.seed,
+                             stratify=None if args.stratify == "none" else args.stratify)
     full = checks[0]
     head = ("| low fidelity | Spearman vs full | coarse winner's rank at full | low minutes | "
             "full minutes |\n| --- | --- | --- | --- | --- |\n")
@@ -64,7 +68,8 @@ def main() -> None:
                            for k, v in full.params[i].items()) + " |"
                for i in range(len(full.params))))
     full_desc = f"{args.full_epochs} epochs" if args.full_epochs else "the space's epochs"
-    body = (f"{len(full.params)} seeded random candidates of `{args.space}` (seed {args.seed}), "
+    spread = f", taking the options of `{full.strata}` in turn" if full.strata else ""
+    body = (f"{len(full.params)} seeded random candidates of `{args.space}` (seed {args.seed}{spread}), "
             f"full fidelity: all 48,000 training images, {full_desc}; dev accuracy (best epoch, "
             f"no TTA) decides both rankings. Precision: `auto` (bf16 where the CPU has it).\n\n"
             + head + "\n".join(rows) + "\n\n" + per)

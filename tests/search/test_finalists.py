@@ -166,3 +166,22 @@ def test_fidelity_check_command(tmp_path: Path, tiny_npz: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Spearman rank correlation" in result.stdout and len(result.stdout.splitlines()) == 5
     assert not (tmp_path / "studies").exists()  # a check writes no study
+
+
+def test_fidelity_candidates_take_the_architecture_families_in_turn() -> None:
+    from archtune.search import load_space
+    from archtune.search._fidelity import _candidates, strata_dim
+
+    auto = load_space("auto-space")
+    assert strata_dim(auto).name == "arch"  # the first top-level branch choice, found by itself
+    picked = [p["arch"] for p, _ in _candidates(auto, 6, seed=0)]
+    assert sorted(picked) == ["default"] * 3 + ["stack"] * 3 and picked[:2] == ["default", "stack"]
+    plain = [p["arch"] for p, _ in _candidates(auto, 6, seed=0, stratify=None)]
+    assert plain != picked  # without strata: as random draws fall (seed 0: not alternating)
+    by_name = [p["batch_size"] for p, _ in _candidates(auto, 4, seed=0, stratify="batch_size")]
+    assert by_name == [128, 256, 128, 256]
+    with pytest.raises(ArchtuneError, match="did you mean 'arch'"):
+        strata_dim(auto, "arc")
+    with pytest.raises(ArchtuneError, match="lr.*float range"):
+        strata_dim(auto, "lr")
+    assert strata_dim(load_space("default-space")) is None  # no branch choice: plain random

@@ -5,7 +5,9 @@ speed if it ranks candidates as full training would. :func:`fidelity_check` trai
 random candidates at the space's low fidelity and at full fidelity (the whole train split, the
 spec's epochs), each with the same seed, and reports the Spearman rank correlation of their
 best dev accuracies, where the low-fidelity winner ranks at full fidelity, and the time each
-fidelity took (``archtune search SPACE --fidelity check``).
+fidelity took (``archtune search SPACE --fidelity check``). A sample of a few random candidates
+can miss a whole architecture family, so the candidates take the options of the space's first
+top-level branch choice in turn (auto-space's ``arch``: default, stack, default, ...).
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ArchtuneError
 
 if TYPE_CHECKING:
+    from ._dims import Dim
     from ._run import Execution
     from ._space import SearchSpace
 
 log = logging.getLogger(__name__)
+AUTO = "auto"  # stratify over the space's first top-level branch choice, if it has one
 
 
 @dataclass
@@ -40,9 +44,11 @@ class FidelityCheck:
     full_seconds: float
     spearman: float
     winner_full_rank: int  # 1 = the low-fidelity winner is also the best at full fidelity
+    strata: str | None = None  # the choice whose options the candidates took in turn
 
     def summary(self) -> str:
-        return (f"{len(self.params)} candidates of '{self.space}': Spearman rank correlation "
+        spread = f" (taking the options of '{self.strata}' in turn)" if self.strata else ""
+        return (f"{len(self.params)} candidates of '{self.space}'{spread}: Spearman rank correlation "
                 f"{self.spearman:+.2f} between low fidelity ({_describe(self.low)}; "
                 f"{self.low_seconds / 60:.1f} min) and full training ({self.full_seconds / 60:.1f} "
                 f"min); the low-fidelity winner ranks {self.winner_full_rank} of {len(self.params)} "
@@ -55,17 +61,42 @@ def _describe(low: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _candidates(space: SearchSpace, n: int, seed: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """``n`` valid (params, spec dict) pairs, sampled at random with ``seed``."""
+def strata_dim(space: SearchSpace, stratify: str | None = AUTO) -> Dim | None:
+    """The choice whose options the candidates take in turn: ``stratify`` by name, or (``auto``)
+    the space's first top-level branch choice, the one whose options are layer lists (such as
+    auto-space's ``arch``); None with ``stratify=None`` or when there is no such choice."""
+    if stratify is None:
+        return None
+    if stratify != AUTO:
+        dim = space.dim(stratify)  # a close match for a typo
+        if dim.kind != "choice":
+            raise ArchtuneError(f"stratify: '{stratify}' is a {dim.kind} range; candidates can be "
+                                f"spread only over a choice's options")
+        return dim
+    needed = {name for info in space.infos for name, _ in info.requires}
+    return next((i.dim for i in space.infos
+                 if not i.requires and i.dim.kind == "choice" and i.dim.name in needed), None)
+
+
+def _candidates(space: SearchSpace, n: int, seed: int, stratify: str | None = AUTO
+                ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``n`` valid (params, spec dict) pairs, sampled at random with ``seed``; with a strata
+    dimension (see :func:`strata_dim`), candidate i takes its option i modulo the options, so
+    each option is as well represented as ``n`` allows."""
     import optuna
 
     from ..specs import spec_from_dict
 
+    strata = strata_dim(space, stratify)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    out = []
+    out: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for _ in range(20 * n):
+        if strata is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # enqueue_trial is marked experimental
+                study.enqueue_trial({strata.name: strata.choices[len(out) % len(strata.choices)]})
         trial = study.ask()
         raw = space.sample(trial)
         try:
@@ -95,22 +126,26 @@ def _best_dev(raw: dict[str, Any], splits: Any, ex: Execution) -> tuple[float, f
 
 def fidelity_check(space: SearchSpace | str | Path | dict[str, Any], *, n: int = 8, seed: int = 0,
                    train_subset: int | None = None, epochs: int | None = None,
-                   execution: Execution | None = None) -> FidelityCheck:
+                   execution: Execution | None = None, stratify: str | None = AUTO
+                   ) -> FidelityCheck:
     """Train ``n`` candidates at the space's low fidelity (or ``train_subset`` / ``epochs``) and
-    at full fidelity; compare their rankings."""
+    at full fidelity; compare their rankings. ``stratify``: a choice whose options the candidates
+    take in turn (``auto``: the space's first top-level branch choice, such as auto-space's
+    ``arch``, so each architecture family is in the sample; None: plain random candidates)."""
     from ._space import load_space
 
     space = load_space(space)
     low = {"train_subset": train_subset or space.settings.train_subset,
            "epochs": epochs or space.settings.epochs}
-    return fidelity_checks(space, [low], n=n, seed=seed, execution=execution)[0]
+    return fidelity_checks(space, [low], n=n, seed=seed, execution=execution, stratify=stratify)[0]
 
 
 def fidelity_checks(space: SearchSpace | str | Path | dict[str, Any], lows: list[dict[str, Any]],
-                    *, n: int = 8, seed: int = 0, execution: Execution | None = None
-                    ) -> list[FidelityCheck]:
+                    *, n: int = 8, seed: int = 0, execution: Execution | None = None,
+                    stratify: str | None = AUTO) -> list[FidelityCheck]:
     """Several low fidelities (``{"train_subset": N, "epochs": E}``, either may be None) against
-    one full training of the same ``n`` candidates: one check per low fidelity."""
+    one full training of the same ``n`` candidates: one check per low fidelity (``stratify``: as
+    for :func:`fidelity_check`)."""
     from ._run import Execution, load_search_splits
     from ._space import load_space
 
@@ -128,7 +163,8 @@ def fidelity_checks(space: SearchSpace | str | Path | dict[str, Any], lows: list
     params, full_dev, full_s = [], [], 0.0
     low_dev: list[list[float]] = [[] for _ in lows]
     low_s = [0.0 for _ in lows]
-    for i, (point, raw) in enumerate(_candidates(space, n, seed)):
+    strata = strata_dim(space, stratify)
+    for i, (point, raw) in enumerate(_candidates(space, n, seed, stratify)):
         raw.setdefault("train", {})["seed"] = seed + i
         acc_full, s_full = _best_dev(raw, full_splits, ex)
         for j, low in enumerate(lows):
@@ -144,7 +180,8 @@ def fidelity_checks(space: SearchSpace | str | Path | dict[str, Any], lows: list
         full_dev.append(acc_full)
         full_s += s_full
     return [FidelityCheck(space.name, dict(low), params, low_dev[j], full_dev, low_s[j], full_s,
-                          *_agreement(low_dev[j], full_dev)) for j, low in enumerate(lows)]
+                          *_agreement(low_dev[j], full_dev), strata.name if strata else None)
+            for j, low in enumerate(lows)]
 
 
 def _agreement(low: list[float], full: list[float]) -> tuple[float, int]:
