@@ -174,11 +174,11 @@ def test_fidelity_candidates_take_the_architecture_families_in_turn() -> None:
 
     auto = load_space("auto-space")
     assert strata_dim(auto).name == "arch"  # the first top-level branch choice, found by itself
-    picked = [p["arch"] for p, _ in _candidates(auto, 6, seed=0)]
+    picked = [p["arch"] for p, _ in _candidates(auto, 6, 0, strata_dim(auto))]
     assert sorted(picked) == ["default"] * 3 + ["stack"] * 3 and picked[:2] == ["default", "stack"]
-    plain = [p["arch"] for p, _ in _candidates(auto, 6, seed=0, stratify=None)]
+    plain = [p["arch"] for p, _ in _candidates(auto, 6, 0, strata_dim(auto, None))]
     assert plain != picked  # without strata: as random draws fall (seed 0: not alternating)
-    by_name = [p["batch_size"] for p, _ in _candidates(auto, 4, seed=0, stratify="batch_size")]
+    by_name = [p["batch_size"] for p, _ in _candidates(auto, 4, 0, strata_dim(auto, "batch_size"))]
     assert by_name == [128, 256, 128, 256]
     with pytest.raises(ArchtuneError, match="did you mean 'arch'"):
         strata_dim(auto, "arc")

@@ -78,16 +78,15 @@ def strata_dim(space: SearchSpace, stratify: str | None = AUTO) -> Dim | None:
                  if not i.requires and i.dim.kind == "choice" and i.dim.name in needed), None)
 
 
-def _candidates(space: SearchSpace, n: int, seed: int, stratify: str | None = AUTO
+def _candidates(space: SearchSpace, n: int, seed: int, strata: Dim | None = None
                 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """``n`` valid (params, spec dict) pairs, sampled at random with ``seed``; with a strata
-    dimension (see :func:`strata_dim`), candidate i takes its option i modulo the options, so
+    """``n`` valid (params, spec dict) pairs, sampled at random with ``seed``; with a ``strata``
+    choice (see :func:`strata_dim`), candidate i takes its option i modulo the options, so
     each option is as well represented as ``n`` allows."""
     import optuna
 
     from ..specs import spec_from_dict
 
-    strata = strata_dim(space, stratify)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
@@ -164,7 +163,7 @@ def fidelity_checks(space: SearchSpace | str | Path | dict[str, Any], lows: list
     low_dev: list[list[float]] = [[] for _ in lows]
     low_s = [0.0 for _ in lows]
     strata = strata_dim(space, stratify)
-    for i, (point, raw) in enumerate(_candidates(space, n, seed, stratify)):
+    for i, (point, raw) in enumerate(_candidates(space, n, seed, strata)):
         raw.setdefault("train", {})["seed"] = seed + i
         acc_full, s_full = _best_dev(raw, full_splits, ex)
         for j, low in enumerate(lows):
