@@ -68,3 +68,30 @@ def test_cli_refuses_epochs_and_minutes_together(tmp_path: Path) -> None:
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "give --epochs or --minutes, not both" in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "r").exists()
+
+
+def test_short_epochs_are_timed_whole_and_planned_from_the_median(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An epoch shorter than the timing is timed whole, several times, and one slow epoch (the
+    machine busy with something else) does not move the plan: the median counts."""
+    from types import SimpleNamespace
+
+    from archtune.specs import load_spec
+    from archtune.training import budget
+    from archtune.training.trainer import _prepare
+
+    clock = [0.0]
+    sizes: list[int] = []
+    durations = iter([0.3, 1.0, 9.0, 1.2, 1.1, 1.0])  # warm-up, then whole epochs: one slow
+
+    def fake_epoch(model, x, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        sizes.append(len(x))
+        clock[0] += next(durations)
+
+    monkeypatch.setattr(budget, "train_epoch", fake_epoch)
+    monkeypatch.setattr(budget, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    fit = _prepare(load_spec(SPEC), make_splits(400, 100), None, "cpu", 1)
+    step_s, epoch_s, final_s = budget.time_epoch(fit, final_dev=False)
+    steps = 400 // 32  # 12 steps an epoch (the ragged last batch is dropped)
+    assert sizes == [budget.WARMUP_STEPS * 32] + [steps * 32] * 3  # 3 whole epochs (11.2 s)
+    assert step_s == pytest.approx(1.2 / steps)  # the median epoch; the mean would be 3.73 s
+    assert epoch_s == pytest.approx(steps * step_s) and final_s == 0.0  # no time passed in dev

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import statistics
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,7 +25,8 @@ from .loop import predict_log_probs, predict_logits, train_epoch
 log = logging.getLogger(__name__)
 
 MIN_TIMED_S = 3.0  # time optimiser steps for about this long (after the warm-up steps)
-MAX_TIMED_STEPS = 200  # and at most this many
+MAX_TIMED_STEPS = 200  # and at most this many, unless TIMED_CALLS whole epochs need more
+TIMED_CALLS = 3  # short epochs: at least this many timed, their median taken
 WARMUP_STEPS = 3  # untimed first steps: kernel selection, allocations
 MARGIN = 0.97  # plan for this share of the seconds left: epochs vary a little
 
@@ -87,14 +89,21 @@ def time_epoch(fit: Any, final_dev: bool) -> tuple[float, float, float]:
     warm, ran = steps(min(fit.steps, WARMUP_STEPS))  # also a first guess of a step's seconds
     # one call of many steps, as an epoch is: short calls pay train_epoch's own costs each time
     chunk = max(1, min(fit.steps, MAX_TIMED_STEPS, math.ceil(MIN_TIMED_S * ran / max(warm, 1e-6))))
+    # epochs shorter than that are timed whole, several times: the median of TIMED_CALLS or more
+    # (a mean of two once predicted 1.73 s an epoch that took 1.35 s); a longer call: one, unless
+    # the first guess was far off
+    whole = chunk == fit.steps
+    calls, target = (TIMED_CALLS, MIN_TIMED_S) if whole else (1, MIN_TIMED_S / 2)
+    per_step: list[float] = []
     timed, counted = 0.0, 0
-    while counted == 0 or (counted < MAX_TIMED_STEPS and timed < MIN_TIMED_S / 2):  # guess far off
+    while len(per_step) < calls or (counted < MAX_TIMED_STEPS and timed < target):
         seconds, ran = steps(chunk)
+        per_step.append(seconds / ran)
         timed, counted = timed + seconds, counted + ran
-    step_s = timed / counted
+    step_s = statistics.median(per_step)
     dev = _timed(lambda x: predict_logits(fit.tech.evaluated, x, batch_size=cfg.eval_batch_size,
                                           precision=fit.precision, channels_last=fit.channels_last),
-                 fit.x_dev)
+                 fit.x_dev, calls=TIMED_CALLS)  # paid every epoch: a steady figure
     final = 0.0
     if final_dev:
         final = _timed(lambda x: predict_log_probs(fit.model, x, batch_size=cfg.eval_batch_size,
@@ -104,15 +113,19 @@ def time_epoch(fit: Any, final_dev: bool) -> tuple[float, float, float]:
     return step_s, fit.steps * step_s + dev, final
 
 
-def _timed(evaluate: Any, x: torch.Tensor, images: int = 2000) -> float:
-    """Seconds ``evaluate`` takes on all of ``x``, from a timed part of it (after a warm-up)."""
+def _timed(evaluate: Any, x: torch.Tensor, images: int = 2000, calls: int = 1) -> float:
+    """Seconds ``evaluate`` takes on all of ``x``, from a timed part of it (after a warm-up; the
+    median of ``calls`` calls)."""
     if len(x) == 0:
         return 0.0
     part = x[:images]
     evaluate(part[:64])
-    t0 = time.perf_counter()
-    evaluate(part)
-    return (time.perf_counter() - t0) * len(x) / len(part)
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        evaluate(part)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * len(x) / len(part)
 
 
 def plan_epochs(spec: Any, prepare: Any, budget_s: float, started: float, final_dev: bool,

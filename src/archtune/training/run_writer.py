@@ -14,6 +14,9 @@ from ..specs import Spec
 from .runs import save_checkpoint, write_csv, write_json
 
 BEST_KEYS = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
+FLUSH_S = 1.0  # rewrite the per-epoch files at most this often (and at every best epoch and the
+# end): each rewrite lists every epoch, so thousands of sub-second epochs would otherwise spend
+# a growing share of their time rewriting them
 
 
 class RunWriter:
@@ -30,6 +33,8 @@ class RunWriter:
         }
         self.history: list[dict[str, float]] = []
         self.grads: list[dict[str, float]] = []
+        self._flushed = 0.0  # time.monotonic() of the last rewrite of the per-epoch files
+        self._best_unwritten = False  # a best epoch whose row is not in history.csv yet
         path.mkdir(parents=True, exist_ok=True)
         (path / "spec.yaml").write_text(spec.to_yaml())
         write_json(path / "env.json", env)
@@ -48,18 +53,29 @@ class RunWriter:
         save_checkpoint(self.path / "best.pt", model, self.spec, classes, int(row["epoch"]))
         self.metrics.update(best_epoch=int(row["epoch"]), best={k: row[k] for k in BEST_KEYS})
         write_json(self.path / "metrics.json", self.metrics)  # at once: the file names its checkpoint
+        self._best_unwritten = True
 
     def epoch(self, row: dict[str, float], grad_norms: dict[str, float], seconds: float) -> None:
-        """Append an epoch's row (and gradient norms) and rewrite the files that list them."""
+        """Append an epoch's row (and gradient norms); the files that list them are rewritten
+        with it unless they were less than FLUSH_S ago and this is not a best epoch (a run
+        killed outright loses at most that second of rows; ``finish`` writes them all)."""
         self.history.append(row)
         if grad_norms:
             self.grads.append({"epoch": row["epoch"], **grad_norms})
-        write_csv(self.path / "history.csv", self.history)
+        self.metrics.update(epochs_run=int(row["epoch"]), train_seconds=seconds)
+        if self._best_unwritten or time.monotonic() - self._flushed >= FLUSH_S:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Rewrite history.csv, grad_norms.csv and metrics.json (metrics last: the epochs it
+        counts are in the files before it says so)."""
+        if self.history:
+            write_csv(self.path / "history.csv", self.history)
         if self.grads:
             write_csv(self.path / "grad_norms.csv", self.grads)
-        self.metrics.update(epochs_run=int(row["epoch"]), train_seconds=seconds)
         write_json(self.path / "metrics.json", self.metrics)
+        self._flushed, self._best_unwritten = time.monotonic(), False
 
     def finish(self, seconds: float) -> None:
         self.metrics.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S"), train_seconds=seconds)
-        write_json(self.path / "metrics.json", self.metrics)
+        self._flush()
