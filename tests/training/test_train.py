@@ -177,6 +177,15 @@ def test_auto_precision_falls_back_to_fp32_without_native_bf16(monkeypatch) -> N
         device.pick_device("cuda")
 
 
+def test_the_bf16_check_forgives_a_few_images_on_a_small_dev_split() -> None:
+    from archtune.training.trainer import bf16_tolerance
+
+    assert bf16_tolerance(12_000) == 0.005  # 60 images
+    assert bf16_tolerance(600) == 0.005
+    assert bf16_tolerance(240) == 3 / 240  # 2 images (0.83 points) no longer fall back to fp32
+    assert bf16_tolerance(0) == 3.0
+
+
 class _noop:
     def __enter__(self) -> None:
         return None
@@ -192,6 +201,7 @@ def test_auto_bf16_is_checked_against_fp32_after_epoch_one(tiny_splits, tmp_path
     run = train(tiny(epochs=2), splits=tiny_splits, run_dir=tmp_path / "r", progress=False)
     env = json.loads((run.path / "env.json").read_text())
     check = env["bf16_check"]
-    assert set(check) == {"dev_accuracy_bf16", "dev_accuracy_fp32"}
-    agree = abs(check["dev_accuracy_bf16"] - check["dev_accuracy_fp32"]) <= 0.005
+    assert set(check) == {"dev_accuracy_bf16", "dev_accuracy_fp32", "tolerance"}
+    assert check["tolerance"] == trainer.bf16_tolerance(len(tiny_splits.dev.y))
+    agree = abs(check["dev_accuracy_bf16"] - check["dev_accuracy_fp32"]) <= check["tolerance"]
     assert env["precision"] == ("bf16" if agree else "fp32")
