@@ -166,9 +166,7 @@ def test_dashboards_stay_live_while_a_search_writes_the_same_sqlite_file(tmp_pat
             browser.wait_for("document.body.innerText.includes('tiny')", timeout=60)
             # the page's own API: trials, their state and per-epoch values, while the search runs
             api = url.replace("/dashboard/studies/", "/api/studies/") + "?after=0"
-            browser.evaluate(f"fetch('{api}').then(r => r.json()).then(j => window.__trials = "
-                             f"j.trials.map(t => [t.state, t.intermediate_values.length]))")
-            seen += browser.wait_for("window.__trials", timeout=30)
+            seen += _trials_seen(browser, api, board_err)
         assert ["Running"] in [t[:1] for t in seen], f"no running trial seen: {seen}"
         assert sum(int(t[1]) for t in seen) >= 1, "no per-epoch value was visible"
         assert search_proc.wait(timeout=300) == 0, err.text
@@ -194,6 +192,23 @@ def test_dashboards_stay_live_while_a_search_writes_the_same_sqlite_file(tmp_pat
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _trials_seen(browser: Browser, api: str, log: Lines, timeout: float = 60.0) -> list[list[object]]:
+    """[state, number of per-epoch values] of each trial the page's API lists, fetched from the
+    page until it lists one: a CI run once asked before the search (the suite's 4th test, on 2
+    busy cores) had made its first trial, and an empty list is not an answer to wait on."""
+    deadline = time.monotonic() + timeout
+    while True:
+        browser.evaluate("window.__trials = null")
+        browser.evaluate(f"fetch('{api}').then(r => r.json()).then(j => window.__trials = "
+                         f"JSON.stringify(j.trials.map(t => [t.state, t.intermediate_values.length])))"
+                         f".catch(e => window.__trials = JSON.stringify([['fetch failed', String(e)]]))")
+        trials = json.loads(browser.wait_for("window.__trials", timeout=max(deadline - time.monotonic(), 1)))
+        assert not trials or trials[0][0] != "fetch failed", f"{api}: {trials}\n{log.text}"
+        if trials or time.monotonic() > deadline:
+            return trials
+        time.sleep(0.5)
 
 
 def test_sigterm_stops_the_dashboard_as_ctrl_c_does(studies: Path) -> None:
