@@ -51,7 +51,8 @@ def _wait_mid_trial(proc: subprocess.Popen, url: str, name: str, done: int) -> i
 
 
 def test_a_killed_search_resumes_with_the_dead_trial_retried(tmp_path: Path, big_npz: Path) -> None:
-    raw = space(TINY_SPACE, big_npz, epochs=5)  # a float lr: no two points alike
+    raw = space(TINY_SPACE, big_npz, epochs=12)  # a float lr: no two points alike; epochs enough
+    # that the trial seen mid-way is still running when the kill lands (with 5 it once finished)
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
     args = ["search", "s.yaml", "--trials", "3", "--pruner", "none", "--sampler", "random"]
     url = f"sqlite:///{tmp_path}/studies/tiny/study.db"

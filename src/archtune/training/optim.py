@@ -64,7 +64,45 @@ def lr_factor(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: in
     return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * t))
 
 
+class _Factor:
+    """The lr factor at optimiser step ``s`` (LambdaLR's lambda), for a schedule of ``total``
+    steps; :func:`stretch_schedule` re-plans the part not yet run."""
+
+    def __init__(self, cfg: TrainConfig, total: int, steps_per_epoch: int):
+        self.cfg, self.total, self.steps_per_epoch = cfg, total, steps_per_epoch
+        self.stretches: list[tuple[int, int, int]] = []  # (at step, old end, new end), in order
+
+    def __call__(self, step: int) -> float:
+        s: float = step
+        for at, old, new in reversed(self.stretches):  # back to the steps of the first plan
+            if s > at:
+                s = at + (s - at) * (old - at) / (new - at)
+        return lr_factor(self.cfg, s, self.total, self.steps_per_epoch)  # type: ignore[arg-type]
+
+    def end(self) -> int:
+        return self.stretches[-1][2] if self.stretches else self.total
+
+
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
     """A per-step scheduler (call ``step()`` after every optimiser step)."""
-    total = cfg.epochs * steps_per_epoch
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s, total, steps_per_epoch))
+    return torch.optim.lr_scheduler.LambdaLR(opt, _Factor(cfg, cfg.epochs * steps_per_epoch,
+                                                          steps_per_epoch))
+
+
+STRETCHED = ("cosine", "onecycle", "triangular")  # the schedules whose shape depends on their length
+
+
+def stretch_schedule(sched: torch.optim.lr_scheduler.LambdaLR, at_step: int, total_steps: int) -> None:
+    """Re-plan a schedule from :func:`make_scheduler` that has run ``at_step`` steps to end at
+    ``total_steps`` instead: the rest of its curve is stretched (or squeezed) to the new length,
+    so the lr at ``at_step`` is unchanged and the curve still ends where it would have. Constant
+    and step schedules do not depend on their length and are left as they are."""
+    for factor in {id(f): f for f in sched.lr_lambdas}.values():  # one object for every group
+        if not isinstance(factor, _Factor):
+            raise TypeError("stretch_schedule: not a schedule from make_scheduler")
+        if factor.cfg.schedule not in STRETCHED or total_steps == factor.end():
+            continue
+        if not at_step < min(total_steps, factor.end()):
+            raise ValueError(f"stretch_schedule: step {at_step} is not before the end of the "
+                             f"schedule ({factor.end()} steps) and the new end ({total_steps})")
+        factor.stretches.append((at_step, factor.end(), total_steps))

@@ -11,7 +11,7 @@ from .._process import this_process
 from ..errors import ArchtuneError
 from ..models import ArchtuneNet
 from ..specs import Spec
-from .runs import save_checkpoint, write_csv, write_json
+from .runs import save_checkpoint, write_csv, write_json, write_text
 
 BEST_KEYS = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
 FLUSH_S = 1.0  # rewrite the per-epoch files at most this often (and at every best epoch and the
@@ -36,9 +36,14 @@ class RunWriter:
         self._flushed = 0.0  # time.monotonic() of the last rewrite of the per-epoch files
         self._best_unwritten = False  # a best epoch whose row is not in history.csv yet
         path.mkdir(parents=True, exist_ok=True)
-        (path / "spec.yaml").write_text(spec.to_yaml())
+        write_text(path / "spec.yaml", spec.to_yaml())
         write_json(path / "env.json", env)
         write_json(path / "metrics.json", self.metrics)
+
+    def respec(self, spec: Spec) -> None:
+        """The run's spec changed while it trains (a time budget re-planned its epochs)."""
+        self.spec = spec
+        write_text(self.path / "spec.yaml", spec.to_yaml())
 
     def update_env(self, **changes: Any) -> None:
         self.env.update(changes)

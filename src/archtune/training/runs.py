@@ -68,11 +68,16 @@ def temp_beside(path: Path) -> Path:
     return path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write a text file atomically, so a crash never leaves half a file."""
+    tmp = temp_beside(path)
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically, so a crash never leaves half a file."""
-    tmp = temp_beside(path)
-    tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2, default=float) + "\n")
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -18,10 +18,13 @@ from ..specs import Spec, infer_shapes, load_spec, output_units, totals
 from .device import environment, memory_format, pick_device, resolve_precision, set_threads
 from .loop import loss_and_accuracy, predict_log_probs, predict_logits, train_epoch
 from .observers import run_callbacks
-from .optim import make_optimizer, make_scheduler
+from .optim import make_optimizer, make_scheduler, stretch_schedule
 from .run_writer import RunWriter
 from .runs import Run, load_run, new_run_dir
 from .techniques import Techniques, resolve_flips
+
+if TYPE_CHECKING:
+    from .budget import Replanner
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +117,11 @@ def train(
     TTA) and recorded as ``metrics["dev"]``: the run's one dev accuracy.
 
     ``minutes`` is a time budget for the whole call: the spec's ``epochs`` become as many as fit,
-    planned from a few timed steps of the run itself (see :mod:`archtune.training.budget`); the
-    plan and the wall time it took are recorded in metrics.json as ``time_budget``.
+    planned from a few timed steps of the run itself and re-planned from its own epochs as it
+    goes (see :mod:`archtune.training.budget`); the plan, its re-plans and the wall time it took
+    are recorded in metrics.json as ``time_budget``.
     """
-    from .budget import check_minutes, plan_epochs
+    from .budget import Replanner, check_minutes, plan_epochs
 
     started = time.perf_counter()
     check_minutes(minutes)
@@ -127,22 +131,25 @@ def train(
     splits = splits if splits is not None else load_splits(spec)
     spec = check_compatible(as_trained(spec, len(splits.classes)), splits)
     facts = _run_facts(spec, splits)
-    plan = None
+    plan = replan = None
     if minutes is not None:
         plan = plan_epochs(spec, lambda s, m: _prepare(s, splits, m, device, threads),
                            minutes * 60, started, final_dev, model)
         spec = spec.with_epochs(plan.epochs)
         facts["time_budget"] = plan.to_dict()
+        replan = Replanner(plan, started)
     fit = _prepare(spec, splits, model, device, threads)
     path = Path(run_dir) if run_dir else new_run_dir(spec.name, runs_root)
     writer = RunWriter(path, spec, fit.env, facts)
     log.info("run folder: %s (device %s, precision %s, %d threads)", path, fit.x_train.device,
              fit.precision, fit.env["threads"])
     try:
-        best_state = _run_epochs(fit, writer, hooks, progress, epoch_callback, final_dev)
+        best_state = _run_epochs(fit, writer, hooks, progress, epoch_callback, final_dev, replan)
     finally:
-        if plan is not None:
-            writer.update_metrics(time_budget=plan.to_dict() | {"wall_s": time.perf_counter() - started})
+        if plan is not None and replan is not None:
+            writer.update_metrics(time_budget=plan.to_dict() | {
+                "replans": replan.replans, "epochs_final": replan.epochs,
+                "wall_s": time.perf_counter() - started})
     if best_state is not None:
         fit.model.load_state_dict(best_state)  # restore the best weights
     return load_run(path, model=fit.model.to(memory_format=torch.contiguous_format).eval())
@@ -202,10 +209,12 @@ def _run_facts(spec: Spec, splits: Splits) -> dict[str, Any]:
 
 
 def _run_epochs(fit: _Fit, writer: RunWriter, hooks: Any, progress: bool,
-                epoch_callback: EpochCallback | None, final_dev: bool
+                epoch_callback: EpochCallback | None, final_dev: bool,
+                replan: Replanner | None = None
                 ) -> dict[str, torch.Tensor] | None:
-    """Train epoch by epoch (early stopping, best checkpoint) and finalise the run folder
-    whatever happens; returns the best weights."""
+    """Train epoch by epoch (early stopping, best checkpoint; a time budget's ``replan``
+    may change the epochs on the way) and finalise the run folder whatever happens; returns the
+    best weights."""
     cfg, metrics = fit.spec.train, writer.metrics
     best_value: float | None = None
     best_state: dict[str, torch.Tensor] | None = None
@@ -213,7 +222,9 @@ def _run_epochs(fit: _Fit, writer: RunWriter, hooks: Any, progress: bool,
     started = time.perf_counter()
     try:
         hooks.on_train_start(writer.path, fit.spec, metrics | {"env": writer.env})
-        for epoch in range(1, cfg.epochs + 1):
+        epoch = 0
+        while epoch < fit.spec.train.epochs:
+            epoch += 1
             row, grad_norms = _epoch(fit, writer, epoch, progress)
             value = row["dev_loss"] if cfg.monitor == "dev_loss" else row["dev_accuracy"]
             if _is_better(value, best_value, cfg.monitor, cfg.min_delta):
@@ -226,6 +237,8 @@ def _run_epochs(fit: _Fit, writer: RunWriter, hooks: Any, progress: bool,
             hooks.on_epoch_end(epoch, row, grad_norms)
             if epoch_callback is not None:
                 epoch_callback(epoch, row)
+            if replan is not None and (epochs := replan.after_epoch(epoch)) is not None:
+                _replan(fit, writer, epochs)
             if cfg.patience is not None and since_best >= cfg.patience:
                 metrics["stopped_early"] = True
                 log.info("early stopping: no dev improvement for %d epochs; best epoch %d",
@@ -250,6 +263,14 @@ def _run_epochs(fit: _Fit, writer: RunWriter, hooks: Any, progress: bool,
             log.log(logging.INFO if planned else logging.WARNING, "run %s: %s after %d epochs; %s",
                     writer.path, metrics["status"], metrics["epochs_run"], kept)
     return best_state
+
+
+def _replan(fit: _Fit, writer: RunWriter, epochs: int) -> None:
+    """Train ``epochs`` in all instead: the rest of the schedule is
+    stretched to them and spec.yaml (and the checkpoints from now on) say so."""
+    stretch_schedule(fit.sched, fit.sched.last_epoch, epochs * fit.steps)  # last_epoch: steps run
+    fit.spec = fit.spec.with_epochs(epochs)
+    writer.respec(fit.spec)
 
 
 def _epoch(fit: _Fit, writer: RunWriter, epoch: int, progress: bool
