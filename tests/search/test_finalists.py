@@ -187,3 +187,33 @@ def test_fidelity_candidates_take_the_architecture_families_in_turn() -> None:
     with pytest.raises(ArchtuneError, match="lr.*float range"):
         strata_dim(auto, "lr")
     assert strata_dim(load_space("default-space")) is None  # no branch choice: plain random
+
+
+def test_each_architecture_family_s_best_is_among_the_finalists() -> None:
+    """The coarse pass ranks stacks below `default`-shaped nets that full training puts behind
+    them (bench/RESULTS.md, auto-space fidelity): with a family choice, the best of each family
+    is a finalist even when the top k by coarse rank are all of one family."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from archtune.search import load_space
+    from archtune.search._finalists import top_trials
+    from archtune.search._info import StudyInfo
+    from archtune.search._results import _family
+
+    study = optuna.create_study(direction="maximize")
+    dists = {"arch": CategoricalDistribution(["default", "stack"]), "lr": FloatDistribution(0, 1)}
+    for i, (arch, value) in enumerate([("default", 0.90), ("default", 0.89), ("stack", 0.88),
+                                       ("default", 0.885), ("stack", 0.87)]):
+        study.add_trial(optuna.trial.create_trial(
+            params={"arch": arch, "lr": i / 10}, distributions=dists, value=value,
+            user_attrs={"spec": {"n": i}}))
+    ranked = [t.number for t in top_trials(study, 3)]
+    assert ranked == [0, 1, 3]  # by coarse rank alone: no stack
+    assert [t.number for t in top_trials(study, 3, "arch")] == [0, 1, 2]  # the best stack in
+    assert [t.number for t in top_trials(study, 2, "arch")] == [0, 2]
+    assert [t.number for t in top_trials(study, 1, "arch")] == [0]  # k=1: the best, as before
+    # the family is auto-space's arch, read from the study's stored space; none without one
+    auto = load_space("auto-space")
+    assert _family(StudyInfo(study="s", space=auto.raw)) == "arch"
+    assert _family(StudyInfo(study="s", space=load_space("default-space").raw)) is None

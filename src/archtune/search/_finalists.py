@@ -131,8 +131,13 @@ def read_finals(folder: str | Path) -> Finals | None:
     return Finals(finalists, data.get("epochs"), data.get("minutes"))
 
 
-def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
-    """The k best complete trials with distinct parameters (a retried trial counts once)."""
+def top_trials(study: optuna.Study, k: int, family: str | None = None
+               ) -> list[optuna.trial.FrozenTrial]:
+    """The k best complete trials with distinct parameters (a retried trial counts once). With
+    ``family``, a choice parameter naming the architecture family (auto-space's ``arch``), the
+    best trial of each family comes first, then the rest by rank: the coarse pass ranks families
+    unfairly (stacks start slower; bench/RESULTS.md "Search fidelity ... (auto-space)"), so each
+    family's best gets its full-fidelity runs."""
     from ._space import canonical_json
 
     done = sorted((t for t in study.get_trials(deepcopy=False)
@@ -147,6 +152,13 @@ def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
             out.append(t)
     if not out:
         raise ArchtuneError(f"study '{study.study_name}' has no complete trial to retrain yet")
+    if family is not None:
+        firsts: dict[Any, optuna.trial.FrozenTrial] = {}
+        for t in out:
+            firsts.setdefault(t.params.get(family), t)
+        heads = list(firsts.values())[:k]
+        out = heads + [t for t in out if t not in heads]
+        out = sorted(out[:k], key=lambda t: (-(value_of(t) or 0.0), t.number))
     return out[:k]
 
 
@@ -189,9 +201,10 @@ def _same(saved: dict[str, Any], wanted: dict[str, Any], minutes: float | None) 
 
 def choose_finalists(study: optuna.Study, folder: str | Path, *, study_seed: int, k: int = 3,
                      seeds: int = 2, epochs: int | None = None, execution: Execution | None = None,
-                     progress: bool = False, minutes: float | None = None) -> Finals:
-    """Train the top ``k`` trials at full fidelity with ``seeds`` seeds each and rank them by
-    mean dev accuracy; writes ``folder/finalists.json`` and returns the outcome. ``minutes``:
+                     progress: bool = False, minutes: float | None = None,
+                     family: str | None = None) -> Finals:
+    """Train the top ``k`` trials at full fidelity with ``seeds`` seeds each (each ``family``'s
+    best among them: see :func:`top_trials`) and rank them by mean dev accuracy; writes ``folder/finalists.json`` and returns the outcome. ``minutes``:
     a time budget for all the runs, instead of ``epochs``: each run gets an equal share of what
     is left when it starts and trains the epochs that fit (so finalists are compared at equal
     time, not equal epochs)."""
@@ -202,7 +215,7 @@ def choose_finalists(study: optuna.Study, folder: str | Path, *, study_seed: int
     ex = execution or Execution()
     folder = Path(folder)
     finalists = []
-    top = top_trials(study, k)
+    top = top_trials(study, k, family)
     deadline = time.monotonic() + minutes * 60 if minutes is not None else None
     left = len(top) * seeds  # runs still to train
     for t in top:

@@ -136,6 +136,17 @@ def _search_record(study: optuna.Study, info: StudyInfo, chosen: optuna.trial.Fr
             "fidelity": chosen.user_attrs.get("fidelity")}
 
 
+def _family(info: StudyInfo) -> str | None:
+    """The study's architecture-family choice (auto-space's ``arch``), if its space has one."""
+    from ._fidelity import strata_dim
+    from ._space import SearchSpace
+
+    if not info.space:
+        return None
+    dim = strata_dim(SearchSpace(info.space, source="stored"))
+    return None if dim is None else dim.name
+
+
 def _retrain_finalists(study: optuna.Study, info: StudyInfo, folder: Path, epochs: int | None,
                        run_dir: str | Path | None, k: int, seeds: int, runs_root: str | Path,
                        progress: bool, ex: Execution, minutes: float | None) -> Run:
@@ -148,7 +159,8 @@ def _retrain_finalists(study: optuna.Study, info: StudyInfo, folder: Path, epoch
     deadline = None if minutes is None else time.monotonic() + minutes * 60
     finals = choose_finalists(study, folder, study_seed=info.seed or 0, k=k, seeds=seeds,
                               epochs=epochs, execution=ex, progress=progress,
-                              minutes=None if minutes is None else minutes * FINALISTS_SHARE)
+                              minutes=None if minutes is None else minutes * FINALISTS_SHARE,
+                              family=_family(info))
     w = finals.winner
     path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-trial{w.trial}", runs_root)
     if path.exists() and any(path.iterdir()):
