@@ -105,9 +105,10 @@ def cli(*args: str) -> None:
 
 
 def planned(run: Path) -> str:
-    """'E epochs (S s each)' from a run's metrics.json: the epochs its --minutes planned."""
+    """'E epochs (S s each)' from a run's metrics.json: the epochs its --minutes trained (after
+    any re-plan) and the seconds an epoch its first plan timed."""
     plan = json.loads((run / "metrics.json").read_text())["time_budget"]
-    return f"{plan['epochs']} epochs ({plan['epoch_s']:.0f} s each)"
+    return f"{plan.get('epochs_final', plan['epochs'])} epochs ({plan['epoch_s']:.0f} s each)"
 
 
 def recipe_arm(recipe: str, source: str, seed: int, budget: float, out: Path) -> dict:
