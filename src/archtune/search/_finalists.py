@@ -156,9 +156,10 @@ def top_trials(study: optuna.Study, k: int, family: str | None = None
         firsts: dict[Any, optuna.trial.FrozenTrial] = {}
         for t in out:
             firsts.setdefault(t.params.get(family), t)
-        heads = list(firsts.values())[:k]
-        out = heads + [t for t in out if t not in heads]
-        out = sorted(out[:k], key=lambda t: (-(value_of(t) or 0.0), t.number))
+        heads = list(firsts.values())[:k]  # out is by rank, so these are too
+        taken = {t.number for t in heads}
+        rest = [t for t in out if t.number not in taken][:k - len(heads)]
+        return sorted(heads + rest, key=lambda t: (-(value_of(t) or 0.0), t.number))
     return out[:k]
 
 
@@ -204,10 +205,10 @@ def choose_finalists(study: optuna.Study, folder: str | Path, *, study_seed: int
                      progress: bool = False, minutes: float | None = None,
                      family: str | None = None) -> Finals:
     """Train the top ``k`` trials at full fidelity with ``seeds`` seeds each (each ``family``'s
-    best among them: see :func:`top_trials`) and rank them by mean dev accuracy; writes ``folder/finalists.json`` and returns the outcome. ``minutes``:
-    a time budget for all the runs, instead of ``epochs``: each run gets an equal share of what
-    is left when it starts and trains the epochs that fit (so finalists are compared at equal
-    time, not equal epochs)."""
+    best among them: see :func:`top_trials`) and rank them by mean dev accuracy; writes
+    ``folder/finalists.json`` and returns the outcome. ``minutes``: a time budget for all the
+    runs, instead of ``epochs``: each run gets an equal share of what is left when it starts and
+    trains the epochs that fit (so finalists are compared at equal time, not equal epochs)."""
     from ._run import Execution
 
     if k < 1 or seeds < 1:

@@ -101,6 +101,10 @@ class Replanner:
         self.epochs = epochs
         return epochs
 
+    def to_dict(self) -> dict[str, Any]:
+        """metrics.json's ``time_budget`` so far: the plan, the re-plans, the epochs trained."""
+        return self.plan.to_dict() | {"replans": self.replans, "epochs_final": self.epochs}
+
 
 def check_minutes(minutes: float | None) -> None:
     if minutes is not None and not (isinstance(minutes, int | float) and math.isfinite(minutes)

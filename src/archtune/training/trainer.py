@@ -131,13 +131,13 @@ def train(
     splits = splits if splits is not None else load_splits(spec)
     spec = check_compatible(as_trained(spec, len(splits.classes)), splits)
     facts = _run_facts(spec, splits)
-    plan = replan = None
+    replan = None
     if minutes is not None:
         plan = plan_epochs(spec, lambda s, m: _prepare(s, splits, m, device, threads),
                            minutes * 60, started, final_dev, model)
         spec = spec.with_epochs(plan.epochs)
-        facts["time_budget"] = plan.to_dict()
         replan = Replanner(plan, started)
+        facts["time_budget"] = replan.to_dict()
     fit = _prepare(spec, splits, model, device, threads)
     path = Path(run_dir) if run_dir else new_run_dir(spec.name, runs_root)
     writer = RunWriter(path, spec, fit.env, facts)
@@ -146,10 +146,9 @@ def train(
     try:
         best_state = _run_epochs(fit, writer, hooks, progress, epoch_callback, final_dev, replan)
     finally:
-        if plan is not None and replan is not None:
-            writer.update_metrics(time_budget=plan.to_dict() | {
-                "replans": replan.replans, "epochs_final": replan.epochs,
-                "wall_s": time.perf_counter() - started})
+        if replan is not None:
+            writer.update_metrics(time_budget=replan.to_dict()
+                                  | {"wall_s": time.perf_counter() - started})
     if best_state is not None:
         fit.model.load_state_dict(best_state)  # restore the best weights
     return load_run(path, model=fit.model.to(memory_format=torch.contiguous_format).eval())
@@ -266,8 +265,8 @@ def _run_epochs(fit: _Fit, writer: RunWriter, hooks: Any, progress: bool,
 
 
 def _replan(fit: _Fit, writer: RunWriter, epochs: int) -> None:
-    """Train ``epochs`` in all instead: the rest of the schedule is
-    stretched to them and spec.yaml (and the checkpoints from now on) say so."""
+    """Train ``epochs`` in all instead: the rest of the schedule is stretched to them and
+    spec.yaml (and the checkpoints from now on) say so."""
     stretch_schedule(fit.sched, fit.sched.last_epoch, epochs * fit.steps)  # last_epoch: steps run
     fit.spec = fit.spec.with_epochs(epochs)
     writer.respec(fit.spec)
