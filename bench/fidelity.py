@@ -13,6 +13,7 @@ low fidelity, with the same seed; only dev accuracies are read.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -41,8 +42,12 @@ def main() -> None:
     ap.add_argument("--stratify", default="auto",
                     help="a choice whose options the candidates take in turn (auto: the space's "
                          "first top-level branch choice; none: plain random candidates)")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="start no further candidate after this long (once 3 are done)")
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    logging.getLogger("archtune.search._fidelity").setLevel(logging.INFO)  # each candidate
     use_shared_data()
     sets = [f"train.epochs={args.full_epochs}"] if args.full_epochs else []
     if args.smoke:
@@ -53,6 +58,7 @@ def main() -> None:
     lows = [parse_low(x) for x in args.lows]
     print(f"load average before: {os.getloadavg()}", file=sys.stderr, flush=True)
     checks = fidelity_checks(space, lows, n=args.trials, seed=args.seed,
+                             timeout=None if args.minutes is None else args.minutes * 60,
                              stratify=None if args.stratify == "none" else args.stratify)
     full = checks[0]
     head = ("| low fidelity | Spearman vs full | coarse winner's rank at full | low minutes | "
@@ -67,15 +73,20 @@ def main() -> None:
                + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in full.params[i].items()) + " |"
                for i in range(len(full.params))))
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # as archtune picks it
     full_desc = f"{args.full_epochs} epochs" if args.full_epochs else "the space's epochs"
     spread = f", taking the options of `{full.strata}` in turn" if full.strata else ""
     body = (f"{len(full.params)} seeded random candidates of `{args.space}` (seed {args.seed}{spread}), "
             f"full fidelity: all 48,000 training images, {full_desc}; dev accuracy (best epoch, "
-            f"no TTA) decides both rankings. Precision: `auto` (bf16 where the CPU has it).\n\n"
+            f"no TTA) decides both rankings. Device {device}; precision `auto` (bf16 where the "
+            f"{'GPU' if device == 'cuda' else 'CPU'} has it).\n\n"
             + head + "\n".join(rows) + "\n\n" + per)
     print(body)
-    if not args.smoke:
-        write_section(f"Search fidelity: coarse pass against full training ({args.space})", body,
+    if not args.smoke:  # a GPU's figures get their own section beside the CPU's
+        where = ", GPU" if device == "cuda" else ""
+        write_section(f"Search fidelity: coarse pass against full training ({args.space}{where})", body,
                       "python bench/fidelity.py " + " ".join(sys.argv[1:]))
 
 

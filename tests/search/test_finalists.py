@@ -160,6 +160,17 @@ def test_several_low_fidelities_share_one_full_training(tiny_npz: Path, monkeypa
     assert seen.count((60, 1)) == 3 and sum(n > 60 and e == 1 for n, e in seen) == 3
 
 
+def test_a_fidelity_check_out_of_time_reports_the_candidates_it_trained(tiny_npz: Path,
+                                                                         monkeypatch) -> None:
+    from archtune.search import fidelity_checks
+
+    raw = space(TINY_SPACE, tiny_npz, epochs=2)
+    seen = _spy_training(monkeypatch)
+    checks = fidelity_checks(raw, [{"epochs": 1}], n=5, timeout=0.0)  # out of time at once
+    assert len(seen) == 6 and len(checks[0].params) == 3  # the 3 a correlation needs, no more
+    assert len(checks[0].full_dev) == len(checks[0].low_dev) == 3
+
+
 def test_fidelity_check_command(tmp_path: Path, tiny_npz: Path) -> None:
     raw = space(TINY_SPACE, tiny_npz, epochs=2)
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))

@@ -30,7 +30,9 @@ CASES = [
      "not UTF-8 text (byte 0xe9"),
     ("utf16-no-bom.yaml", SPEC.encode("utf-16-le"), "binary data (NUL bytes)"),
     ("binary.yaml", bytes(range(256)) * 4, "binary data (NUL bytes)"),
-    ("deep.yaml", ("layers: " + "[" * 5000 + "]" * 5000 + "\n").encode(), "nesting depth"),
+    # libyaml's parser stops it first where PyYAML has it (its message), else archtune's check
+    ("deep.yaml", ("layers: " + "[" * 5000 + "]" * 5000 + "\n").encode(),
+     ("nesting depth", "nested deeper than 64")),
     ("deep-block.yaml", ("- " * 5000 + "x\n").encode(), "nested deeper than 64"),
     ("deep.json", ('{"layers": ' + "[" * 100_000 + "]" * 100_000 + "}").encode(),
      "nested deeper than 64"),
@@ -47,12 +49,13 @@ CASES = [
 @pytest.mark.parametrize(("name", "data", "message"), CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("verb", ["summary", "search"])
 def test_hostile_files_are_one_line_and_exit_code_2(tmp_path: Path, capsys, name: str, data: bytes,
-                                                    message: str, verb: str) -> None:
+                                                    message: str | tuple[str, ...], verb: str) -> None:
     path = tmp_path / name
     path.write_bytes(data)
     args = [verb, str(path)] + (["--dry-run", "--studies-dir", str(tmp_path)] if verb == "search" else [])
     code, _, err = run_cli(args, capsys)
-    assert code == 2 and err.count("\n") == 1 and message in err, err[:500]
+    messages = (message,) if isinstance(message, str) else message
+    assert code == 2 and err.count("\n") == 1 and any(m in err for m in messages), err[:500]
     assert err.startswith(f"error: {path}: ")
 
 

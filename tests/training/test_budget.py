@@ -108,12 +108,12 @@ def _plan(**kw: float) -> EpochPlan:
                          "final_s": 0.0, "epochs": 87, "spec_epochs": 5} | kw))
 
 
-def test_a_run_re_plans_from_its_own_epochs_at_10_and_50_percent() -> None:
+def test_a_run_re_plans_from_its_own_epochs_at_10_50_and_80_percent() -> None:
     """Epochs twice as slow as timed: at 10% of the training time the run counts the epochs
-    that fit from its own (the first, a warm-up, left out) and again at 50%."""
+    that fit from its own (the first, a warm-up, left out), again at 50% and at 80%."""
     from archtune.training.budget import REPLAN_AT, Replanner
 
-    assert REPLAN_AT == (0.1, 0.5)
+    assert REPLAN_AT == (0.1, 0.5, 0.8)
     clock = [0.0]
     replan = Replanner(_plan(), started=0.0, clock=lambda: clock[0])
     changes = {}
@@ -124,10 +124,33 @@ def test_a_run_re_plans_from_its_own_epochs_at_10_and_50_percent() -> None:
     # 10% (9 s of 90) is gone at epoch 3 (19 s): 2 s an epoch since epoch 1; 0.97 x 81 s -> 39
     first = replan.replans[0]
     assert first["epoch"] == 3 and first["epoch_s"] == pytest.approx(2.0)
-    assert first["epochs"] == 3 + int(0.97 * 81 / 2.0) == 42
-    # 50% at epoch 21 (55 s): 0.97 x 45 s -> 21 more: still 42, so no change
-    assert [r["epoch"] for r in replan.replans] == [3, 21] and replan.replans[1]["epochs"] == 42
-    assert changes == {3: 42} and replan.epochs == 42
+    assert first["timed_from"] == 1 and first["epochs"] == 3 + int(0.97 * 81 / 2.0) == 42
+    # 50% at epoch 21 (55 s): 0.97 x 45 s -> 21 more: still 42, so no change; 80% at epoch 35
+    # (83 s): 0.97 x 17 s -> 8 more, 43 (the margin is 3% of less time), still inside 100 s
+    assert [r["epoch"] for r in replan.replans] == [3, 21, 35]
+    assert [r["timed_from"] for r in replan.replans] == [1, 3, 21]
+    assert changes == {3: 42, 35: 43} and replan.epochs == 43 and 13 + 2.0 * 43 <= 100
+
+
+def test_a_late_re_plan_times_the_epochs_since_the_last_one() -> None:
+    """Epochs slow down after the 50% re-plan (2 s, then 3 s): the 80% re-plan times the epochs
+    since the last re-plan, so the run still ends inside its budget (the average since epoch 1,
+    2.3 s, would plan 2 epochs too many: 103 s)."""
+    from archtune.training.budget import Replanner
+
+    clock = [0.0]
+    replan = Replanner(_plan(), started=0.0, clock=lambda: clock[0])
+    end = 0.0
+    for epoch in range(1, 60):
+        clock[0] = 13 + 2.0 * epoch if epoch <= 21 else 55 + 3.0 * (epoch - 21)
+        replan.after_epoch(epoch)
+        if epoch == replan.epochs:
+            end = clock[0]
+            break
+    last = replan.replans[-1]
+    assert last["epoch"] == 30 and last["timed_from"] == 21 and last["epoch_s"] == pytest.approx(3.0)
+    assert replan.epochs == 30 + int(0.97 * 18 / 3.0) == 35
+    assert 90 < end <= 100
 
 
 def test_no_re_plan_before_three_epochs_or_after_the_last() -> None:
@@ -137,9 +160,9 @@ def test_no_re_plan_before_three_epochs_or_after_the_last() -> None:
     replan = Replanner(_plan(epochs=4, epoch_s=20.0), started=0.0, clock=lambda: clock[0])
     clock[0] = 20.0
     assert replan.after_epoch(1) is None
-    clock[0] = 40.0  # both shares gone after epoch 2: too few epochs to time
+    clock[0] = 40.0  # 10% gone after epoch 2: too few epochs to time
     assert replan.after_epoch(2) is None and replan.replans == []
-    clock[0] = 60.0  # epoch 3: both due at once, one re-plan; 20 s an epoch: 1 more fits
+    clock[0] = 60.0  # epoch 3: 10% and 50% due at once, one re-plan; 20 s an epoch: 1 more fits
     assert replan.after_epoch(3) is None and len(replan.replans) == 1  # 4 as planned
     assert replan.after_epoch(4) is None and len(replan.replans) == 1
     done = Replanner(_plan(epochs=3), started=0.0, clock=lambda: 99.0)

@@ -129,7 +129,8 @@ def test_the_moving_average_is_evaluated_and_saved(tiny_splits, tmp_path: Path) 
     best = ckpt["epoch"]
     loss, _ = loss_and_accuracy(predict_logits(saved, tiny_splits.dev.x), tiny_splits.dev.y)
     assert loss == pytest.approx(run.history_rows[best - 1]["dev_loss"], abs=2e-3)
-    raw_w, saved_w = raws[best]["blocks.conv2d_0.0.weight"], saved.state_dict()["blocks.conv2d_0.0.weight"]
+    raw_w = raws[best]["blocks.conv2d_0.0.weight"].cpu()  # trained where the run ran (CUDA too)
+    saved_w = saved.state_dict()["blocks.conv2d_0.0.weight"]
     assert not torch.allclose(raw_w, saved_w)  # the average, not the trained weights
 
 

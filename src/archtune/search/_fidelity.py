@@ -141,10 +141,12 @@ def fidelity_check(space: SearchSpace | str | Path | dict[str, Any], *, n: int =
 
 def fidelity_checks(space: SearchSpace | str | Path | dict[str, Any], lows: list[dict[str, Any]],
                     *, n: int = 8, seed: int = 0, execution: Execution | None = None,
-                    stratify: str | None = AUTO) -> list[FidelityCheck]:
+                    stratify: str | None = AUTO, timeout: float | None = None
+                    ) -> list[FidelityCheck]:
     """Several low fidelities (``{"train_subset": N, "epochs": E}``, either may be None) against
     one full training of the same ``n`` candidates: one check per low fidelity (``stratify``: as
-    for :func:`fidelity_check`)."""
+    for :func:`fidelity_check`). ``timeout``: seconds after which no further candidate is
+    started once 3 are done (the checks then hold the candidates trained)."""
     from ._run import Execution, load_search_splits
     from ._space import load_space
 
@@ -163,7 +165,12 @@ def fidelity_checks(space: SearchSpace | str | Path | dict[str, Any], lows: list
     low_dev: list[list[float]] = [[] for _ in lows]
     low_s = [0.0 for _ in lows]
     strata = strata_dim(space, stratify)
+    started = time.perf_counter()
     for i, (point, raw) in enumerate(_candidates(space, n, seed, strata)):
+        if timeout is not None and i >= 3 and time.perf_counter() - started > timeout:
+            log.warning("fidelity check: %d of %d candidates trained when its %.0f s ran out",
+                        i, n, timeout)
+            break
         raw.setdefault("train", {})["seed"] = seed + i
         acc_full, s_full = _best_dev(raw, full_splits, ex)
         for j, low in enumerate(lows):

@@ -51,8 +51,9 @@ class Techniques:
         if cfg.whiten:
             whiten_init(model, x_train)
         alternate = cfg.augment.alternate_flip and cfg.augment.hflip is True
-        self._phase = (torch.rand(len(x_train), generator=gen, device=gen.device) < 0.5
-                       if alternate else None)
+        # drawn by the run's CPU generator (the same phases on any device), kept beside the data
+        self._phase = ((torch.rand(len(x_train), generator=gen, device=gen.device) < 0.5)
+                       .to(x_train.device) if alternate else None)
         self._average = WeightAverage(model, cfg.ema) if cfg.ema else None
         self._model = model
         self.train_model: nn.Module = torch.compile(model) if cfg.compile else model
