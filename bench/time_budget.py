@@ -67,12 +67,15 @@ def main() -> None:
             print(json.dumps(r), flush=True)
     what = ("scikit-learn's digits (1,198 training images, as bench/new_data.py builds them)"
             if args.data == "digits" else "Fashion-MNIST (48,000 training images)")
+    from archtune.training.budget import REPLAN_AT
+
+    shares = ", ".join(f"{a:.0%}" for a in REPLAN_AT)
     lines = [f"Each row: `archtune train RECIPE --minutes M` on {what}, timed from outside the "
              "process (Python's and torch's start-up included) and inside it (metrics.json "
              "`time_budget.wall_s`: from the start of `train()`, what the budget counts). "
              "Planned: the run's own first plan (metrics.json `time_budget`), made from timed "
              "steps before training; re-planned: the epochs it counted anew from its own epochs "
-             "(`replans`: at 10% and 50% of the training time).\n",
+             f"(`replans`: at {shares} of the training time).\n",
              "| recipe | budget | wall: command / in process | predicted (first plan) | "
              "epochs planned -> re-planned (spec's) | seconds an epoch: planned / measured "
              "median | precision | dev accuracy |",
