@@ -67,6 +67,32 @@ def test_a_run_logs_every_epoch_to_tensorboard_and_mlflow(tiny_splits, tmp_path:
     assert r.info.artifact_uri.startswith((tmp_path / "mlruns").as_uri())  # beside mlflow.db
 
 
+def test_a_re_planned_run_tells_the_loggers_the_epochs_it_trained(tiny_splits, tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    """The loggers get the spec when training starts; a time budget that re-plans changes its
+    epochs later. TensorBoard's hparams then carry the epochs trained, MLflow (whose params are
+    fixed once logged) a tag."""
+    from archtune.training import budget
+
+    real = budget.time_epoch
+
+    def optimistic(fit, final_dev):  # noqa: ANN001, ANN202  (epochs look 4x faster than they are)
+        step_s, epoch_s, final_s = real(fit, final_dev)
+        return step_s / 4, epoch_s / 4, final_s
+
+    monkeypatch.setattr(budget, "time_epoch", optimistic)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run = train(tiny(epochs=2, schedule="onecycle", patience=None), splits=tiny_splits,
+                run_dir=tmp_path / "r", progress=False, minutes=0.1, threads=1,
+                loggers=["tensorboard", "mlflow"], mlflow_uri=uri)
+    plan = run.metrics["time_budget"]
+    assert plan["epochs_final"] != plan["epochs"]  # it re-planned
+    assert hparams(events(run.path / "tensorboard"))["train.epochs"] == plan["epochs_final"]
+    (r,) = mlflow_runs(uri, "run")
+    assert r.data.params["train.epochs"] == str(plan["epochs"])  # as logged at the start
+    assert r.data.tags["archtune.epochs_trained"] == str(plan["epochs_final"])
+
+
 def test_search_logs_one_run_per_trial_nested_under_the_study(tiny_splits, tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     raw = space(TINY_SPACE, epochs=2)

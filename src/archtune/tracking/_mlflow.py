@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchtuneError
 from ..training.callbacks import Callback
-from ._params import run_params
+from ._params import replanned_epochs, run_params
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -122,6 +122,9 @@ class MLflowLogger(Callback):
             for key, value in final.items():
                 c.log_metric(run, key, float(value))
             c.set_tag(run, "archtune.status", str(metrics.get("status")))
+            epochs = replanned_epochs(metrics)  # params cannot change once logged: a tag says it
+            if epochs is not None:
+                c.set_tag(run, "archtune.epochs_trained", str(epochs))
             c.log_artifacts(run, str(run_dir))
             c.set_terminated(run, STATUS.get(str(metrics.get("status")), "FAILED"))
 

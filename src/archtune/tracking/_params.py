@@ -32,3 +32,11 @@ def run_params(spec: Spec, info: dict[str, Any]) -> dict[str, str | int | float 
     for section in ("train", "data"):
         flat(section, raw[section])
     return out
+
+
+def replanned_epochs(metrics: dict[str, Any]) -> int | None:
+    """The epochs a time-budgeted run trained when re-planning changed them from the plan the
+    loggers were given at its start (metrics.json ``time_budget``); None otherwise."""
+    plan = metrics.get("time_budget") or {}
+    final = plan.get("epochs_final")
+    return final if isinstance(final, int) and final != plan.get("epochs") else None

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..training.callbacks import Callback
-from ._params import run_params
+from ._params import replanned_epochs, run_params
 
 if TYPE_CHECKING:
     from ..specs import Spec
@@ -61,6 +61,9 @@ class TensorBoardLogger(Callback):
             return
         from torch.utils.tensorboard.summary import hparams
 
+        epochs = replanned_epochs(metrics)  # the hparams carry the epochs trained, not planned
+        if epochs is not None and self.hparams and "train.epochs" in self.hparams:
+            self.hparams = {**self.hparams, "train.epochs": epochs}
         best = metrics.get("best") or {}
         final = {f"hparam/{k}": float(best[k]) for k in ("dev_accuracy", "dev_loss") if k in best}
         final["hparam/epochs"] = float(metrics.get("epochs_run", 0))

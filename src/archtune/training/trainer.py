@@ -236,8 +236,10 @@ def _run_epochs(fit: _Fit, writer: RunWriter, hooks: Any, progress: bool,
             hooks.on_epoch_end(epoch, row, grad_norms)
             if epoch_callback is not None:
                 epoch_callback(epoch, row)
-            if replan is not None and (epochs := replan.after_epoch(epoch)) is not None:
-                _replan(fit, writer, epochs)
+            if replan is not None:
+                if (epochs := replan.after_epoch(epoch)) is not None:
+                    _replan(fit, writer, epochs)
+                metrics["time_budget"] = replan.to_dict()  # as the loggers' end sees it
             if cfg.patience is not None and since_best >= cfg.patience:
                 metrics["stopped_early"] = True
                 log.info("early stopping: no dev improvement for %d epochs; best epoch %d",
