@@ -73,9 +73,9 @@ def main() -> None:
                + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in full.params[i].items()) + " |"
                for i in range(len(full.params))))
-    import torch
+    from archtune.training.device import pick_device
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"  # as archtune picks it
+    device = pick_device().type  # the device the candidates trained on
     full_desc = f"{args.full_epochs} epochs" if args.full_epochs else "the space's epochs"
     spread = f", taking the options of `{full.strata}` in turn" if full.strata else ""
     body = (f"{len(full.params)} seeded random candidates of `{args.space}` (seed {args.seed}{spread}), "

@@ -80,6 +80,7 @@ class Replanner:
         self.shares = list(REPLAN_AT)  # not yet reached
         self.first_done: float | None = None  # the clock when epoch 1 ended
         self.last: tuple[int, float] | None = None  # (epoch, clock) of the last re-plan
+        # (epochs are timed from epoch 1, or from the last re-plan once enough came after it)
         self.replans: list[dict[str, Any]] = []
 
     def after_epoch(self, epoch: int) -> int | None:
@@ -92,9 +93,9 @@ class Replanner:
         if not due or epoch < REPLAN_MIN_EPOCHS or epoch >= self.epochs or self.first_done is None:
             return None
         self.shares = [a for a in self.shares if a not in due]
-        since, then = (1, self.first_done)
-        if self.last is not None and epoch - self.last[0] >= REPLAN_MIN_EPOCHS:
-            since, then = self.last  # enough epochs since the last re-plan: time those
+        last = self.last
+        since, then = (last if last is not None and epoch - last[0] >= REPLAN_MIN_EPOCHS
+                       else (1, self.first_done))
         self.last = (epoch, now)
         epoch_s = (now - then) / (epoch - since)
         left = MARGIN * (plan.budget_s - elapsed - plan.final_s)
