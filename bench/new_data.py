@@ -21,6 +21,9 @@ Each arm gets the same wall budget (--minutes), per seed:
   settings otherwise), then `archtune retrain STUDY --finalists 1 --seeds 1 --minutes M`, M what is
   left of the budget (less STARTUP_S for the command's start-up): archtune times the best trial's
   steps and plans the epochs that fit.
+- ensemble (only when asked with --arms): the same search, then `archtune retrain STUDY
+  --ensemble --minutes M` (its default 3 finalists x 2 seeds, all trained in M; the runs that
+  lower the dev log-loss averaged into one model).
 - random (only when asked with --arms): the same, with `--sampler random --pruner none`.
 - default, accurate: `archtune train RECIPE --minutes M`, M the whole budget (less STARTUP_S).
 Then `archtune evaluate RUN --split test`, once per arm and seed (not counted in the budget).
@@ -41,7 +44,7 @@ import numpy as np
 from _results import ARCHTUNE, evaluate_test, use_shared_data, write_section  # noqa: I001  (bench-local helper)
 
 RECIPES = ("default", "accurate")
-ARMS = ("search", "random", *RECIPES)  # every arm, in the order of the table
+ARMS = ("search", "ensemble", "random", *RECIPES)  # every arm, in the order of the table
 DEFAULT_ARMS = ("search", *RECIPES)  # random search only when asked (--arms)
 SETS = ("digits", "fmnist-2k", "fmnist-coarse5", "fmnist")
 TARGETS = {"fmnist": 95.0}  # the issue's mean test accuracy (%) for search + retrain + test evaluation
@@ -121,7 +124,7 @@ def recipe_arm(recipe: str, source: str, seed: int, budget: float, out: Path) ->
 
 
 def search_arm(source: str, seed: int, budget: float, share: float, out: Path,
-               random: bool = False) -> dict:
+               random: bool = False, ensemble: bool = False) -> dict:
     from archtune.search import best_trial, open_study
 
     started = time.monotonic()
@@ -135,12 +138,22 @@ def search_arm(source: str, seed: int, budget: float, share: float, out: Path,
     best = best_trial(study)
     left = budget - (time.monotonic() - started) - STARTUP_S
     run = out / "run"
-    cli("retrain", "s", "--studies-dir", str(studies), "--finalists", "1", "--seeds", "1",
+    how = ["--ensemble"] if ensemble else ["--finalists", "1", "--seeds", "1"]
+    cli("retrain", "s", "--studies-dir", str(studies), *how,
         "--minutes", f"{max(left, 6.0) / 60:.4f}", "--run-dir", str(run))
     arch = best.params.get("arch", "?")
-    return {"arm": "random" if random else "search", "wall_s": time.monotonic() - started,
-            "run": run.name, "detail": f"{len(done)} trials in {searched:.0f} s, trial "
-                                       f"{best.number} ({arch}), {planned(run)}"}
+    if ensemble:
+        members = json.loads((run / "metrics.json").read_text())["ensemble"]["members"]
+        chosen = [m for m in members if m["chosen"]]
+        kept = ", ".join(f"t{m['trial']}" for m in chosen)
+        what = (f"ensemble of {len(chosen)} of {len(members)} finalist runs ({kept}), "
+                f"{min(m['epochs_run'] for m in members)}-{max(m['epochs_run'] for m in members)} "
+                "epochs each")
+    else:
+        what = f"trial {best.number} ({arch}), {planned(run)}"
+    return {"arm": "ensemble" if ensemble else "random" if random else "search",
+            "wall_s": time.monotonic() - started, "run": run.name,
+            "detail": f"{len(done)} trials in {searched:.0f} s, {what}"}
 
 
 def spread(values: list[float]) -> float:
@@ -189,9 +202,9 @@ def main() -> None:
             new: list[dict] = []
             for arm in args.arms:
                 shutil.rmtree(base / arm, ignore_errors=True)
-                if arm in ("search", "random"):
+                if arm in ("search", "ensemble", "random"):
                     row = search_arm(source, seed, budget, args.search_share, base / arm,
-                                     random=arm == "random")
+                                     random=arm == "random", ensemble=arm == "ensemble")
                 else:
                     row = recipe_arm(arm, source, seed, budget, base / arm)
                 started = time.monotonic()
@@ -244,6 +257,29 @@ def report(saved: Path, args: argparse.Namespace) -> None:
                                    f"--work {args.work}")
 
 
+def judge(name: str, lead: str, by_arm: dict[str, list[dict]], minutes: float) -> list[str]:
+    """Verdict lines of arm ``lead`` (a search) against the other arms of data set ``name``."""
+    out = []
+    s = [100 * r["test"] for r in by_arm[lead]]
+    for other in [a for a in ("random", *RECIPES) if a in by_arm]:
+        o = [100 * r["test"] for r in by_arm[other]]
+        margin, noise = np.mean(s) - np.mean(o), max(spread(s), spread(o))
+        if min(len(s), len(o)) < 2:  # one seed: no spread to judge by
+            out.append(f"- {name}: {lead} {margin:+.2f} points against `{other}`; one "
+                       "seed, so no seed spread to judge it by")
+            continue
+        verdict = "beats" if margin > noise else ("ties" if margin > -noise else "loses to")
+        out.append(f"- {name}: {lead} {verdict} `{other}` ({margin:+.2f} points; "
+                   f"larger spread {noise:.2f})")
+    if name in TARGETS:
+        target, worst = TARGETS[name], max(r["wall_s"] + r.get("eval_s", 0.0) for r in by_arm[lead])
+        out.append(f"- {name} target, {lead} (mean test >= {target:.1f}%, search + retrain + test "
+                   f"evaluation within {minutes:g} minutes): mean {np.mean(s):.2f}%, longest "
+                   f"{worst / 60:.1f} minutes with evaluation: "
+                   + ("**met**" if np.mean(s) >= target and worst <= minutes * 60 else "**missed**"))
+    return out
+
+
 def arms_run(results: dict[str, list[dict]]) -> list[str]:
     """The arms with a row in ``results``, in the order of the table."""
     return [a for a in ARMS if any(r["arm"] == a for rows in results.values() for r in rows)]
@@ -251,6 +287,9 @@ def arms_run(results: dict[str, list[dict]]) -> list[str]:
 
 def table(results: dict[str, list[dict]], minutes: float, share: float) -> str:
     random = "random: the same with `--sampler random --pruner none`; " if "random" in arms_run(results) else ""
+    if "ensemble" in arms_run(results):
+        random = ("ensemble: the same search, then `retrain --ensemble --minutes` (3 finalists x 2 "
+                  "seeds in the rest, the runs that lower the dev log-loss averaged); " + random)
     lines = [f"Each arm gets {minutes:g} minutes of wall time per seed; search: auto-space for "
              f"{share:.0%} of it, then `retrain --minutes` with the rest; {random}the recipes: "
              "`archtune train RECIPE --minutes` (epochs planned from timed steps). Test accuracy: "
@@ -272,25 +311,8 @@ def table(results: dict[str, list[dict]], minutes: float, share: float) -> str:
                          f"{max(r['wall_s'] for r in rs):.0f} s | "
                          + "; ".join(f"s{r['seed']}: {r['detail']}" for r in rs)
                          + (f" (run {', '.join(ran)})" if ran else "") + " |")
-        if "search" not in by_arm:
-            continue
-        s = [100 * r["test"] for r in by_arm["search"]]
-        for other in [a for a in ARMS[1:] if a in by_arm]:
-            o = [100 * r["test"] for r in by_arm[other]]
-            margin, noise = np.mean(s) - np.mean(o), max(spread(s), spread(o))
-            if min(len(s), len(o)) < 2:  # one seed: no spread to judge by
-                verdicts.append(f"- {name}: search {margin:+.2f} points against `{other}`; one "
-                                "seed, so no seed spread to judge it by")
-                continue
-            verdict = "beats" if margin > noise else ("ties" if margin > -noise else "loses to")
-            verdicts.append(f"- {name}: search {verdict} `{other}` ({margin:+.2f} points; "
-                            f"larger spread {noise:.2f})")
-        if name in TARGETS:
-            target, worst = TARGETS[name], max(r["wall_s"] + r.get("eval_s", 0.0) for r in by_arm["search"])
-            verdicts.append(f"- {name} target (mean test >= {target:.1f}%, search + retrain + test "
-                            f"evaluation within {minutes:g} minutes): mean {np.mean(s):.2f}%, longest "
-                            f"{worst / 60:.1f} minutes with evaluation: "
-                            + ("**met**" if np.mean(s) >= target and worst <= minutes * 60 else "**missed**"))
+        for lead in [a for a in ("search", "ensemble") if a in by_arm]:
+            verdicts += judge(name, lead, by_arm, minutes)
     commits = {r.get("commit") for rows in results.values() for r in rows}
     if len(commits) > 1:
         lines.insert(1, "Not all rows ran at the same commit (see each row's 'run'): an arm was "

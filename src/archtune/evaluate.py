@@ -177,6 +177,8 @@ def dev_result(run: Run) -> dict[str, Any]:
         got = {"accuracy": best.get("dev_accuracy", math.nan), "loss": best.get("dev_loss", math.nan),
                "epoch": m.get("best_epoch"), "tta": False, "source": "training"}
     weights = f"epoch {got.get('epoch')} weights" if got.get("epoch") else "no weights"
+    if got.get("members"):  # an ensemble run (retrain --ensemble): no one epoch
+        weights = f"ensemble of {got['members']} runs, probabilities averaged"
     if got.get("ema"):
         weights = weights.replace("weights", "moving-average weights")
     if got.get("tta"):

@@ -5,6 +5,7 @@ from .build import (
     ACTIVATION_LAYERS,
     ArchtuneNet,
     Builder,
+    EnsembleNet,
     Residual,
     SamePool2d,
     build_model,
@@ -12,5 +13,5 @@ from .build import (
     weight_layers,
 )
 
-__all__ = ["ACTIVATION_LAYERS", "INITIALIZERS", "ArchtuneNet", "Builder", "Residual", "SamePool2d",
+__all__ = ["ACTIVATION_LAYERS", "INITIALIZERS", "ArchtuneNet", "Builder", "EnsembleNet", "Residual", "SamePool2d",
            "build_model", "create_activation", "module_at", "weight_layers"]

@@ -108,6 +108,48 @@ class ArchtuneNet(nn.Module):
         return self.forward(x).float().softmax(dim=1)
 
 
+class EnsembleNet(ArchtuneNet):
+    """Several trained models of the same classes as one: ``forward`` returns the log of the
+    members' mean softmax probabilities (log-probabilities are logits: a softmax of them gives
+    those probabilities back), so everything that takes an :class:`ArchtuneNet` (evaluate,
+    predict, export, serve) takes an ensemble.
+
+    Layer-level views (explanations, activations, per-layer plots) address ``blocks`` and
+    ``layer_infos``: those of the lead member, ``members[0]``, the one ranked first.
+    """
+
+    def __init__(self, members: Sequence[ArchtuneNet]):
+        nn.Module.__init__(self)  # no spec of its own: each member has one
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.spec_name = f"ensemble of {len(members)}: " + ", ".join(m.spec_name for m in members)
+
+    @property
+    def lead(self) -> ArchtuneNet:
+        return self.members[0]  # type: ignore[return-value]
+
+    @property  # type: ignore[override]
+    def blocks(self) -> nn.Sequential:
+        return self.lead.blocks
+
+    @property  # type: ignore[override]
+    def layer_infos(self) -> list[LayerInfo]:
+        return self.lead.layer_infos
+
+    @property  # type: ignore[override]
+    def mean(self) -> torch.Tensor:
+        return self.lead.mean
+
+    @property  # type: ignore[override]
+    def std(self) -> torch.Tensor:
+        return self.lead.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([m(x).float().softmax(1) for m in self.members]).mean(0)
+        return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
+
+
 def _holder(module: nn.Module) -> nn.Module:
     """The module of a layer that holds layers (``layers`` and branch attributes)."""
     if hasattr(module, "layers"):

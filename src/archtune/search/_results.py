@@ -72,7 +72,8 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
             run_dir: str | Path | None = None, *, finalists: int = 3, seeds: int = 2,
             studies_dir: str | Path = "studies", storage: str | None = None,
             runs_root: str | Path = "runs", progress: bool = False,
-            execution: Execution | None = None, minutes: float | None = None) -> Run:
+            execution: Execution | None = None, minutes: float | None = None,
+            ensemble: bool = False) -> Run:
     """Train a trial's spec on the full training split and full epochs (or ``epochs``) into a
     normal run folder, which also holds ``search.json`` naming the study and trial.
 
@@ -84,7 +85,9 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     ``minutes``: a time budget for the whole call instead of ``epochs`` (see
     :func:`archtune.train`). With several finalist runs, their round gets FINALISTS_SHARE of it
     (each run an equal share, so finalists are compared at equal time), and the winner is then
-    trained again with its own seed in what is left: the returned run.
+    trained again with its own seed in what is left: the returned run. ``ensemble``: every
+    finalist run (``finalists`` trials x ``seeds``) becomes one averaged model instead, which
+    gets the whole time budget (see :mod:`archtune.search._ensemble`).
     """
     from ..training.budget import check_minutes
     from ..training.runs import new_run_dir
@@ -95,6 +98,14 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
         raise ArchtuneError("give epochs or minutes, not both: minutes chooses the epochs")
     ex = execution or Execution()
     study, info, folder = _resolve(study, studies_dir, storage)
+    if ensemble:
+        if trial is not None:
+            raise ArchtuneError("give --trial or --ensemble, not both: an ensemble is of the "
+                                "finalists")
+        if finalists * seeds < 2:
+            raise ArchtuneError("--ensemble needs at least 2 members: --finalists x --seeds >= 2")
+        return _retrain_ensemble(study, info, folder, epochs, run_dir, finalists, seeds,
+                                 runs_root, progress, ex, minutes)
     if trial is None and (finalists > 1 or seeds > 1):
         return _retrain_finalists(study, info, folder, epochs, run_dir, finalists, seeds,
                                   runs_root, progress, ex, minutes)
@@ -176,6 +187,27 @@ def _retrain_finalists(study: optuna.Study, info: StudyInfo, folder: Path, epoch
     record = _search_record(study, info, chosen)
     write_json(path / "search.json", record | {"finalists": finals.to_dict()})
     return load_run(path)
+
+
+def _retrain_ensemble(study: optuna.Study, info: StudyInfo, folder: Path, epochs: int | None,
+                      run_dir: str | Path | None, k: int, seeds: int, runs_root: str | Path,
+                      progress: bool, ex: Execution, minutes: float | None) -> Run:
+    """Train the top k with ``seeds`` seeds each (budgets checked first) and average them all."""
+    from ..training.runs import new_run_dir
+    from ._ensemble import EVAL_SHARE, check_ensemble_limits, ensemble_run
+    from ._finalists import choose_finalists, top_trials
+
+    family = _family(info)
+    check_ensemble_limits(info, top_trials(study, k, family), seeds)
+    path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-ensemble", runs_root)
+    if path.exists() and any(path.iterdir()):
+        raise ArchtuneError(f"{path} exists and is not empty; choose another --run-dir")
+    finals = choose_finalists(study, folder, study_seed=info.seed or 0, k=k, seeds=seeds,
+                              epochs=epochs, execution=ex, progress=progress,
+                              minutes=None if minutes is None else minutes * (1 - EVAL_SHARE),
+                              family=family)
+    return ensemble_run(finals, path, lambda trial: _search_record(study, info, get_trial(study, trial))
+                        | {"finalists": finals.to_dict(), "ensemble": True})
 
 
 def best_summary(study: optuna.Study) -> dict[str, Any]:

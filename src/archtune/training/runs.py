@@ -34,7 +34,7 @@ from .._files import read_data, read_numeric_csv, read_object
 from .._process import is_gone
 from .._validate import check_fields, kind_of
 from ..errors import ArchtuneError
-from ..models import ArchtuneNet, build_model
+from ..models import ArchtuneNet, EnsembleNet, build_model
 from ..specs import Spec, spec_from_dict
 
 if TYPE_CHECKING:
@@ -59,6 +59,13 @@ EVAL_FIELDS: dict[str, Any] = {
 CHECKPOINT_FIELDS: dict[str, Any] = {
     "spec": dict[str, Any], "classes": list[str], "mean": list[float] | None,
     "std": list[float] | None, "epoch": int, "state_dict": dict[str, Any]}
+# An ensemble's checkpoint: the lead member's spec and the classes, then one entry per member
+# (its own spec, normalisation and weights); see :func:`save_ensemble_checkpoint`.
+ENSEMBLE_FIELDS: dict[str, Any] = {"spec": dict[str, Any], "classes": list[str],
+                                   "members": list[dict[str, Any]]}
+MEMBER_FIELDS: dict[str, Any] = {"spec": dict[str, Any], "mean": list[float] | None,
+                                 "std": list[float] | None, "epoch": int,
+                                 "state_dict": dict[str, Any], "run": str}
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
 
 
@@ -114,8 +121,37 @@ def save_checkpoint(path: Path, model: ArchtuneNet, spec: Spec, classes: list[st
     os.replace(tmp, path)
 
 
+def save_ensemble_checkpoint(path: Path, members: list[tuple[ArchtuneNet, Spec, int, str]],
+                             classes: list[str]) -> None:
+    """Write an ensemble's checkpoint: each member as (model, spec, epoch, run folder it came
+    from), the first the lead; :func:`load_checkpoint` rebuilds it as an :class:`EnsembleNet`."""
+    ckpt = {
+        "spec": members[0][1].to_dict(),
+        "classes": list(classes),
+        "members": [{"spec": spec.to_dict(), "mean": model.mean.flatten().tolist(),
+                     "std": model.std.flatten().tolist(), "epoch": epoch, "run": str(run),
+                     "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+                    for model, spec, epoch, run in members],
+    }
+    tmp = temp_beside(path)
+    torch.save(ckpt, tmp)
+    os.replace(tmp, path)
+
+
+def _rebuild(entry: dict[str, Any], classes: int, where: str) -> ArchtuneNet:
+    spec = spec_from_dict(entry["spec"], source=where, classes=classes)
+    try:
+        model = build_model(spec, entry["mean"], entry["std"])
+        model.load_state_dict(entry["state_dict"])
+    except (RuntimeError, ValueError, TypeError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ArchtuneError(f"{where}: the weights do not fit the checkpoint's spec ({reason})") from None
+    return model
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[ArchtuneNet, dict[str, Any]]:
-    """Rebuild the model from a checkpoint alone (it carries spec, classes and normalisation)."""
+    """Rebuild the model from a checkpoint alone (it carries spec, classes and normalisation);
+    an ensemble's checkpoint gives an :class:`EnsembleNet` of its members."""
     path = Path(path)
     if not path.is_file():
         raise ArchtuneError(f"{path}: no checkpoint (training may have stopped before its first epoch)")
@@ -126,14 +162,19 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
         raise ArchtuneError(f"{path}: not a readable archtune checkpoint ({reason})") from None
     if not isinstance(ckpt, dict):
         raise ArchtuneError(f"{path}: not an archtune checkpoint (it holds {kind_of(ckpt)})")
-    check_fields(ckpt, CHECKPOINT_FIELDS, str(path), required=tuple(CHECKPOINT_FIELDS))
-    spec = spec_from_dict(ckpt["spec"], source=str(path), classes=len(ckpt["classes"]))
-    try:
-        model = build_model(spec, ckpt["mean"], ckpt["std"])
-        model.load_state_dict(ckpt["state_dict"])
-    except (RuntimeError, ValueError, TypeError) as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ArchtuneError(f"{path}: the weights do not fit the checkpoint's spec ({reason})") from None
+    if "members" in ckpt:
+        check_fields(ckpt, ENSEMBLE_FIELDS, str(path), required=tuple(ENSEMBLE_FIELDS))
+        if not ckpt["members"]:
+            raise ArchtuneError(f"{path}: an ensemble checkpoint with no members")
+        members = []
+        for i, entry in enumerate(ckpt["members"]):
+            where = f"{path}: members[{i}]"
+            check_fields(entry, MEMBER_FIELDS, where, required=tuple(MEMBER_FIELDS))
+            members.append(_rebuild(entry, len(ckpt["classes"]), where))
+        model: ArchtuneNet = EnsembleNet(members)
+    else:
+        check_fields(ckpt, CHECKPOINT_FIELDS, str(path), required=tuple(CHECKPOINT_FIELDS))
+        model = _rebuild(ckpt, len(ckpt["classes"]), str(path))
     model.eval()
     return model.to(device), ckpt
 

@@ -1,0 +1,134 @@
+"""retrain --ensemble: every finalist run averaged into one model that evaluate, predict and
+export use as any run; the study's budgets apply to the members together."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from archtune import ArchtuneError, evaluate, load_run
+from archtune.data import load_data
+from archtune.models import EnsembleNet
+from archtune.search import retrain, search
+from archtune.search._ensemble import select_members
+from archtune.search._finalists import read_finals
+from archtune.training import load_checkpoint
+
+from .conftest import TINY_SPACE, run_cli, space
+
+
+@pytest.fixture
+def tiny_study(tmp_path: Path, tiny_npz: Path, monkeypatch) -> Any:
+    monkeypatch.chdir(tmp_path)
+    raw = space(TINY_SPACE, tiny_npz, epochs=1)
+    return search(raw, trials=4, sampler="random", pruner="none", studies_dir="studies")
+
+
+def test_greedy_selection_leaves_out_a_member_that_makes_the_average_worse() -> None:
+    y = torch.tensor([0, 1, 0, 1])
+    good = torch.tensor([[0.95, 0.05], [0.05, 0.95], [0.4, 0.6], [0.6, 0.4]])  # right on 0, 1
+    other = torch.tensor([[0.4, 0.6], [0.6, 0.4], [0.95, 0.05], [0.05, 0.95]])  # right on 2, 3
+    bad = torch.tensor([[0.1, 0.9], [0.9, 0.1], [0.1, 0.9], [0.9, 0.1]])  # wrong everywhere
+    chosen, losses = select_members([bad, other, good], y)
+    assert chosen[0] in (1, 2) and 0 not in chosen and sorted(chosen) == [1, 2]
+    assert losses == sorted(losses, reverse=True) and len(losses) == 2
+    assert select_members([bad], y) == ([0], [pytest.approx(float(-bad[range(4), y].log().mean()))])
+
+
+def test_an_ensemble_averages_its_members_probabilities(tiny_study) -> None:
+    run = retrain(tiny_study, finalists=2, seeds=2, ensemble=True, run_dir="runs/ens")
+    finals = read_finals("studies/tiny")
+    assert finals is not None
+    listed = run.metrics["ensemble"]["members"]
+    assert sorted(m["run"] for m in listed) == sorted(r for f in finals.finalists for r in f.runs)
+    chosen = [m for m in listed if m["chosen"]]
+    assert chosen and listed[:len(chosen)] == chosen  # the chosen first, in the order chosen
+    member_runs = [load_run(m["run"]) for m in chosen]
+    model, ckpt = load_checkpoint(run.path / "best.pt")
+    assert isinstance(model, EnsembleNet) and len(model.members) == len(chosen)
+    assert [m["run"] for m in ckpt["members"]] == [m["run"] for m in chosen]
+    # the ensemble's output is the log of its members' mean probabilities
+    data = load_data(run.spec.data).split("dev")
+    with torch.no_grad():
+        probs = torch.stack([r.load_model("cpu")(data.x).softmax(1) for r in member_runs]).mean(0)
+        got = model(data.x)
+    assert torch.allclose(got.exp(), probs, atol=1e-5)
+    assert torch.allclose(got.softmax(1), probs, atol=1e-5)  # log-probabilities are logits
+    # each step of the selection lowered the dev log-loss; a run left out would not have
+    losses = run.metrics["ensemble"]["dev_log_loss"]
+    assert len(losses) == len(chosen) and losses == sorted(losses, reverse=True)
+    # its metrics: the ensemble's dev accuracy, the members' summed cost
+    m = run.metrics
+    assert m["dev"]["members"] == len(chosen) and m["dev"]["n"] == len(data)
+    expect = float((probs.argmax(1) == data.y).float().mean())
+    assert m["dev"]["accuracy"] == pytest.approx(expect)
+    assert m["params"] == sum(r.metrics["params"] for r in member_runs)
+    assert run.spec.to_dict() == member_runs[0].spec.to_dict()  # the lead member's
+    record = json.loads((run.path / "search.json").read_text())
+    assert record["ensemble"] is True and record["trial"] == chosen[0]["trial"]
+    # evaluate uses it as any run
+    test = evaluate(run, "test")
+    assert test["n"] > 0 and (run.path / "eval_test.json").is_file()
+
+
+def test_an_ensemble_run_predicts_and_exports(tiny_study, tmp_path: Path) -> None:
+    from archtune.serve import Predictor
+
+    run = retrain(tiny_study, finalists=2, seeds=1, ensemble=True, run_dir="runs/ens")
+    pred = Predictor.from_run(run.path)
+    x = torch.rand(5, *pred.format.chw)
+    p = pred.probabilities(x)
+    assert p.shape == (5, len(run.classes)) and abs(float(p.sum(1).mean()) - 1) < 1e-5
+    pytest.importorskip("onnxruntime")
+    from archtune.serve.export import export_onnx
+
+    report = export_onnx(pred, tmp_path / "ens.onnx")
+    assert report.argmax_agree == report.n_checked
+
+
+def test_an_ensemble_over_the_study_budget_is_refused_before_training(tmp_path: Path,
+                                                                       tiny_npz: Path,
+                                                                       monkeypatch) -> None:
+    import archtune.training
+
+    monkeypatch.chdir(tmp_path)
+    raw = space(TINY_SPACE, tiny_npz, epochs=1)
+    study = search(raw, trials=3, sampler="random", pruner="none", studies_dir="studies")
+    params = max(t.user_attrs["params_count"] for t in study.trials)
+    raw["search"] = {"max_params": 2 * params}  # every trial fits; 2 x 2 members together do not
+    study = search(raw, trials=3, sampler="random", pruner="none", studies_dir="studies",
+                   study="limited")
+    calls: list[int] = []
+    monkeypatch.setattr(archtune.training, "train", lambda *a, **k: calls.append(1))
+    with pytest.raises(ArchtuneError, match="run together exceed the study's budget: .* > max_params"):
+        retrain(study, finalists=2, seeds=2, ensemble=True)
+    assert calls == []
+    with pytest.raises(ArchtuneError, match="at least 2 members"):
+        retrain(study, finalists=1, seeds=1, ensemble=True)
+    with pytest.raises(ArchtuneError, match="--trial or --ensemble"):
+        retrain(study, trial=0, ensemble=True)
+
+
+def test_a_damaged_ensemble_checkpoint_is_one_clear_error(tiny_study) -> None:
+    run = retrain(tiny_study, finalists=2, seeds=1, ensemble=True, run_dir="runs/ens")
+    ckpt = torch.load(run.path / "best.pt", weights_only=True)
+    ckpt["members"][-1].pop("state_dict")
+    torch.save(ckpt, run.path / "best.pt")
+    with pytest.raises(ArchtuneError, match=r"best.pt: members\[\d+\].*state_dict"):
+        load_checkpoint(run.path / "best.pt")
+
+
+def test_retrain_ensemble_command(tmp_path: Path, tiny_npz: Path) -> None:
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(space(TINY_SPACE, tiny_npz, epochs=1)))
+    assert run_cli("search", "s.yaml", "--trials", "3", "--pruner", "none", cwd=tmp_path).returncode == 0
+    result = run_cli("retrain", "tiny", "--finalists", "2", "--seeds", "1", "--ensemble",
+                     "--run-dir", "runs/e", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "runs, probabilities averaged" in result.stdout
+    result = run_cli("evaluate", "runs/e", "--split", "test", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
