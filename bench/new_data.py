@@ -23,7 +23,7 @@ Each arm gets the same wall budget (--minutes), per seed:
   steps and plans the epochs that fit.
 - ensemble (only when asked with --arms): the same search, then `archtune retrain STUDY
   --ensemble --minutes M` (its default 3 finalists x 2 seeds, all trained in M; the runs that
-  lower the dev log-loss averaged into one model).
+  dev cannot tell from the best one averaged into one model).
 - random (only when asked with --arms): the same, with `--sampler random --pruner none`.
 - default, accurate: `archtune train RECIPE --minutes M`, M the whole budget (less STARTUP_S).
 Then `archtune evaluate RUN --split test`, once per arm and seed (not counted in the budget).
@@ -289,7 +289,7 @@ def table(results: dict[str, list[dict]], minutes: float, share: float) -> str:
     random = "random: the same with `--sampler random --pruner none`; " if "random" in arms_run(results) else ""
     if "ensemble" in arms_run(results):
         random = ("ensemble: the same search, then `retrain --ensemble --minutes` (3 finalists x 2 "
-                  "seeds in the rest, the runs that lower the dev log-loss averaged); " + random)
+                  "seeds in the rest; the runs within the dev noise of the best averaged); " + random)
     lines = [f"Each arm gets {minutes:g} minutes of wall time per seed; search: auto-space for "
              f"{share:.0%} of it, then `retrain --minutes` with the rest; {random}the recipes: "
              "`archtune train RECIPE --minutes` (epochs planned from timed steps). Test accuracy: "

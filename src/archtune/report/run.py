@@ -39,8 +39,12 @@ def run_report(run: Run | str | Path, output: str | Path | None = None, *,
 
 def _subtitle(rd: RunData) -> str:
     r = rd.run
-    return (f"spec '{r.spec.name}' - status {r.status} - {r.metrics.get('epochs_run', 0)} epochs - "
-            f"data {r.spec.data.dataset} - run folder {r.path}")
+    members = [m for m in (r.metrics.get("ensemble") or {}).get("members", []) if m.get("chosen")]
+    lead = (f"an ensemble of {len(members)} runs (retrain --ensemble): the spec, curves, filters and "
+            "activations below are its lead member's; accuracies are the ensemble's - "
+            if members else "")
+    return (f"{lead}spec '{r.spec.name}' - status {r.status} - {r.metrics.get('epochs_run', 0)} "
+            f"epochs - data {r.spec.data.dataset} - run folder {r.path}")
 
 
 def section_plan(rd: RunData, images: tuple[int, ...] = (0,), sample: int = 1000

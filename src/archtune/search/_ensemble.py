@@ -4,13 +4,13 @@ On small data the dev split cannot tell good candidates apart (400 dev images gi
 accuracy a standard error near 2 points), so picking one finalist is a coin toss among equals;
 averaging their probabilities uses several instead, and the members' errors partly cancel.
 ``archtune retrain STUDY --ensemble`` trains the finalists as usual (with ``--minutes``: the
-whole budget goes to their runs, less :data:`EVAL_SHARE` kept for choosing and evaluating the
-ensemble), chooses members greedily by dev log-loss (:func:`select_members`: a run that makes
-the average worse is left out) and writes one run folder whose ``best.pt`` holds the members
+whole budget goes to their runs, less :data:`EVAL_SHARE` kept for evaluating the ensemble),
+keeps the runs the dev split cannot tell from the best one (:func:`select_members`: a run
+clearly worse on dev is left out) and writes one run folder whose ``best.pt`` holds them
 (:func:`archtune.training.runs.save_ensemble_checkpoint`), so evaluate, predict, export and
 serve use it as any run. The folder's spec, history and curves are the lead member's (the
-first chosen); ``metrics.json`` ``ensemble`` lists every finalist run (chosen or not) with
-its dev accuracy and log-loss, ``params`` and ``flops`` are the chosen members' sums, and
+best on dev); ``metrics.json`` ``ensemble`` lists every finalist run (chosen or not) with
+its dev accuracy and loss, ``params`` and ``flops`` are the chosen members' sums, and
 ``dev`` is the ensemble's (read high: the members were chosen on that split).
 
 A study's budgets (``max_params``, ``max_flops``, ``max_latency_ms``) apply to the ensemble as
@@ -21,6 +21,7 @@ all the finalist runs before any training (selection can only leave members out)
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +31,6 @@ from ..errors import ArchtuneError
 
 if TYPE_CHECKING:
     import optuna
-    import torch
 
     from ..training import Run
     from ._finalists import Finals
@@ -69,42 +69,15 @@ def check_ensemble_limits(info: StudyInfo, trials: list[optuna.trial.FrozenTrial
             "--ensemble")
 
 
-def _dev_probs(run: Run, tta: bool, translate: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A member's dev probabilities (fp32, with the ensemble's test-time augmentation) and the
-    labels."""
-    from ..data import load_data
-    from ..training.device import memory_format
-    from ..training.loop import predict_log_probs
-
-    data = load_data(run.spec.data).split("dev")
-    model, channels_last = memory_format(run.load_model("cpu"), run.spec)
-    log_probs = predict_log_probs(model, data.x, batch_size=run.spec.train.eval_batch_size,
-                                  channels_last=channels_last, tta=tta, tta_translate=translate)
-    return log_probs.exp(), data.y
-
-
-def _nll(probs: torch.Tensor, y: torch.Tensor) -> float:
-    return float(-probs.gather(1, y[:, None]).clamp_min(1e-12).log().mean())
-
-
-def select_members(probs: list[torch.Tensor], y: torch.Tensor) -> tuple[list[int], list[float]]:
-    """Greedy ensemble selection (Caruana et al., 2004), without replacement: start from the
-    member of lowest dev log-loss, then add, one at a time, the member that lowers the
-    ensemble's dev log-loss most, until none lowers it. Returns the chosen indices in the order
-    chosen and the ensemble's log-loss after each. Log-loss rather than accuracy: on a small
-    dev split accuracy moves in steps of one image, log-loss in every probability."""
-    first = min(range(len(probs)), key=lambda i: _nll(probs[i], y))
-    chosen, total, losses = [first], probs[first].clone(), [_nll(probs[first], y)]
-    while len(chosen) < len(probs):
-        trials = {i: _nll((total + probs[i]) / (len(chosen) + 1), y)
-                  for i in range(len(probs)) if i not in chosen}
-        best = min(trials, key=lambda i: (trials[i], i))
-        if trials[best] >= losses[-1]:
-            break
-        chosen.append(best)
-        total += probs[best]
-        losses.append(trials[best])
-    return chosen, losses
+def select_members(dev: list[float], n_dev: int, loss: list[float]) -> list[int]:
+    """The runs the dev split cannot tell from the best one: dev accuracy within one binomial
+    standard error of the best's, sqrt(p (1 - p) / n_dev) (the noise of one dev accuracy, as the
+    finalists' verdict counts it). Best dev accuracy first (the lead), ties by lower dev loss. A
+    run clearly worse on dev is left out; on a small dev split almost none is."""
+    order = sorted(range(len(dev)), key=lambda i: (-dev[i], loss[i], i))
+    best = dev[order[0]]
+    se = math.sqrt(max(best * (1 - best), 0.0) / max(n_dev, 1))
+    return [i for i in order if dev[i] >= best - se - 1e-12]
 
 
 def ensemble_run(finals: Finals, path: Path, record: Callable[[int], dict[str, Any]]) -> Run:
@@ -114,7 +87,6 @@ def ensemble_run(finals: Finals, path: Path, record: Callable[[int], dict[str, A
     from ..evaluate import evaluate
     from ..training import load_run
     from ..training.runs import save_ensemble_checkpoint, write_json
-    from ..training.techniques import resolve_flips
 
     sources = [(f.trial, seed, Path(r)) for f in finals.finalists
                for seed, r in zip(f.seeds, f.runs, strict=True)]
@@ -124,12 +96,14 @@ def ensemble_run(finals: Finals, path: Path, record: Callable[[int], dict[str, A
         if run.classes != classes:
             raise ArchtuneError(f"{p}: its classes differ from {runs[0].path}'s; an ensemble needs "
                                 "the same classes in the same order")
-    cfg = resolve_flips(runs[0].spec).train  # the ensemble's test-time augmentation, as evaluate's
-    scored = [_dev_probs(run, bool(cfg.tta), cfg.tta_translate) for run in runs]
-    chosen, losses = select_members([p for p, _ in scored], scored[0][1])
+    devs = [run.metrics.get("dev") or {} for run in runs]
+    for (_, _, p), dev in zip(sources, devs, strict=True):
+        if not isinstance(dev.get("accuracy"), float) or not isinstance(dev.get("loss"), float):
+            raise ArchtuneError(f"{p}: metrics.json has no dev evaluation to choose members by")
+    n_dev = min(int(d.get("n") or 0) for d in devs)
+    chosen = select_members([d["accuracy"] for d in devs], n_dev, [d["loss"] for d in devs])
     members = [{"trial": trial, "seed": seed, "run": str(p), "chosen": i in chosen,
-                "dev_accuracy": (run.metrics.get("dev") or {}).get("accuracy"),
-                "dev_log_loss": _nll(*scored[i]),
+                "dev_accuracy": devs[i]["accuracy"], "dev_loss": devs[i]["loss"],
                 "params": run.metrics.get("params"), "flops": run.metrics.get("flops"),
                 "epochs_run": run.metrics.get("epochs_run"),
                 "train_seconds": run.metrics.get("train_seconds")}
@@ -151,8 +125,8 @@ def ensemble_run(finals: Finals, path: Path, record: Callable[[int], dict[str, A
         flops=sum(int(m["flops"] or 0) for m in used),
         train_seconds=sum(float(m["train_seconds"] or 0.0) for m in members),  # all were trained
         ensemble={"members": [members[i] for i in chosen] + [m for m in members if not m["chosen"]],
-                  "lead": str(lead.path), "dev_log_loss": losses,
-                  "selection": "greedy on dev log-loss (Caruana et al., 2004), without replacement",
+                  "lead": str(lead.path),
+                  "selection": "dev accuracy within one binomial standard error of the best run's",
                   "history": "the lead member's (spec.yaml, history.csv and curves too)"})
     write_json(path / "metrics.json", metrics)
     run = load_run(path)
@@ -162,7 +136,7 @@ def ensemble_run(finals: Finals, path: Path, record: Callable[[int], dict[str, A
     write_json(path / "metrics.json", metrics)
     write_json(path / "search.json", record(sources[chosen[0]][0]))
     best = max((m["dev_accuracy"] or 0.0) for m in members)
-    log.info("ensemble of %d of %d finalist runs (greedy on dev log-loss): dev accuracy %.2f%% "
-             "(best single run %.2f%%; chosen on this dev split, so both read high)",
+    log.info("ensemble of %d of %d finalist runs (those within the dev noise of the best): dev "
+             "accuracy %.2f%% (best single run %.2f%%; chosen on this dev split, so both read high)",
              len(chosen), len(members), 100 * ev["accuracy"], 100 * best)
     return load_run(path)
