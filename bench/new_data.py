@@ -26,6 +26,9 @@ Each arm gets the same wall budget (--minutes), per seed:
   dev cannot tell from the best one averaged into one model).
 - random (only when asked with --arms): the same, with `--sampler random --pruner none`.
 - default, accurate: `archtune train RECIPE --minutes M`, M the whole budget (less STARTUP_S).
+- default-x6 (only when asked with --arms): the control of the ensemble arm, averaging without a
+  search: AVERAGED runs of `archtune train default --minutes M/6` (seeds 100 x seed + i), then
+  `archtune ensemble RUNS --run-dir` (the runs within the dev noise of the best averaged).
 Then `archtune evaluate RUN --split test`, once per arm and seed (not counted in the budget).
 "Beats" means: the search's mean test accuracy is above the recipe's by more than the larger
 seed-to-seed spread (max - min) of the two.
@@ -44,7 +47,8 @@ import numpy as np
 from _results import ARCHTUNE, evaluate_test, use_shared_data, write_section  # noqa: I001  (bench-local helper)
 
 RECIPES = ("default", "accurate")
-ARMS = ("search", "ensemble", "random", *RECIPES)  # every arm, in the order of the table
+ARMS = ("search", "ensemble", "random", *RECIPES, "default-x6")  # every arm, in table order
+AVERAGED = 6  # default-x6: that many `default` runs in the budget, averaged (`archtune ensemble`)
 DEFAULT_ARMS = ("search", *RECIPES)  # random search only when asked (--arms)
 SETS = ("digits", "fmnist-2k", "fmnist-coarse5", "fmnist")
 TARGETS = {"fmnist": 95.0}  # the issue's mean test accuracy (%) for search + retrain + test evaluation
@@ -121,6 +125,21 @@ def recipe_arm(recipe: str, source: str, seed: int, budget: float, out: Path) ->
         "--seed", str(seed), "--run-dir", str(run))
     return {"arm": recipe, "wall_s": time.monotonic() - started, "run": run.name,
             "detail": planned(run)}
+
+
+def averaged_arm(source: str, seed: int, budget: float, out: Path) -> dict:
+    started = time.monotonic()
+    share = max((budget - 2 * STARTUP_S) / AVERAGED - STARTUP_S, 2.0)  # the ensemble command's start kept
+    runs = [out / f"r{i}" for i in range(AVERAGED)]
+    for i, run in enumerate(runs):
+        cli("train", "default", "--data", source, "--minutes", f"{share / 60:.4f}",
+            "--seed", str(100 * seed + i), "--run-dir", str(run))
+    cli("ensemble", *map(str, runs), "--run-dir", str(out / "run"))
+    members = json.loads((out / "run" / "metrics.json").read_text())["ensemble"]["members"]
+    epochs = [m["epochs_run"] for m in members]
+    return {"arm": "default-x6", "wall_s": time.monotonic() - started, "run": "run",
+            "detail": f"{sum(m['chosen'] for m in members)} of {len(members)} runs averaged, "
+                      f"{min(epochs)}-{max(epochs)} epochs each"}
 
 
 def search_arm(source: str, seed: int, budget: float, share: float, out: Path,
@@ -205,6 +224,8 @@ def main() -> None:
                 if arm in ("search", "ensemble", "random"):
                     row = search_arm(source, seed, budget, args.search_share, base / arm,
                                      random=arm == "random", ensemble=arm == "ensemble")
+                elif arm == "default-x6":
+                    row = averaged_arm(source, seed, budget, base / arm)
                 else:
                     row = recipe_arm(arm, source, seed, budget, base / arm)
                 started = time.monotonic()
@@ -261,7 +282,7 @@ def judge(name: str, lead: str, by_arm: dict[str, list[dict]], minutes: float) -
     """Verdict lines of arm ``lead`` (a search) against the other arms of data set ``name``."""
     out = []
     s = [100 * r["test"] for r in by_arm[lead]]
-    for other in [a for a in ("random", *RECIPES) if a in by_arm]:
+    for other in [a for a in ("random", *RECIPES, "default-x6") if a in by_arm]:
         o = [100 * r["test"] for r in by_arm[other]]
         margin, noise = np.mean(s) - np.mean(o), max(spread(s), spread(o))
         if min(len(s), len(o)) < 2:  # one seed: no spread to judge by
@@ -287,6 +308,9 @@ def arms_run(results: dict[str, list[dict]]) -> list[str]:
 
 def table(results: dict[str, list[dict]], minutes: float, share: float) -> str:
     random = "random: the same with `--sampler random --pruner none`; " if "random" in arms_run(results) else ""
+    if "default-x6" in arms_run(results):
+        random += (f"default-x6: {AVERAGED} runs of `archtune train default --minutes` sharing the "
+                   "budget, then `archtune ensemble` (the same member rule); ")
     if "ensemble" in arms_run(results):
         random = ("ensemble: the same search, then `retrain --ensemble --minutes` (3 finalists x 2 "
                   "seeds in the rest; the runs within the dev noise of the best averaged); " + random)

@@ -32,11 +32,13 @@ _EXPORTS = {
     "load_checkpoint": "archtune.training", "load_run": "archtune.training",
     "train": "archtune.training",
     "create_model": "archtune._factory",
+    "ensemble": "archtune._ensemble",
 }
 
 _SUBPACKAGES = {"config", "data", "errors", "models", "report", "search", "serve", "specs", "training"}
 
 if TYPE_CHECKING:
+    from ._ensemble import ensemble
     from ._factory import create_model
     from .data import Dataset, Splits, list_datasets, load_dataset, split_dataset, test_split
     from .errors import ArchtuneError
@@ -62,7 +64,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "ArchtuneError", "ArchtuneNet", "Dataset", "Run", "Spec", "Splits", "__version__", "build_model",
-    "capacity_verdict", "create_model", "evaluate", "format_evaluation", "infer_shapes",
+    "capacity_verdict", "create_model", "ensemble", "evaluate", "format_evaluation", "infer_shapes",
     "list_datasets", "list_runs", "list_specs", "load_checkpoint", "load_dataset", "load_run",
     "load_spec", "metrics_from_logits", "split_dataset", "summary", "test_split", "train",
 ]

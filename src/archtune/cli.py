@@ -185,6 +185,25 @@ def evaluate(runs: tuple[str, ...], split: str, as_json: bool, data_dir: str | N
 
 
 @cli.command()
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--run-dir", type=click.Path(), required=True, help="Run folder of the ensemble.")
+@click.option("--all", "keep_all", is_flag=True,
+              help="Keep every run (default: those the dev split cannot tell from the best).")
+def ensemble(runs: tuple[str, ...], run_dir: str, keep_all: bool) -> None:
+    """Average trained RUNS (same classes and train/dev split) into one model: a run folder that
+    evaluate, predict, export and serve take as any run."""
+    from ._ensemble import ensemble as make_ensemble
+    from .evaluate import dev_result
+
+    run = make_ensemble(list(runs), run_dir, keep_all=keep_all)
+    for m in run.metrics["ensemble"]["members"]:
+        click.echo(f"  {'kept' if m['chosen'] else 'left out'}: {m['run']} (dev {m['dev_accuracy']:.2%})")
+    click.echo(f"dev accuracy {dev_result(run)['accuracy']:.2%} ({dev_result(run)['weights']}; chosen "
+               f"on this dev split, so it reads high)")
+    click.echo(f"run saved in {run.path}\ntest it: archtune evaluate {run.path} --split test")
+
+
+@cli.command()
 @click.option("--root", default="runs", show_default=True, type=click.Path(), help="Folder of runs.")
 def runs(root: str) -> None:
     """Table of saved runs: spec, status, epochs, dev and test accuracy, time; unreadable run

@@ -12,10 +12,10 @@ import torch
 import yaml
 
 from archtune import ArchtuneError, evaluate, load_run
+from archtune._ensemble import select_members
 from archtune.data import load_data
 from archtune.models import EnsembleNet
 from archtune.search import retrain, search
-from archtune.search._ensemble import select_members
 from archtune.search._finalists import read_finals
 from archtune.training import load_checkpoint
 
@@ -136,3 +136,36 @@ def test_retrain_ensemble_command(tmp_path: Path, tiny_npz: Path) -> None:
     assert "runs, probabilities averaged" in result.stdout
     result = run_cli("evaluate", "runs/e", "--split", "test", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_any_runs_of_one_split_can_be_averaged(tiny_study, tmp_path: Path) -> None:
+    import archtune
+    from archtune.specs import spec_from_dict
+
+    retrain(tiny_study, finalists=2, seeds=1, run_dir="runs/w")
+    finals = read_finals("studies/tiny")
+    assert finals is not None
+    a, b = (f.runs[0] for f in finals.finalists)
+    run = archtune.ensemble([a, b], "runs/both", keep_all=True)
+    assert [m["chosen"] for m in run.metrics["ensemble"]["members"]] == [True, True]
+    assert run.metrics["ensemble"]["selection"] == "all runs given"
+    assert len(load_checkpoint(run.path / "best.pt")[0].members) == 2
+    with pytest.raises(ArchtuneError, match="not empty"):
+        archtune.ensemble([a, b], "runs/both")
+    with pytest.raises(ArchtuneError, match="at least 2 runs"):
+        archtune.ensemble([a], "runs/one")
+    with pytest.raises(ArchtuneError, match="given twice"):
+        archtune.ensemble([a, a], "runs/twice")
+    # a run trained on another train/dev split: its dev images were others' training images
+    raw = load_run(a).spec.to_dict()
+    raw["data"]["split_seed"] = 1
+    other = archtune.train(spec_from_dict(raw), run_dir="runs/other", progress=False)
+    with pytest.raises(ArchtuneError, match="another train/dev split"):
+        archtune.ensemble([a, other.path], "runs/mixed")
+    # the command
+    result = run_cli("ensemble", a, b, "--run-dir", "runs/cli", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "kept: " in result.stdout and "probabilities averaged" in result.stdout
+    result = run_cli("ensemble", a, "--run-dir", "runs/cli1", cwd=tmp_path)
+    assert result.returncode == 2 and "at least 2 runs" in result.stderr
+    assert "Traceback" not in result.stderr
