@@ -270,9 +270,9 @@ def worker(study: str, **kw: Any) -> None:
 @click.option("--epochs", type=int, help="Epochs (default: the spec's full number).")
 @click.option("--minutes", type=float, help="Time budget of the whole retrain instead of --epochs: "
               "the finalists get half (equal shares), the winner the rest.")
-@click.option("--ensemble", is_flag=True, help="Average every finalist run (--finalists x --seeds "
-              "members) into one model instead of choosing one; with --minutes they get it all. "
-              "For small data, where dev cannot tell the finalists apart.")
+@click.option("--ensemble", is_flag=True, help="Average the finalist runs (--finalists x --seeds) "
+              "within one dev standard error of the best into one model instead of choosing one; "
+              "with --minutes they get it all. For small data, where dev cannot tell them apart.")
 @click.option("--run-dir", type=click.Path(), help="Run folder (default: runs/STUDY-trialN-<time>).")
 @click.option("--data-dir", help="Folder holding the data set's files.")
 @click.option("--threads", type=int, help="CPU threads.")
@@ -284,7 +284,7 @@ def worker(study: str, **kw: Any) -> None:
 def retrain(ctx: click.Context, study: str, **kw: Any) -> None:
     """Retrain STUDY's best into a normal run folder: by default its top 3 trials are trained
     again at full fidelity with 2 seeds each and the best mean wins (--finalists 1 --seeds 1:
-    the best trial once; --trial N: that trial once; --ensemble: all finalist runs averaged)."""
+    the best trial once; --trial N: that trial once; --ensemble: the finalist runs dev cannot tell apart, averaged)."""
     from ._results import retrain as run_retrain
 
     kw = _with_execution(kw)
