@@ -83,6 +83,11 @@ def test_an_ensemble_run_predicts_and_exports(tiny_study, tmp_path: Path) -> Non
     x = torch.rand(5, *pred.format.chw)
     p = pred.probabilities(x)
     assert p.shape == (5, len(run.classes)) and abs(float(p.sum(1).mean()) - 1) < 1e-5
+    from archtune.serve.explain import explain_image
+
+    layer = explain_image(pred, x[0].numpy())["activations"]["layer"]
+    n_members = run.metrics["dev"]["members"]
+    assert layer.endswith(f"of the lead member (1 of {n_members} averaged)")
     from archtune.report import run_report
 
     html = run_report(run.path, tmp_path / "r.html").read_text()

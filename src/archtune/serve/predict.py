@@ -20,7 +20,7 @@ from PIL import Image
 from torch import nn
 
 from ..errors import ArchtuneError
-from ..models import ArchtuneNet
+from ..models import ArchtuneNet, EnsembleNet
 from ..specs import Spec, spec_from_dict
 from ..training.loop import predict_logits
 from ..training.runs import Run, load_checkpoint, load_run
@@ -202,6 +202,8 @@ class Predictor:
             self.model.eval()(torch.as_tensor(pixels, dtype=torch.float32)[None].to(self.device))
         finally:
             handle.remove()
+        if isinstance(self.model, EnsembleNet):  # its layers are its lead member's: say so
+            name = f"{name} of the lead member (1 of {len(self.model.members)} averaged)"
         return name, captured[0][0].float().cpu().numpy()
 
 
