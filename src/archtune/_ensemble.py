@@ -49,6 +49,7 @@ def ensemble(runs: Sequence[Run | str | Path], run_dir: str | Path, *, keep_all:
     --ensemble: trial and seed). Returns the loaded run; see the module docstring for its files.
     """
     from .evaluate import evaluate
+    from .models import EnsembleNet
     from .training import Run, load_run
     from .training.runs import save_ensemble_checkpoint, write_json
 
@@ -80,36 +81,35 @@ def ensemble(runs: Sequence[Run | str | Path], run_dir: str | Path, *, keep_all:
     chosen = (list(range(len(loaded))) if keep_all else
               select_members([d["accuracy"] for d in devs], n_dev, [d["loss"] for d in devs]))
     labels = labels or [{} for _ in loaded]
-    runs = loaded
     members = [{**labels[i], "run": str(run.path), "chosen": i in chosen,
                 "dev_accuracy": devs[i]["accuracy"], "dev_loss": devs[i]["loss"],
                 "params": run.metrics.get("params"), "flops": run.metrics.get("flops"),
                 "epochs_run": run.metrics.get("epochs_run"),
                 "train_seconds": run.metrics.get("train_seconds")}
-               for i, run in enumerate(runs)]
-    picked = [runs[i] for i in chosen]
+               for i, run in enumerate(loaded)]
+    used = [members[i] for i in chosen]  # in the order chosen: the lead first
+    picked = [loaded[i] for i in chosen]
     lead = picked[0]
     shutil.copytree(lead.path, path, dirs_exist_ok=True)
     for stale in [*path.glob("eval_*.json"), *path.glob("confusion_*.csv")]:
         stale.unlink()  # the lead member's evaluations, not the ensemble's
+    models = [run.load_model("cpu") for run in picked]
     save_ensemble_checkpoint(
-        path / "best.pt",
-        [(run.load_model("cpu"), run.spec, int(run.metrics.get("best_epoch") or 0), str(run.path))
-         for run in picked], first.classes)
-    used = [members[i] for i in chosen]
+        path / "best.pt", [(model, run.spec, int(run.metrics.get("best_epoch") or 0), str(run.path))
+                           for model, run in zip(models, picked, strict=True)], first.classes)
     metrics = dict(lead.metrics)
     metrics.pop("dev", None)
     metrics.update(
         params=sum(int(m["params"] or 0) for m in used),
         flops=sum(int(m["flops"] or 0) for m in used),
         train_seconds=sum(float(m["train_seconds"] or 0.0) for m in members),  # all were trained
-        ensemble={"members": [members[i] for i in chosen] + [m for m in members if not m["chosen"]],
+        ensemble={"members": used + [m for m in members if not m["chosen"]],
                   "lead": str(lead.path),
                   "selection": "all runs given" if keep_all else
                   "dev accuracy within one binomial standard error of the best run's",
                   "history": "the lead member's (spec.yaml, history.csv and curves too)"})
     write_json(path / "metrics.json", metrics)
-    run = load_run(path)
+    run = load_run(path, model=EnsembleNet(models).eval())  # as best.pt holds it, not read back
     ev = evaluate(run, "dev")
     metrics["dev"] = {"accuracy": ev["accuracy"], "loss": ev["loss"], "tta": ev["tta"],
                       "tta_translate": ev["tta_translate"], "n": ev["n"], "members": len(chosen)}

@@ -198,8 +198,9 @@ def ensemble(runs: tuple[str, ...], run_dir: str, keep_all: bool) -> None:
     run = make_ensemble(list(runs), run_dir, keep_all=keep_all)
     for m in run.metrics["ensemble"]["members"]:
         click.echo(f"  {'kept' if m['chosen'] else 'left out'}: {m['run']} (dev {m['dev_accuracy']:.2%})")
-    click.echo(f"dev accuracy {dev_result(run)['accuracy']:.2%} ({dev_result(run)['weights']}; chosen "
-               f"on this dev split, so it reads high)")
+    dev = dev_result(run)
+    click.echo(f"dev accuracy {dev['accuracy']:.2%} ({dev['weights']}; chosen on this dev split, so "
+               "it reads high)")
     click.echo(f"run saved in {run.path}\ntest it: archtune evaluate {run.path} --split test")
 
 

@@ -46,33 +46,32 @@ def check_ensemble_limits(info: StudyInfo, trials: list[optuna.trial.FrozenTrial
     n = len(trials) * seeds
     params = seeds * sum(int(t.user_attrs.get("params_count") or 0) for t in trials)
     flops = seeds * sum(float(t.user_attrs.get("flops") or 0) for t in trials)
-    over = []
-    if limits.max_params is not None and params > limits.max_params:
-        over.append(f"{params:,} parameters > max_params {limits.max_params:,}")
-    if limits.max_flops is not None and flops > limits.max_flops:
-        over.append(f"{flops:,.0f} FLOPs per image > max_flops {limits.max_flops:,.0f}")
-    if limits.max_latency_ms is not None and not over:
-        ms = seeds * sum(latency_ms(spec_from_dict(t.user_attrs["spec"], source=f"trial {t.number}"))
-                         for t in trials)
-        if ms > limits.max_latency_ms:
-            over.append(f"batch-1 latency {ms:.3g} ms > max_latency_ms {limits.max_latency_ms:g}")
+    constraints: dict[str, float] = {}
+    measured: dict[str, Any] = {}
+    if limits.max_params is not None:
+        constraints["params"] = params / limits.max_params - 1
+    if limits.max_flops is not None:
+        constraints["flops"] = flops / limits.max_flops - 1
+    if limits.max_latency_ms is not None and all(v <= 0 for v in constraints.values()):
+        measured["latency_ms"] = seeds * sum(
+            latency_ms(spec_from_dict(t.user_attrs["spec"], source=f"trial {t.number}")) for t in trials)
+        constraints["latency_ms"] = measured["latency_ms"] / limits.max_latency_ms - 1
+    over = limits.reason(constraints, params, flops, measured)  # the candidates' own wording
     if over:
         raise ArchtuneError(
             f"--ensemble: {n} members ({len(trials)} trial{'s' if len(trials) != 1 else ''} x "
             f"{seeds} seed{'s' if seeds != 1 else ''}) run together exceed the study's budget: "
-            + "; ".join(over) + ". Nothing was trained; lower --finalists or --seeds, or drop "
-            "--ensemble")
+            f"{over}. Lower --finalists or --seeds, or drop --ensemble")
 
 
 def ensemble_run(finals: Finals, path: Path, record: Callable[[int], dict[str, Any]]) -> Run:
     """Write the run folder ``path`` of the ensemble of the runs in ``finals`` (see
     :func:`archtune._ensemble.ensemble`); ``record(trial)`` gives search.json for the lead's trial."""
     from .._ensemble import ensemble
-    from ..training import load_run
     from ..training.runs import write_json
 
     sources = [(f.trial, seed, r) for f in finals.finalists for seed, r in zip(f.seeds, f.runs, strict=True)]
     run = ensemble([r for _, _, r in sources], path,
                    labels=[{"trial": trial, "seed": seed} for trial, seed, _ in sources])
     write_json(path / "search.json", record(run.metrics["ensemble"]["members"][0]["trial"]))
-    return load_run(path)
+    return run

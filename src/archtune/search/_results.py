@@ -85,9 +85,9 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     ``minutes``: a time budget for the whole call instead of ``epochs`` (see
     :func:`archtune.train`). With several finalist runs, their round gets FINALISTS_SHARE of it
     (each run an equal share, so finalists are compared at equal time), and the winner is then
-    trained again with its own seed in what is left: the returned run. ``ensemble``: every
-    finalist run (``finalists`` trials x ``seeds``) becomes one averaged model instead, which
-    gets the whole time budget (see :mod:`archtune.search._ensemble`).
+    trained again with its own seed in what is left: the returned run. ``ensemble``: the
+    finalist runs (``finalists`` trials x ``seeds``) within the dev noise of the best become one
+    averaged model instead, and get the whole time budget (see :mod:`archtune.search._ensemble`).
     """
     from ..training.budget import check_minutes
     from ..training.runs import new_run_dir
@@ -200,7 +200,7 @@ def _retrain_ensemble(study: optuna.Study, info: StudyInfo, folder: Path, epochs
     family = _family(info)
     check_ensemble_limits(info, top_trials(study, k, family), seeds)
     path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-ensemble", runs_root)
-    if path.exists() and any(path.iterdir()):
+    if path.exists() and any(path.iterdir()):  # ensemble() checks it too, but after training
         raise ArchtuneError(f"{path} exists and is not empty; choose another --run-dir")
     finals = choose_finalists(study, folder, study_seed=info.seed or 0, k=k, seeds=seeds,
                               epochs=epochs, execution=ex, progress=progress,
