@@ -46,16 +46,8 @@ def check_ensemble_limits(info: StudyInfo, trials: list[optuna.trial.FrozenTrial
     n = len(trials) * seeds
     params = seeds * sum(int(t.user_attrs.get("params_count") or 0) for t in trials)
     flops = seeds * sum(float(t.user_attrs.get("flops") or 0) for t in trials)
-    constraints: dict[str, float] = {}
-    measured: dict[str, Any] = {}
-    if limits.max_params is not None:
-        constraints["params"] = params / limits.max_params - 1
-    if limits.max_flops is not None:
-        constraints["flops"] = flops / limits.max_flops - 1
-    if limits.max_latency_ms is not None and all(v <= 0 for v in constraints.values()):
-        measured["latency_ms"] = seeds * sum(
-            latency_ms(spec_from_dict(t.user_attrs["spec"], source=f"trial {t.number}")) for t in trials)
-        constraints["latency_ms"] = measured["latency_ms"] / limits.max_latency_ms - 1
+    constraints, measured = limits.check_costs(params, flops, lambda: seeds * sum(
+        latency_ms(spec_from_dict(t.user_attrs["spec"], source=f"trial {t.number}")) for t in trials))
     over = limits.reason(constraints, params, flops, measured)  # the candidates' own wording
     if over:
         raise ArchtuneError(

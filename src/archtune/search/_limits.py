@@ -14,6 +14,7 @@ import hashlib
 import json
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,11 @@ class Limits:
     def check(self, spec: Spec, params: int, flops: float) -> tuple[dict[str, float], dict[str, Any]]:
         """({constraint name: value / limit - 1}, measured values) of a candidate; the latency
         is measured only when the cheaper limits hold (an over-budget model is never built)."""
+        return self.check_costs(params, flops, lambda: latency_ms(spec))
+
+    def check_costs(self, params: int, flops: float, latency: Callable[[], float]
+                    ) -> tuple[dict[str, float], dict[str, Any]]:
+        """As :meth:`check`, from the costs; ``latency()`` is called only when needed."""
         constraints: dict[str, float] = {}
         measured: dict[str, Any] = {}
         if self.max_params is not None:
@@ -51,7 +57,7 @@ class Limits:
             if any(v > 0 for v in constraints.values()):
                 constraints["latency_ms"] = 0.0  # not measured: rejected already
             else:
-                measured["latency_ms"] = latency_ms(spec)
+                measured["latency_ms"] = latency()
                 constraints["latency_ms"] = measured["latency_ms"] / self.max_latency_ms - 1
         return constraints, measured
 
