@@ -248,7 +248,8 @@ def commit() -> str:
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "bench"], cwd=here,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "bench",  # not the
+                                ":!bench/RESULTS.md", ":!bench/*.png"], cwd=here,  # benches' output
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "?"

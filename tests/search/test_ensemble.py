@@ -17,6 +17,7 @@ from archtune.data import load_data
 from archtune.models import EnsembleNet
 from archtune.search import retrain, search
 from archtune.search._finalists import read_finals
+from archtune.search._records import best_trial
 from archtune.training import load_checkpoint
 
 from .conftest import TINY_SPACE, run_cli, space
@@ -113,10 +114,16 @@ def test_an_ensemble_over_the_study_budget_is_refused_before_training(tmp_path: 
     study = search(raw, trials=3, sampler="random", pruner="none", studies_dir="studies",
                    study="limited")
     calls: list[int] = []
+    train = archtune.training.train
     monkeypatch.setattr(archtune.training, "train", lambda *a, **k: calls.append(1))
     with pytest.raises(ArchtuneError, match="run together exceed the study's budget: .* > max_params"):
         retrain(study, finalists=2, seeds=2, ensemble=True)
     assert calls == []
+    monkeypatch.setattr(archtune.training, "train", train)
+    run = retrain(study, finalists=2, seeds=2, ensemble="auto", run_dir="runs/auto")  # one run
+    assert "ensemble" not in run.metrics and run.metrics["params"] <= 2 * params
+    why = json.loads((run.path / "search.json").read_text())["ensemble_auto"]["why"]
+    assert "exceed the study's budget" in why
     with pytest.raises(ArchtuneError, match="at least 2 members"):
         retrain(study, finalists=1, seeds=1, ensemble=True)
     with pytest.raises(ArchtuneError, match="--trial or --ensemble"):
@@ -174,3 +181,67 @@ def test_any_runs_of_one_split_can_be_averaged(tiny_study, tmp_path: Path) -> No
     result = run_cli("ensemble", a, "--run-dir", "runs/cli1", cwd=tmp_path)
     assert result.returncode == 2 and "at least 2 runs" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _timed_trial(number: int, seconds: list[float], epochs: int, subset: int | None) -> Any:
+    import optuna
+
+    trial = optuna.trial.create_trial(
+        value=0.9, params={}, distributions={},
+        user_attrs={"spec": {"train": {"epochs": epochs}},
+                    "fidelity": {"epochs": 4, "train_subset": subset},
+                    "history": [{"epoch": i + 1, "seconds": s} for i, s in enumerate(seconds)]})
+    trial.number = number
+    return trial
+
+
+def test_auto_predicts_each_members_epochs_from_its_search_epochs() -> None:
+    from archtune.search._ensemble import epoch_seconds, undertrained
+
+    # 12,000-image coarse epochs of 9, 3, 3.2 s (the first warms up): 3.1 s; on 48,000: 12.4 s
+    big = _timed_trial(4, [9.0, 3.0, 3.2], epochs=24, subset=12_000)
+    assert epoch_seconds(big, 48_000) == pytest.approx(12.4)
+    # a coarse subset larger than the train split is all of it: no scaling
+    assert epoch_seconds(big, 6_000) == pytest.approx(3.1)
+    small = _timed_trial(7, [0.5, 0.3, 0.3], epochs=24, subset=None)  # all images already
+    assert epoch_seconds(small, 1_600) == pytest.approx(0.3)
+    assert epoch_seconds(_timed_trial(1, [], epochs=24, subset=None), 1_600) is None
+    # 6 runs in 10 minutes (less the evaluation's 3%): 97 s each
+    assert undertrained([small], 6, 10.0, 1_600) is None  # ~314 epochs >= 24
+    why = undertrained([small, big], 3, 10.0, 48_000)
+    assert why is not None and "6 runs sharing 10.0 minutes would get 97 s each" in why
+    assert "trial 4 about 7.6 of its 24 epochs (12.4 s an epoch on 48,000 images)" in why
+    assert "trial 7" not in why  # it fits
+    assert undertrained([big], 2, 30.0, 48_000) is None  # 873 s each: 68 epochs
+    assert "no timed epoch" in (undertrained([_timed_trial(2, [], 24, None)], 2, 5.0, 100) or "")
+
+
+def test_auto_trains_one_run_when_members_would_be_undertrained(tiny_study, monkeypatch) -> None:
+    import archtune.search._ensemble as ens
+
+    run = retrain(tiny_study, finalists=2, seeds=1, ensemble="auto", minutes=0.5, run_dir="runs/a")
+    record = json.loads((run.path / "search.json").read_text())
+    assert "ensemble" in run.metrics and record["ensemble_auto"]["ensemble"] is True
+    monkeypatch.setattr(ens, "epoch_seconds", lambda trial, n: 60.0)  # a minute an epoch
+    run = retrain(tiny_study, finalists=2, seeds=1, ensemble="auto", minutes=0.5, run_dir="runs/b")
+    record = json.loads((run.path / "search.json").read_text())
+    assert "ensemble" not in run.metrics and not isinstance(run.load_model(), EnsembleNet)
+    assert record["ensemble_auto"]["ensemble"] is False
+    assert "2 runs sharing 0.5 minutes" in record["ensemble_auto"]["why"]
+    assert record["trial"] == best_trial(tiny_study).number  # the best trial, once, all the time
+    # without a time budget every member trains its full epochs: auto averages
+    run = retrain(tiny_study, finalists=2, seeds=1, ensemble="auto", run_dir="runs/c")
+    assert "ensemble" in run.metrics
+    with pytest.raises(ArchtuneError, match="expected true, false or 'auto'"):
+        retrain(tiny_study, ensemble="always")  # type: ignore[arg-type]
+
+
+def test_retrain_ensemble_auto_command(tmp_path: Path, tiny_npz: Path) -> None:
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(space(TINY_SPACE, tiny_npz, epochs=1)))
+    assert run_cli("search", "s.yaml", "--trials", "3", "--pruner", "none", cwd=tmp_path).returncode == 0
+    result = run_cli("retrain", "tiny", "--finalists", "2", "--seeds", "1", "--ensemble", "auto",
+                     "--minutes", "0.3", "--run-dir", "runs/e", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "--ensemble auto: averaged (every member fits its full epochs in its share)" in result.stdout
+    result = run_cli("retrain", "tiny", "--ensemble", "sometimes", cwd=tmp_path)
+    assert result.returncode == 2 and "'sometimes' is not one of 'on', 'auto'" in result.stderr

@@ -13,6 +13,17 @@ the lead member's trial.
 A study's budgets (``max_params``, ``max_flops``, ``max_latency_ms``) apply to the ensemble as
 a whole: it runs every member, so its cost is their sum. That is checked from the specs of
 all the finalist runs before any training (selection can only leave members out).
+
+``--ensemble auto`` averages only when it can pay: with a time budget, K x N runs share it, so
+each gets a K x N-th of it where one retrained run would get half. On small data a share still
+holds far more than the spec's epochs (fmnist-2k: 54-237 epochs each, against auto-space's 24)
+and averaging wins; on large data a share holds a few epochs (48,000 images: 2-3) and an
+average of under-trained nets loses to one trained run. So :func:`undertrained` predicts each
+member's epochs from its trial's own epochs in the search (their median seconds, scaled from
+the coarse pass's images to the whole train split) and ``auto`` averages only when every
+member fits its spec's full epochs; otherwise it retrains one winner as without ``--ensemble``,
+and says why (search.json ``ensemble_auto``). Without a time budget every member trains its
+full epochs anyway, so ``auto`` averages.
 """
 
 from __future__ import annotations
@@ -33,6 +44,50 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 EVAL_SHARE = 0.03  # retrain --ensemble --minutes: the share kept for the ensemble's dev evaluation
+
+
+def epoch_seconds(trial: optuna.trial.FrozenTrial, n_train: int) -> float | None:
+    """Seconds one epoch of ``trial``'s spec takes on ``n_train`` images, predicted from its
+    epochs in the search: the median of their seconds (the first left out when there are more:
+    it warms up), scaled from the coarse pass's images to ``n_train``. Their seconds include a
+    dev pass, which does not grow with the training images, so this errs long (toward one
+    run: Fashion-MNIST, 18.7 s predicted, 15.5 s run). None: no epoch recorded."""
+    import statistics
+
+    rows = [r for r in trial.user_attrs.get("history") or [] if isinstance(r, dict)
+            and isinstance(r.get("seconds"), int | float) and r["seconds"] > 0]
+    if not rows:
+        return None
+    seconds = statistics.median(r["seconds"] for r in (rows[1:] if len(rows) > 1 else rows))
+    subset = (trial.user_attrs.get("fidelity") or {}).get("train_subset")
+    coarse = min(int(subset), n_train) if isinstance(subset, int) and subset > 0 else n_train
+    return seconds * n_train / max(coarse, 1)
+
+
+def undertrained(trials: list[optuna.trial.FrozenTrial], seeds: int, minutes: float,
+                 n_train: int) -> str | None:
+    """Why ``seeds`` runs of each of ``trials`` sharing ``minutes`` (less EVAL_SHARE) would be
+    under-trained: the members whose predicted epochs in their share fall short of their spec's
+    full epochs (see the module docstring). None: every member fits."""
+    from ..training.budget import MARGIN
+
+    n = len(trials) * seeds
+    share = minutes * 60 * (1 - EVAL_SHARE) / n
+    short = []
+    for t in trials:
+        full = int(t.user_attrs["spec"]["train"]["epochs"])
+        epoch_s = epoch_seconds(t, n_train)
+        if epoch_s is None:
+            short.append(f"trial {t.number} has no timed epoch in the search")
+            continue
+        fit = share * MARGIN / epoch_s
+        if fit < full:
+            short.append(f"trial {t.number} about {fit:.1f} of its {full} epochs "
+                         f"({epoch_s:.1f} s an epoch on {n_train:,} images)")
+    if not short:
+        return None
+    return (f"{n} runs sharing {minutes:.1f} minutes would get {share:.0f} s each: "
+            + "; ".join(short))
 
 
 def check_ensemble_limits(info: StudyInfo, trials: list[optuna.trial.FrozenTrial], seeds: int) -> None:

@@ -8,7 +8,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ArchtuneError
 from ._info import StudyInfo, value_of
@@ -73,7 +73,7 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
             studies_dir: str | Path = "studies", storage: str | None = None,
             runs_root: str | Path = "runs", progress: bool = False,
             execution: Execution | None = None, minutes: float | None = None,
-            ensemble: bool = False) -> Run:
+            ensemble: bool | Literal["auto"] = False) -> Run:
     """Train a trial's spec on the full training split and full epochs (or ``epochs``) into a
     normal run folder, which also holds ``search.json`` naming the study and trial.
 
@@ -87,7 +87,11 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     (each run an equal share, so finalists are compared at equal time), and the winner is then
     trained again with its own seed in what is left: the returned run. ``ensemble``: the
     finalist runs (``finalists`` trials x ``seeds``) within the dev noise of the best become one
-    averaged model instead, and get the whole time budget (see :mod:`archtune.search._ensemble`).
+    averaged model instead, and get the whole time budget (see :mod:`archtune.search._ensemble`);
+    ``ensemble="auto"``: that only when each member's share of ``minutes`` is predicted to hold
+    its spec's full epochs, else the best trial trained once with the whole budget (a
+    finalists' round would leave its runs shorter still); search.json ``ensemble_auto`` says
+    which, and why.
     """
     from ..training.budget import check_minutes
     from ..training.runs import new_run_dir
@@ -98,21 +102,88 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
         raise ArchtuneError("give epochs or minutes, not both: minutes chooses the epochs")
     ex = execution or Execution()
     study, info, folder = _resolve(study, studies_dir, storage)
+    if ensemble not in (True, False, "auto"):
+        raise ArchtuneError(f"ensemble: expected true, false or 'auto', got {ensemble!r}")
+    auto: dict[str, Any] | None = None
     if ensemble:
         if trial is not None:
             raise ArchtuneError("give --trial or --ensemble, not both: an ensemble is of the "
                                 "finalists")
         if finalists * seeds < 2:
             raise ArchtuneError("--ensemble needs at least 2 members: --finalists x --seeds >= 2")
-        return _retrain_ensemble(study, info, folder, epochs, run_dir, finalists, seeds,
-                                 runs_root, progress, ex, minutes)
+        if ensemble == "auto":
+            auto = _ensemble_pays(study, info, finalists, seeds, minutes, ex)
+        if auto is None or auto["ensemble"]:
+            run = _retrain_ensemble(study, info, folder, epochs, run_dir, finalists, seeds,
+                                    runs_root, progress, ex, minutes)
+            return run if auto is None else _record(run, {"ensemble_auto": auto})
+        finalists = seeds = 1  # a finalists' round would leave its runs shorter still
     if trial is None and (finalists > 1 or seeds > 1):
         return _retrain_finalists(study, info, folder, epochs, run_dir, finalists, seeds,
                                   runs_root, progress, ex, minutes)
     chosen = best_trial(study) if trial is None else get_trial(study, trial)
     path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-trial{chosen.number}",
                                                      runs_root)
-    return _train_trial(study, info, chosen, path, epochs, minutes, progress, ex, {})
+    return _train_trial(study, info, chosen, path, epochs, minutes, progress, ex,
+                        {} if auto is None else {"ensemble_auto": auto})
+
+
+def _ensemble_pays(study: optuna.Study, info: StudyInfo, k: int, seeds: int,
+                   minutes: float | None, ex: Execution) -> dict[str, Any]:
+    """``ensemble="auto"``'s decision: average (``{"ensemble": True}``) unless the members
+    together exceed the study's budgets or the time budget leaves them under-trained
+    (:func:`archtune.search._ensemble.undertrained`)."""
+    from ..config import data_config
+    from ..data import load_data, train_split_size
+    from ._ensemble import check_ensemble_limits, undertrained
+    from ._finalists import top_trials
+
+    trials = top_trials(study, k, _family(info))
+    try:
+        check_ensemble_limits(info, trials, seeds)
+    except ArchtuneError as err:
+        log.info("--ensemble auto: the best trial trained once, not an ensemble: %s", err)
+        return {"ensemble": False, "why": str(err)}
+    if minutes is None:
+        return {"ensemble": True, "why": "no time budget: every member trains its full epochs"}
+    raw = trials[0].user_attrs["spec"].get("data") or {}
+    data = load_data(data_config(raw), data_dir=ex.data_dir)
+    n_train = train_split_size(len(data.dataset.y_train), data.config.dev_fraction)
+    why = undertrained(trials, seeds, minutes, n_train)
+    if why is None:
+        log.info("--ensemble auto: each of the %d members fits its full epochs in its share of "
+                 "%.1f minutes: averaging them", len(trials) * seeds, minutes)
+        return {"ensemble": True, "why": "every member fits its full epochs in its share"}
+    log.info("--ensemble auto: the best trial trained once with the whole budget, not an "
+             "ensemble: %s", why)
+    return {"ensemble": False, "why": why}
+
+
+def _record(run: Run, extra: dict[str, Any]) -> Run:
+    """``run`` with ``extra`` added to its search.json."""
+    from ..training.runs import write_json
+
+    path = run.path / "search.json"
+    write_json(path, json.loads(path.read_text()) | extra)
+    return run
+
+
+def ensemble_decision(run: Run) -> dict[str, Any] | None:
+    """What ``ensemble="auto"`` decided for ``run`` (search.json ``ensemble_auto``: ``ensemble``,
+    ``why``), or None when it was not asked."""
+    path = run.path / "search.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    auto = data.get("ensemble_auto") if isinstance(data, dict) else None
+    if auto is None:
+        return None
+    if not (isinstance(auto, dict) and isinstance(auto.get("ensemble"), bool)
+            and isinstance(auto.get("why"), str)):
+        raise ArchtuneError(f"{path}: 'ensemble_auto' should be a mapping with 'ensemble' "
+                            f"(true/false) and 'why' (text), got {auto!r}")
+    return auto
 
 
 def _train_trial(study: optuna.Study, info: StudyInfo, chosen: optuna.trial.FrozenTrial,

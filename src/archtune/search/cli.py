@@ -270,9 +270,12 @@ def worker(study: str, **kw: Any) -> None:
 @click.option("--epochs", type=int, help="Epochs (default: the spec's full number).")
 @click.option("--minutes", type=float, help="Time budget of the whole retrain instead of --epochs: "
               "the finalists get half (equal shares), the winner the rest.")
-@click.option("--ensemble", is_flag=True, help="Average the finalist runs (--finalists x --seeds) "
-              "within one dev standard error of the best into one model instead of choosing one; "
-              "with --minutes they get it all. For small data, where dev cannot tell them apart.")
+@click.option("--ensemble", type=click.Choice(["on", "auto"]), is_flag=False, flag_value="on",
+              help="Average the finalist runs (--finalists x --seeds) within one dev standard "
+              "error of the best into one model instead of choosing one; with --minutes they get "
+              "it all. For small data, where dev cannot tell them apart. '--ensemble auto': only "
+              "when each run's share of --minutes holds its full epochs (predicted from the "
+              "search's epochs), else the best trial once with all of it.")
 @click.option("--run-dir", type=click.Path(), help="Run folder (default: runs/STUDY-trialN-<time>).")
 @click.option("--data-dir", help="Folder holding the data set's files.")
 @click.option("--threads", type=int, help="CPU threads.")
@@ -284,12 +287,21 @@ def worker(study: str, **kw: Any) -> None:
 def retrain(ctx: click.Context, study: str, **kw: Any) -> None:
     """Retrain STUDY's best into a normal run folder: by default its top 3 trials are trained
     again at full fidelity with 2 seeds each and the best mean wins (--finalists 1 --seeds 1:
-    the best trial once; --trial N: that trial once; --ensemble: the finalist runs dev cannot tell apart, averaged)."""
+    the best trial once; --trial N: that trial once; --ensemble: the finalist runs dev cannot tell apart, averaged;
+    --ensemble auto: that only where the time budget trains every run fully)."""
     from ._results import retrain as run_retrain
 
     kw = _with_execution(kw)
+    kw["ensemble"] = {None: False, "on": True, "auto": "auto"}[kw.get("ensemble")]
     run = report_training(lambda: run_retrain(study, progress=not ctx.obj["quiet"], **kw))
-    if kw.get("trial") is None and (kw["finalists"] > 1 or kw["seeds"] > 1):
+    if kw["ensemble"] == "auto":
+        from ._results import ensemble_decision
+
+        auto = ensemble_decision(run) or {}
+        click.echo(f"--ensemble auto: {'averaged' if auto.get('ensemble') else 'one run'} "
+                   f"({auto.get('why')})")
+    averaged_or_chosen = not kw["ensemble"] or "ensemble" in run.metrics  # not auto's one run
+    if kw.get("trial") is None and (kw["finalists"] > 1 or kw["seeds"] > 1) and averaged_or_chosen:
         from ._finalists import read_finals
         from ._study import attach
 
