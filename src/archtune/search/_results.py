@@ -111,8 +111,14 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
                                 "finalists")
         if finalists * seeds < 2:
             raise ArchtuneError("--ensemble needs at least 2 members: --finalists x --seeds >= 2")
+        from ._ensemble import check_ensemble_limits
+        from ._finalists import top_trials
+
+        top = top_trials(study, finalists, _family(info))
         if ensemble == "auto":
-            auto = _ensemble_pays(study, info, finalists, seeds, minutes, ex)
+            auto = _ensemble_pays(top, info, seeds, minutes, ex)
+        else:
+            check_ensemble_limits(info, top, seeds)
         if auto is None or auto["ensemble"]:
             run = _retrain_ensemble(study, info, folder, epochs, run_dir, finalists, seeds,
                                     runs_root, progress, ex, minutes)
@@ -128,7 +134,7 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
                         {} if auto is None else {"ensemble_auto": auto})
 
 
-def _ensemble_pays(study: optuna.Study, info: StudyInfo, k: int, seeds: int,
+def _ensemble_pays(trials: list[optuna.trial.FrozenTrial], info: StudyInfo, seeds: int,
                    minutes: float | None, ex: Execution) -> dict[str, Any]:
     """``ensemble="auto"``'s decision: average (``{"ensemble": True}``) unless the members
     together exceed the study's budgets or the time budget leaves them under-trained
@@ -136,9 +142,7 @@ def _ensemble_pays(study: optuna.Study, info: StudyInfo, k: int, seeds: int,
     from ..config import data_config
     from ..data import load_data, train_split_size
     from ._ensemble import check_ensemble_limits, undertrained
-    from ._finalists import top_trials
 
-    trials = top_trials(study, k, _family(info))
     try:
         check_ensemble_limits(info, trials, seeds)
     except ArchtuneError as err:
@@ -263,13 +267,13 @@ def _retrain_finalists(study: optuna.Study, info: StudyInfo, folder: Path, epoch
 def _retrain_ensemble(study: optuna.Study, info: StudyInfo, folder: Path, epochs: int | None,
                       run_dir: str | Path | None, k: int, seeds: int, runs_root: str | Path,
                       progress: bool, ex: Execution, minutes: float | None) -> Run:
-    """Train the top k with ``seeds`` seeds each (budgets checked first) and average them all."""
+    """Train the top k with ``seeds`` seeds each and average them all (the study's budgets are
+    checked by the caller, before)."""
     from ..training.runs import new_run_dir
-    from ._ensemble import EVAL_SHARE, check_ensemble_limits, ensemble_run
-    from ._finalists import choose_finalists, top_trials
+    from ._ensemble import EVAL_SHARE, ensemble_run
+    from ._finalists import choose_finalists
 
     family = _family(info)
-    check_ensemble_limits(info, top_trials(study, k, family), seeds)
     path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-ensemble", runs_root)
     if path.exists() and any(path.iterdir()):  # ensemble() checks it too, but after training
         raise ArchtuneError(f"{path} exists and is not empty; choose another --run-dir")
