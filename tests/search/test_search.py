@@ -23,8 +23,9 @@ from archtune.search import (
     trial_seed,
     trials_dataframe,
 )
+from archtune.search._info import START_POINT
 from archtune.search._objective import TrialContext, run_trial
-from archtune.search._records import counts
+from archtune.search._records import counts, trial_line
 from archtune.search._space import canonical_json
 from archtune.search._worker import Budget, _stop_reason
 from archtune.specs import infer_shapes, spec_from_dict, totals
@@ -232,6 +233,35 @@ def test_pruned_trials_stop_after_the_epoch_they_were_judged_on(tiny_splits) -> 
     fake = _PruneAfterFirstEpoch(optuna.create_study().ask())
     result = run_trial(fake, TrialContext(s, tiny_splits, study_seed=0), 0)
     assert result.state == "pruned" and result.attrs["epochs"] == 1 and len(fake.reports) == 1
+
+
+def test_a_start_point_is_never_pruned(tiny_splits) -> None:
+    """The same pruner verdict that stops a trial after epoch 1 leaves a start point training
+    to its last epoch, reporting every epoch."""
+    s = load_space(space(TINY_SPACE, epochs=3))
+    trial = optuna.create_study().ask()
+    trial.set_user_attr(START_POINT, 0)
+    fake = _PruneAfterFirstEpoch(trial)
+    result = run_trial(fake, TrialContext(s, tiny_splits, study_seed=0), 0)
+    assert result.state == "complete" and result.attrs["epochs"] == 3
+    assert [step for step, _ in fake.reports] == [1, 2, 3]
+
+
+def test_start_points_are_marked_and_survive_the_pruner(tmp_path: Path, tiny_splits) -> None:
+    """Successive halving keeps only the best of the first two trials at rung 1: a hopeless
+    start point after a good one completes anyway; a hopeless sampled trial does not."""
+    raw = space(GRID_SPACE, epochs=3, lr={"choice": [0.05, 1e-7], "name": "lr"})
+    raw["search"] = {"sampler": "random", "start": [{"filters": 4, "lr": 0.05},
+                                                    {"filters": 2, "lr": 1e-7}]}
+    study = search(raw, trials=10, pruner="sha", seed=3, studies_dir=tmp_path, splits=tiny_splits)
+    first, second, *rest = study.trials
+    assert [first.user_attrs[START_POINT], second.user_attrs[START_POINT]] == [0, 1]
+    assert second.state.name == "COMPLETE" and second.user_attrs["epochs"] == 3
+    assert second.user_attrs["dev_accuracy"] < first.user_attrs["dev_accuracy"]
+    assert all(START_POINT not in t.user_attrs for t in rest)
+    hopeless = [t for t in rest if t.params["lr"] == 1e-7]
+    assert hopeless and all(t.state.name == "PRUNED" for t in hopeless)
+    assert trial_line(study, second).startswith("trial 1 (start point) complete: dev accuracy")
 
 
 def test_a_pruned_trial_stops_its_run_without_a_warning(tiny_splits, caplog, tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ STUDY_FIELDS: dict[str, Any] = {
     "grid_size": int | None, "candidates": int | None, "max_params": int | None,
     "max_flops": float | None, "max_latency_ms": float | None, "objectives": list[str] | None}
 # Fields written even when None (their type allows it); the others are left out when unset.
+START_POINT = "start_point"  # user attribute of a trial queued from search.start (its index there):
+# a baseline, so the pruner never stops it (only the time budget does)
 _NULLABLE = ("trials", "fraction", "train_subset", "epochs", "queued", "grid_size", "candidates")
 _STATE_STATUS = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed",
                  "RUNNING": "running", "WAITING": "waiting"}

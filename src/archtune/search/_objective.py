@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchtuneError
+from ._info import START_POINT
 
 if TYPE_CHECKING:
     import optuna
@@ -168,15 +169,18 @@ def _train(trial: optuna.Trial, spec: Any, ctx: TrialContext, cost: float | None
     history: list[dict[str, float]] = []
     out_of_time: list[str] = []
     warned: list[bool] = []
+    baseline = trial.user_attrs.get(START_POINT) is not None  # a start point: never pruned
 
     def on_epoch(epoch: int, row: dict[str, float]) -> None:
         history.append({k: float(v) for k, v in row.items()})
         if ctx.objectives is None:  # Optuna's pruner decides from the reported values
             trial.report(row["dev_accuracy"], step=epoch)
-            stop = trial.should_prune()
+            stop = trial.should_prune()  # asked even for a start point: it records the rungs
         else:  # Optuna refuses reports in multi-objective studies: judged against cost peers
             stop = ctx.cost_pruning and cost is not None and should_prune(trial, ctx.objectives, cost, history)
-        if stop:
+        if stop and baseline:
+            log.debug("trial %d: a start point, so not pruned after epoch %d", trial.number, epoch)
+        elif stop:
             raise StopTraining(f"pruned after epoch {epoch}")
         if ctx.deadline is not None and epoch < spec.train.epochs and time.monotonic() >= ctx.deadline:
             if _has_complete(trial):

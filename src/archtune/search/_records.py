@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ..errors import ArchtuneError
-from ._info import best_record, trial_record, value_of
+from ._info import START_POINT, best_record, trial_record, value_of
 from ._worker import counted, retried_numbers
 
 if TYPE_CHECKING:
@@ -106,11 +106,12 @@ def trial_line(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
     """'trial 3 complete: dev accuracy 91.20% after 2 epochs, 12s | best 91.20% (trial 3) | lr=...'."""
     a = trial.user_attrs
     state = trial_state(trial)
+    name = f"trial {trial.number}" + (" (start point)" if a.get(START_POINT) is not None else "")
     if state in ("failed", "invalid"):
-        head = f"trial {trial.number} {state}: {a.get('error') or 'stopped before it finished'}"
+        head = f"{name} {state}: {a.get('error') or 'stopped before it finished'}"
     else:
         acc = a.get("dev_accuracy")
-        head = (f"trial {trial.number} {state}: dev accuracy "
+        head = (f"{name} {state}: dev accuracy "
                 f"{'-' if acc is None or math.isnan(acc) else f'{acc * 100:.2f}%'} after "
                 f"{a.get('epochs', len(trial.intermediate_values))} epochs, "
                 f"{a.get('duration_s') or 0:.0f}s")

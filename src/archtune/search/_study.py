@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchtuneError
-from ._info import StudyInfo
+from ._info import START_POINT, StudyInfo
 from ._pareto import directions
 from ._settings import DEFAULT_TRIALS, IDENTITY, LIMITS, SearchSettings, make_pruner, make_sampler
 from ._space import SearchSpace, canonical_json
@@ -129,8 +129,8 @@ def prepare(space: SearchSpace, s: SearchSettings, *, name: str, storage: str | 
                                         pruner=make_pruner(s.pruner_name, _max_epochs(space, s),
                                                            multi=s.objectives is not None))
             save_info(study, info)
-            for params in (s.start or []) if candidates is None else []:
-                study.enqueue_trial(params)  # known-good points first
+            for i, params in enumerate((s.start or []) if candidates is None else []):
+                study.enqueue_trial(params, user_attrs={START_POINT: i})  # known-good points first
         except optuna.exceptions.DuplicatedStudyError:
             exists = True  # another process created it just now
     if exists:
