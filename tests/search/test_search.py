@@ -247,13 +247,19 @@ def test_a_start_point_is_never_pruned(tiny_splits) -> None:
     assert [step for step, _ in fake.reports] == [1, 2, 3]
 
 
-def test_start_points_are_marked_and_survive_the_pruner(tmp_path: Path, tiny_splits) -> None:
+def test_start_points_are_marked_and_survive_the_pruner(tmp_path: Path, tiny_splits, caplog) -> None:
     """Successive halving keeps only the best of the first two trials at rung 1: a hopeless
     start point after a good one completes anyway; a hopeless sampled trial does not."""
     raw = space(GRID_SPACE, epochs=3, lr={"choice": [0.05, 1e-7], "name": "lr"})
     raw["search"] = {"sampler": "random", "start": [{"filters": 4, "lr": 0.05},
                                                     {"filters": 2, "lr": 1e-7}]}
-    study = search(raw, trials=10, pruner="sha", seed=3, studies_dir=tmp_path, splits=tiny_splits)
+    with caplog.at_level(logging.INFO, logger="archtune.search._worker"):
+        study = search(raw, trials=10, pruner="sha", seed=3, studies_dir=tmp_path,
+                       splits=tiny_splits)
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("trial ")]
+    assert [m.split(":")[0] for m in logged[:2]] == ["trial 0 (start point) complete",
+                                                     "trial 1 (start point) complete"]
+    assert len(logged) == 10 and not any("start point" in m for m in logged[2:])
     first, second, *rest = study.trials
     assert [first.user_attrs[START_POINT], second.user_attrs[START_POINT]] == [0, 1]
     assert second.state.name == "COMPLETE" and second.user_attrs["epochs"] == 3

@@ -66,13 +66,13 @@ def epoch_seconds(trial: optuna.trial.FrozenTrial, n_train: int) -> float | None
 
 def undertrained(trials: list[optuna.trial.FrozenTrial], seeds: int, minutes: float,
                  n_train: int) -> str | None:
-    """Why ``seeds`` runs of each of ``trials`` sharing ``minutes`` (less EVAL_SHARE) would be
-    under-trained: the members whose predicted epochs in their share fall short of their spec's
-    full epochs (see the module docstring). None: every member fits."""
+    """Why ``seeds`` runs of each of ``trials`` sharing ``minutes`` would be under-trained: the
+    runs whose predicted epochs in their share fall short of their spec's full epochs (see the
+    module docstring). None: every run fits."""
     from ..training.budget import MARGIN
 
     n = len(trials) * seeds
-    share = minutes * 60 * (1 - EVAL_SHARE) / n
+    share = minutes * 60 / n
     short = []
     for t in trials:
         full = int(t.user_attrs["spec"]["train"]["epochs"])
@@ -86,7 +86,8 @@ def undertrained(trials: list[optuna.trial.FrozenTrial], seeds: int, minutes: fl
                          f"({epoch_s:.1f} s an epoch on {n_train:,} images)")
     if not short:
         return None
-    return (f"{n} runs sharing {minutes:.1f} minutes would get {share:.0f} s each: "
+    return (f"{n} runs sharing {minutes:.1f} minutes would get "
+            f"{f'{share:.0f}' if share >= 10 else f'{share:.1f}'} s each: "
             + "; ".join(short))
 
 

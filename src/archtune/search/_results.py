@@ -23,6 +23,7 @@ from ._study import attach
 
 log = logging.getLogger(__name__)
 FINALISTS_SHARE = 0.5  # retrain --minutes with finalists: their round's share; the winner's run the rest
+FINALISTS, SEEDS = 3, 2  # retrain's finalists' round: the top trials, each trained with this many seeds
 
 if TYPE_CHECKING:
     import optuna
@@ -69,7 +70,8 @@ def _resolve(study: optuna.Study | str | Path, studies_dir: str | Path, storage:
 
 
 def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: int | None = None,
-            run_dir: str | Path | None = None, *, finalists: int = 3, seeds: int = 2,
+            run_dir: str | Path | None = None, *, finalists: int | None = None,
+            seeds: int | None = None,
             studies_dir: str | Path = "studies", storage: str | None = None,
             runs_root: str | Path = "runs", progress: bool = False,
             execution: Execution | None = None, minutes: float | None = None,
@@ -78,9 +80,14 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     normal run folder, which also holds ``search.json`` naming the study and trial.
 
     With ``trial`` given, that trial is trained once with its seed. Otherwise the ``finalists``
-    best complete trials are trained at full fidelity with ``seeds`` seeds each and the best
-    mean dev accuracy wins (see :mod:`archtune.search._finalists`; ``finalists=1, seeds=1`` is
-    the best trial trained once); the winner's run with its own seed is the returned run.
+    best complete trials (default FINALISTS) are trained at full fidelity with ``seeds`` seeds
+    each (default SEEDS) and the best mean dev accuracy wins (see
+    :mod:`archtune.search._finalists`; ``finalists=1, seeds=1`` is the best trial trained once);
+    the winner's run with its own seed is the returned run. With ``minutes`` and neither
+    ``finalists`` nor ``seeds`` given, that round runs only when each of its runs' share is
+    predicted to hold its spec's full epochs (as ``ensemble="auto"`` decides), else the best trial
+    is trained once with the whole budget (a round of runs cut short would rank them as a coarse
+    pass does); search.json ``finalists_auto`` says which, and why.
     ``execution``: threads, device, data_dir and experiment loggers, as for :func:`search`.
     ``minutes``: a time budget for the whole call instead of ``epochs`` (see
     :func:`archtune.train`). With several finalist runs, their round gets FINALISTS_SHARE of it
@@ -104,7 +111,14 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     study, info, folder = _resolve(study, studies_dir, storage)
     if ensemble not in (True, False, "auto"):
         raise ArchtuneError(f"ensemble: expected true, false or 'auto', got {ensemble!r}")
+    decide_round = finalists is None and seeds is None and minutes is not None and \
+        trial is None and not ensemble
+    finalists, seeds = finalists or FINALISTS, seeds or SEEDS
     auto: dict[str, Any] | None = None
+    if decide_round:
+        auto = _round_pays(study, info, finalists, seeds, float(minutes or 0), ex)
+        if not auto["round"]:
+            finalists = seeds = 1
     if ensemble:
         if trial is not None:
             raise ArchtuneError("give --trial or --ensemble, not both: an ensemble is of the "
@@ -124,14 +138,14 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
                                     runs_root, progress, ex, minutes)
             return run if auto is None else _record(run, {"ensemble_auto": auto})
         finalists = seeds = 1  # a finalists' round would leave its runs shorter still
+    record = {} if auto is None else {"finalists_auto" if decide_round else "ensemble_auto": auto}
     if trial is None and (finalists > 1 or seeds > 1):
-        return _retrain_finalists(study, info, folder, epochs, run_dir, finalists, seeds,
-                                  runs_root, progress, ex, minutes)
+        return _record(_retrain_finalists(study, info, folder, epochs, run_dir, finalists, seeds,
+                                          runs_root, progress, ex, minutes), record)
     chosen = best_trial(study) if trial is None else get_trial(study, trial)
     path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-trial{chosen.number}",
                                                      runs_root)
-    return _train_trial(study, info, chosen, path, epochs, minutes, progress, ex,
-                        {} if auto is None else {"ensemble_auto": auto})
+    return _train_trial(study, info, chosen, path, epochs, minutes, progress, ex, record)
 
 
 def _ensemble_pays(trials: list[optuna.trial.FrozenTrial], info: StudyInfo, seeds: int,
@@ -139,9 +153,7 @@ def _ensemble_pays(trials: list[optuna.trial.FrozenTrial], info: StudyInfo, seed
     """``ensemble="auto"``'s decision: average (``{"ensemble": True}``) unless the members
     together exceed the study's budgets or the time budget leaves them under-trained
     (:func:`archtune.search._ensemble.undertrained`)."""
-    from ..config import data_config
-    from ..data import load_data, train_split_size
-    from ._ensemble import check_ensemble_limits, undertrained
+    from ._ensemble import EVAL_SHARE, check_ensemble_limits
 
     try:
         check_ensemble_limits(info, trials, seeds)
@@ -150,10 +162,7 @@ def _ensemble_pays(trials: list[optuna.trial.FrozenTrial], info: StudyInfo, seed
         return {"ensemble": False, "why": str(err)}
     if minutes is None:
         return {"ensemble": True, "why": "no time budget: every member trains its full epochs"}
-    raw = trials[0].user_attrs["spec"].get("data") or {}
-    data = load_data(data_config(raw), data_dir=ex.data_dir)
-    n_train = train_split_size(len(data.dataset.y_train), data.config.dev_fraction)
-    why = undertrained(trials, seeds, minutes, n_train)
+    why = _undertrained(trials, seeds, minutes * (1 - EVAL_SHARE), ex)
     if why is None:
         log.info("--ensemble auto: each of the %d members fits its full epochs in its share of "
                  "%.1f minutes: averaging them", len(trials) * seeds, minutes)
@@ -161,6 +170,38 @@ def _ensemble_pays(trials: list[optuna.trial.FrozenTrial], info: StudyInfo, seed
     log.info("--ensemble auto: the best trial trained once with the whole budget, not an "
              "ensemble: %s", why)
     return {"ensemble": False, "why": why}
+
+
+def _round_pays(study: optuna.Study, info: StudyInfo, finalists: int, seeds: int,
+                minutes: float, ex: Execution) -> dict[str, Any]:
+    """Whether the finalists' round fits a time budget of ``minutes`` (``{"round": True}``): each
+    of its runs' share (FINALISTS_SHARE of it) is predicted to hold its spec's full epochs."""
+    from ._finalists import top_trials
+
+    share = minutes * FINALISTS_SHARE
+    why = _undertrained(top_trials(study, finalists, _family(info)), seeds, share, ex)
+    if why is None:
+        log.info("finalists: each of the %d x %d runs fits its full epochs in its share of %.1f "
+                 "minutes", finalists, seeds, share)
+        return {"round": True, "why": "every finalist run fits its full epochs in its share"}
+    log.info("finalists: none, the best trial trained once with the whole budget: the round's "
+             "%s", why)
+    return {"round": False, "why": f"the round's {why}"}
+
+
+def _undertrained(trials: list[optuna.trial.FrozenTrial], seeds: int, minutes: float,
+                  ex: Execution) -> str | None:
+    """Why ``seeds`` runs of each of ``trials`` sharing ``minutes`` would be cut short of their
+    full epochs (:func:`archtune.search._ensemble.undertrained`, on the data set's train split
+    size), or None."""
+    from ..config import data_config
+    from ..data import load_data, train_split_size
+    from ._ensemble import undertrained
+
+    raw = trials[0].user_attrs["spec"].get("data") or {}
+    data = load_data(data_config(raw), data_dir=ex.data_dir)
+    n_train = train_split_size(len(data.dataset.y_train), data.config.dev_fraction)
+    return undertrained(trials, seeds, minutes, n_train)
 
 
 def _record(run: Run, extra: dict[str, Any]) -> Run:
@@ -172,20 +213,25 @@ def _record(run: Run, extra: dict[str, Any]) -> Run:
     return run
 
 
-def ensemble_decision(run: Run) -> dict[str, Any] | None:
-    """What ``ensemble="auto"`` decided for ``run`` (search.json ``ensemble_auto``: ``ensemble``,
-    ``why``), or None when it was not asked."""
+_DECISIONS = {"ensemble_auto": "ensemble", "finalists_auto": "round"}  # search.json key -> its flag
+
+
+def decision(run: Run, key: str) -> dict[str, Any] | None:
+    """What retrain decided for ``run`` by itself, from its search.json: ``ensemble_auto``
+    (``ensemble``, ``why``: ``ensemble="auto"``) or ``finalists_auto`` (``round``, ``why``: a
+    time budget without finalists or seeds given); None when it did not decide."""
+    flag = _DECISIONS[key]
     path = run.path / "search.json"
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    auto = data.get("ensemble_auto") if isinstance(data, dict) else None
+    auto = data.get(key) if isinstance(data, dict) else None
     if auto is None:
         return None
-    if not (isinstance(auto, dict) and isinstance(auto.get("ensemble"), bool)
+    if not (isinstance(auto, dict) and isinstance(auto.get(flag), bool)
             and isinstance(auto.get("why"), str)):
-        raise ArchtuneError(f"{path}: 'ensemble_auto' should be a mapping with 'ensemble' "
+        raise ArchtuneError(f"{path}: '{key}' should be a mapping with '{flag}' "
                             f"(true/false) and 'why' (text), got {auto!r}")
     return auto
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from .._process import is_gone as _is_dead
 from .._process import this_process as this_worker
-from ._info import best_record, trial_record, value_of
+from ._info import START_POINT, best_record, trial_record, value_of
 from ._objective import TrialContext, TrialResult, run_trial, trial_seed
 from ._storage import GRACE_S, HEARTBEAT_S, Handle
 
@@ -208,13 +208,15 @@ def _run_one(handle: Handle, ctx: TrialContext, trial: optuna.Trial) -> None:
         except Exception as err:  # keep the original error; the heartbeat will catch up
             log.warning("could not requeue trial %d: %s", trial.number, err)
         raise
-    _log_result(handle, trial.number, result)
+    _log_result(handle, trial, result)
 
 
-def _log_result(handle: Handle, number: int, result: TrialResult) -> None:
+def _log_result(handle: Handle, trial: optuna.Trial, result: TrialResult) -> None:
     a = result.attrs
+    name = f"trial {trial.number}" + (" (start point)" if trial.user_attrs.get(START_POINT)
+                                      is not None else "")
     if result.state in ("invalid", "failed"):
-        log.warning("trial %d %s: %s", number, result.state, a.get("error"))
+        log.warning("%s %s: %s", name, result.state, a.get("error"))
         return
     from optuna.trial import TrialState
 
@@ -222,6 +224,6 @@ def _log_result(handle: Handle, number: int, result: TrialResult) -> None:
     best = best_record([trial_record(t) for t in done])  # the rule of _records.best_trial
     best_text = ("no complete trial yet" if best is None
                  else f"best {best.value:.2%} (trial {best.number})")
-    log.info("trial %d %s: dev accuracy %.2f%% after %d epochs, %.0fs | %s", number, result.state,
+    log.info("%s %s: dev accuracy %.2f%% after %d epochs, %.0fs | %s", name, result.state,
              100 * (a.get("dev_accuracy") or 0.0), a.get("epochs", 0), a.get("duration_s", 0.0),
              best_text)

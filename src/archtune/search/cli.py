@@ -263,13 +263,17 @@ def worker(study: str, **kw: Any) -> None:
 @click.command()
 @click.argument("study")
 @click.option("--trial", type=int, help="Trial number (default: the finalists' winner).")
-@click.option("--finalists", default=3, show_default=True, type=click.IntRange(min=1),
-              help="Top trials trained again at full fidelity; the best mean dev accuracy wins.")
-@click.option("--seeds", default=2, show_default=True, type=click.IntRange(min=1),
-              help="Seeds per finalist (its own, then derived ones).")
+@click.option("--finalists", type=click.IntRange(min=1),
+              help="Top trials trained again at full fidelity; the best mean dev accuracy wins "
+              "[default: 3].")
+@click.option("--seeds", type=click.IntRange(min=1),
+              help="Seeds per finalist (its own, then derived ones) [default: 2].")
 @click.option("--epochs", type=int, help="Epochs (default: the spec's full number).")
 @click.option("--minutes", type=float, help="Time budget of the whole retrain instead of --epochs: "
-              "the finalists get half (equal shares), the winner the rest.")
+              "the finalists get half (equal shares), the winner the rest. Without --finalists "
+              "and --seeds, the finalists' round runs only when each of its runs' share holds its "
+              "full epochs (predicted from the search's epochs), else the best trial once with "
+              "all of it.")
 @click.option("--ensemble", type=click.Choice(["on", "auto"]), is_flag=False, flag_value="on",
               help="Average the finalist runs (--finalists x --seeds) within one dev standard "
               "error of the best into one model instead of choosing one; with --minutes they get "
@@ -294,14 +298,20 @@ def retrain(ctx: click.Context, study: str, **kw: Any) -> None:
     kw = _with_execution(kw)
     kw["ensemble"] = {None: False, "on": True, "auto": "auto"}[kw.get("ensemble")]
     run = report_training(lambda: run_retrain(study, progress=not ctx.obj["quiet"], **kw))
-    if kw["ensemble"] == "auto":
-        from ._results import ensemble_decision
+    from ._results import FINALISTS, SEEDS, decision
 
-        auto = ensemble_decision(run) or {}
+    if kw["ensemble"] == "auto":
+        auto = decision(run, "ensemble_auto") or {}
         click.echo(f"--ensemble auto: {'averaged' if auto.get('ensemble') else 'one run'} "
                    f"({auto.get('why')})")
     averaged_or_chosen = not kw["ensemble"] or "ensemble" in run.metrics  # not auto's one run
-    if kw.get("trial") is None and (kw["finalists"] > 1 or kw["seeds"] > 1) and averaged_or_chosen:
+    round_auto = decision(run, "finalists_auto")
+    if round_auto is not None:
+        click.echo(f"finalists: {'a round' if round_auto['round'] else 'none, the best trial once'}"
+                   f" ({round_auto['why']})")
+        averaged_or_chosen = round_auto["round"]
+    many = kw.get("finalists", FINALISTS) > 1 or kw.get("seeds", SEEDS) > 1
+    if kw.get("trial") is None and many and averaged_or_chosen:
         from ._finalists import read_finals
         from ._study import attach
 
