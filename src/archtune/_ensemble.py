@@ -13,12 +13,12 @@ loss, ``params`` and ``flops`` are the chosen members' sums, and ``dev`` is the 
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._stats import accuracy_se
 from .errors import ArchtuneError
 
 if TYPE_CHECKING:
@@ -29,12 +29,12 @@ log = logging.getLogger(__name__)
 
 def select_members(dev: list[float], n_dev: int, loss: list[float]) -> list[int]:
     """The runs the dev split cannot tell from the best one: dev accuracy within one binomial
-    standard error of the best's, sqrt(p (1 - p) / n_dev) (the noise of one dev accuracy, as the
-    finalists' verdict counts it). Best dev accuracy first (the lead), ties by lower dev loss. A
+    standard error of the best's (:func:`archtune._stats.accuracy_se`, the noise of one dev
+    accuracy, as the finalists' verdict counts it). Best dev accuracy first (the lead), ties by lower dev loss. A
     run clearly worse on dev is left out; on a small dev split almost none is."""
     order = sorted(range(len(dev)), key=lambda i: (-dev[i], loss[i], i))
     best = dev[order[0]]
-    se = math.sqrt(max(best * (1 - best), 0.0) / max(n_dev, 1))
+    se = accuracy_se(best, n_dev)
     return [i for i in order if dev[i] >= best - se - 1e-12]
 
 

@@ -36,6 +36,19 @@ def test_members_are_the_runs_dev_cannot_tell_from_the_best() -> None:
     assert select_members(dev, 400, loss) == [4, 0, 2]  # best first, ties by loss; 0.835  is out
     assert select_members(dev, 40, loss) == [4, 0, 2, 3, 1]  # 40 images: all within the noise
     assert select_members([0.9], 1000, [0.3]) == [0]
+    # a perfect dev score on 240 images still has noise (0.58 points): one image behind is kept,
+    # two are not
+    assert select_members([1.0, 239 / 240, 238 / 240], 240, [0.1, 0.1, 0.1]) == [0, 1]
+
+
+def test_the_noise_of_an_accuracy_never_vanishes() -> None:
+    from archtune._stats import accuracy_se
+
+    assert accuracy_se(1.0, 240) == pytest.approx(0.00577, abs=1e-5)
+    assert accuracy_se(0.0, 240) == pytest.approx(accuracy_se(1.0, 240)) and accuracy_se(0.0, 240) > 0
+    plain = (0.85 * 0.15 / 400) ** 0.5  # hundreds of images: the textbook formula, nearly
+    assert accuracy_se(0.85, 400) == pytest.approx(plain, abs=2e-4)
+    assert accuracy_se(0.5, 10_000) < accuracy_se(0.5, 100)
 
 
 def test_an_ensemble_averages_its_members_probabilities(tiny_study) -> None:

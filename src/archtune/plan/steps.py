@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .._stats import accuracy_se
 from ..errors import ArchtuneError
 from ..training.runs import write_json
 from .schema import Plan, RunEntry, SearchEntry
@@ -176,15 +176,15 @@ def write_state(plan_dir: Path, state: dict[str, Any]) -> None:
 
 def pick_trial(trials: list[tuple[int, float, int]], rule: str, n_dev: int) -> int:
     """The trial to retrain among (number, dev accuracy, FLOPs) of complete trials: the best,
-    or (``one-se``) the cheapest whose dev accuracy is within one standard error of the best,
-    sqrt(p (1 - p) / n_dev), as in Breiman's one-standard-error rule."""
+    or (``one-se``) the cheapest whose dev accuracy is within one standard error of the best
+    (:func:`archtune._stats.accuracy_se`), as in Breiman's one-standard-error rule."""
     if not trials:
         raise ArchtuneError("the search has no complete trial to retrain")
     best = max(trials, key=lambda t: (t[1], -t[0]))
     if rule == "best":
         return best[0]
     p = best[1]
-    se = math.sqrt(max(p * (1 - p), 0.0) / max(n_dev, 1))
+    se = accuracy_se(p, n_dev)
     close = [t for t in trials if t[1] >= p - se]
     return min(close, key=lambda t: (t[2], -t[1], t[0]))[0]
 

@@ -8,7 +8,7 @@ trained at full fidelity (the whole train split, the spec's epochs or ``epochs``
 seed and ``seeds - 1`` more, and the one with the best mean dev accuracy wins. Whether it is
 distinguishable from the runner-up is said plainly: not when the gap between their means is
 within the larger of their seed spreads (half the range) or one binomial standard error of the
-dev accuracy, sqrt(p (1 - p) / n).
+dev accuracy (:func:`archtune._stats.accuracy_se`).
 
 The runs live in ``STUDY/finalists/trial<N>-seed<S>/`` (normal run folders, reused when complete
 with the same spec, so an interrupted choice resumes) and the outcome in
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import shutil
 import statistics
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._files import read_object
+from .._stats import accuracy_se
 from .._validate import check_fields
 from ..errors import ArchtuneError
 from ._info import value_of
@@ -78,7 +78,7 @@ class Finals:
     def noise(self) -> float:
         """What a difference between the top two must exceed to count."""
         w = self.winner
-        se = math.sqrt(max(w.mean * (1 - w.mean), 0.0) / max(w.n_dev, 1))
+        se = accuracy_se(w.mean, w.n_dev)
         runner = self.finalists[1] if len(self.finalists) > 1 else w
         return max(w.spread, runner.spread, se)
 
