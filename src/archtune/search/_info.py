@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +86,11 @@ class TrialRecord:
     intermediate: dict[int, float]
     duration_s: float | None
     attrs: dict[str, Any]
+
+
+def trial_name(number: int, attrs: Mapping[str, Any]) -> str:
+    """'trial 3', or 'trial 1 (start point)' for a trial queued from ``search.start``."""
+    return f"trial {number}" + (" (start point)" if attrs.get(START_POINT) is not None else "")
 
 
 def value_of(t: Any) -> float | None:

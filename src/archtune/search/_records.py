@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ..errors import ArchtuneError
-from ._info import START_POINT, best_record, trial_record, value_of
+from ._info import best_record, trial_name, trial_record, value_of
 from ._worker import counted, retried_numbers
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def trial_line(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
     """'trial 3 complete: dev accuracy 91.20% after 2 epochs, 12s | best 91.20% (trial 3) | lr=...'."""
     a = trial.user_attrs
     state = trial_state(trial)
-    name = f"trial {trial.number}" + (" (start point)" if a.get(START_POINT) is not None else "")
+    name = trial_name(trial.number, a)
     if state in ("failed", "invalid"):
         head = f"{name} {state}: {a.get('error') or 'stopped before it finished'}"
     else:

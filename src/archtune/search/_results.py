@@ -134,14 +134,14 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
         else:
             check_ensemble_limits(info, top, seeds)
         if auto is None or auto["ensemble"]:
-            run = _retrain_ensemble(study, info, folder, epochs, run_dir, finalists, seeds,
-                                    runs_root, progress, ex, minutes)
-            return run if auto is None else _record(run, {"ensemble_auto": auto})
+            return _retrain_ensemble(study, info, folder, epochs, run_dir, finalists, seeds,
+                                     runs_root, progress, ex, minutes,
+                                     {} if auto is None else {"ensemble_auto": auto})
         finalists = seeds = 1  # a finalists' round would leave its runs shorter still
     record = {} if auto is None else {"finalists_auto" if decide_round else "ensemble_auto": auto}
     if trial is None and (finalists > 1 or seeds > 1):
-        return _record(_retrain_finalists(study, info, folder, epochs, run_dir, finalists, seeds,
-                                          runs_root, progress, ex, minutes), record)
+        return _retrain_finalists(study, info, folder, epochs, run_dir, finalists, seeds,
+                                  runs_root, progress, ex, minutes, record)
     chosen = best_trial(study) if trial is None else get_trial(study, trial)
     path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-trial{chosen.number}",
                                                      runs_root)
@@ -202,15 +202,6 @@ def _undertrained(trials: list[optuna.trial.FrozenTrial], seeds: int, minutes: f
     data = load_data(data_config(raw), data_dir=ex.data_dir)
     n_train = train_split_size(len(data.dataset.y_train), data.config.dev_fraction)
     return undertrained(trials, seeds, minutes, n_train)
-
-
-def _record(run: Run, extra: dict[str, Any]) -> Run:
-    """``run`` with ``extra`` added to its search.json."""
-    from ..training.runs import write_json
-
-    path = run.path / "search.json"
-    write_json(path, json.loads(path.read_text()) | extra)
-    return run
 
 
 _DECISIONS = {"ensemble_auto": "ensemble", "finalists_auto": "round"}  # search.json key -> its flag
@@ -281,9 +272,11 @@ def _family(info: StudyInfo) -> str | None:
 
 def _retrain_finalists(study: optuna.Study, info: StudyInfo, folder: Path, epochs: int | None,
                        run_dir: str | Path | None, k: int, seeds: int, runs_root: str | Path,
-                       progress: bool, ex: Execution, minutes: float | None) -> Run:
+                       progress: bool, ex: Execution, minutes: float | None,
+                       extra: dict[str, Any]) -> Run:
     """Choose among the top k by mean over seeds; copy the winner's own-seed run out (with a
-    time budget: train the winner again in what the finalists' round left)."""
+    time budget: train the winner again in what the finalists' round left); ``extra`` is added
+    to search.json."""
     from ..training import load_run
     from ..training.runs import new_run_dir, write_json
     from ._finalists import choose_finalists
@@ -303,18 +296,19 @@ def _retrain_finalists(study: optuna.Study, info: StudyInfo, folder: Path, epoch
         log.info("finalists chose trial %d: training it again in the %.1f minutes left",
                  w.trial, left)
         return _train_trial(study, info, chosen, path, None, left, progress, ex,
-                            {"finalists": finals.to_dict()})
+                            {"finalists": finals.to_dict()} | extra)
     shutil.copytree(w.runs[0], path, dirs_exist_ok=True)
     record = _search_record(study, info, chosen)
-    write_json(path / "search.json", record | {"finalists": finals.to_dict()})
+    write_json(path / "search.json", record | {"finalists": finals.to_dict()} | extra)
     return load_run(path)
 
 
 def _retrain_ensemble(study: optuna.Study, info: StudyInfo, folder: Path, epochs: int | None,
                       run_dir: str | Path | None, k: int, seeds: int, runs_root: str | Path,
-                      progress: bool, ex: Execution, minutes: float | None) -> Run:
+                      progress: bool, ex: Execution, minutes: float | None,
+                      extra: dict[str, Any]) -> Run:
     """Train the top k with ``seeds`` seeds each and average them all (the study's budgets are
-    checked by the caller, before)."""
+    checked by the caller, before); ``extra`` is added to search.json."""
     from ..training.runs import new_run_dir
     from ._ensemble import EVAL_SHARE, ensemble_run
     from ._finalists import choose_finalists
@@ -328,7 +322,7 @@ def _retrain_ensemble(study: optuna.Study, info: StudyInfo, folder: Path, epochs
                               minutes=None if minutes is None else minutes * (1 - EVAL_SHARE),
                               family=family)
     return ensemble_run(finals, path, lambda trial: _search_record(study, info, get_trial(study, trial))
-                        | {"finalists": finals.to_dict(), "ensemble": True})
+                        | {"finalists": finals.to_dict(), "ensemble": True} | extra)
 
 
 def best_summary(study: optuna.Study) -> dict[str, Any]:

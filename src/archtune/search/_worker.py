@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from .._process import is_gone as _is_dead
 from .._process import this_process as this_worker
-from ._info import START_POINT, best_record, trial_record, value_of
+from ._info import best_record, trial_name, trial_record, value_of
 from ._objective import TrialContext, TrialResult, run_trial, trial_seed
 from ._storage import GRACE_S, HEARTBEAT_S, Handle
 
@@ -213,8 +213,7 @@ def _run_one(handle: Handle, ctx: TrialContext, trial: optuna.Trial) -> None:
 
 def _log_result(handle: Handle, trial: optuna.Trial, result: TrialResult) -> None:
     a = result.attrs
-    name = f"trial {trial.number}" + (" (start point)" if trial.user_attrs.get(START_POINT)
-                                      is not None else "")
+    name = trial_name(trial.number, trial.user_attrs)
     if result.state in ("invalid", "failed"):
         log.warning("%s %s: %s", name, result.state, a.get("error"))
         return
