@@ -229,6 +229,54 @@ def test_auto_predicts_each_members_epochs_from_its_search_epochs() -> None:
     assert "no timed epoch" in (undertrained([_timed_trial(2, [], 24, None)], 2, 5.0, 100) or "")
 
 
+def test_runs_that_cannot_finish_one_epoch_in_their_share_are_left_out() -> None:
+    from archtune.search._ensemble import fitting
+
+    fast = _timed_trial(3, [0.5, 0.4, 0.4], epochs=24, subset=None)  # 0.4 s an epoch
+    mid = _timed_trial(5, [40.0, 30.0, 30.0], epochs=24, subset=None)  # 30 s
+    slow = _timed_trial(8, [90.0, 80.0, 80.0], epochs=24, subset=None)  # 80 s
+    # 3 trials x 2 seeds in 4 minutes: 40 s a run (38.8 s planned); the slowest goes first,
+    # then 4 runs share it: 60 s each, so the middle one fits
+    kept, why = fitting([fast, mid, slow], 2, 4.0, 1_000)
+    assert [t.number for t in kept] == [3, 5]
+    assert why == ["trial 8: one epoch takes about 80 s on 1,000 images, over its runs' share of 40 s"]
+    kept, why = fitting([fast, mid, slow], 2, 1.0, 1_000)  # 10 s a run, then 15, then 30
+    assert [t.number for t in kept] == [3] and len(why) == 2 and why[1].startswith("trial 5")
+    assert fitting([fast, mid, slow], 2, 60.0, 1_000) == ([fast, mid, slow], [])
+    untimed = _timed_trial(2, [], 24, None)
+    assert fitting([untimed], 2, 0.01, 1_000) == ([untimed], [])  # no prediction: kept
+
+
+def test_a_finalist_too_slow_for_one_epoch_is_left_out_of_the_round(tiny_study, monkeypatch) -> None:
+    import archtune.search._ensemble as ens
+
+    top = retrain(tiny_study, finalists=2, seeds=1, ensemble=True, run_dir="runs/all")
+    trials = sorted(m["trial"] for m in top.metrics["ensemble"]["members"])
+    slow = trials[-1]
+    monkeypatch.setattr(ens, "epoch_seconds", lambda t, n: 60.0 if t.number == slow else 0.01)
+    run = retrain(tiny_study, finalists=2, seeds=2, ensemble=True, minutes=0.5, run_dir="runs/e")
+    assert {m["trial"] for m in run.metrics["ensemble"]["members"]} == {trials[0]}
+    finals = read_finals("studies/tiny")
+    assert finals is not None and [f.trial for f in finals.finalists] == [trials[0]]
+    assert len(finals.left_out) == 1 and finals.left_out[0].startswith(f"trial {slow}: one epoch")
+    # the finalists' round (--finalists/--seeds given) leaves it out as well
+    retrain(tiny_study, finalists=2, seeds=1, minutes=0.5, run_dir="runs/f")
+    finals = read_finals("studies/tiny")
+    assert finals is not None and [f.trial for f in finals.finalists] == [trials[0]]
+    assert finals.left_out and finals.left_out[0].startswith(f"trial {slow}")
+    from archtune.report.study_report import study_report
+
+    html = study_report("studies/tiny", "r.html", best_report=False).read_text()
+    assert "Left out of the round" in html and f"trial {slow}: one epoch takes about 60 s" in html
+    # every trial that slow: no ensemble of 2 fits, said before any training
+    monkeypatch.setattr(ens, "epoch_seconds", lambda t, n: 60.0)
+    with pytest.raises(ArchtuneError, match=r"too short for 2 members \(trial \d+: one epoch"):
+        retrain(tiny_study, finalists=2, seeds=1, ensemble=True, minutes=0.5, run_dir="runs/g")
+    with pytest.raises(ArchtuneError, match="no finalist can train one epoch in its share"):
+        retrain(tiny_study, finalists=2, seeds=1, minutes=0.5, run_dir="runs/h")
+    assert not Path("runs/g").exists() and not Path("runs/h").exists()
+
+
 def test_auto_trains_one_run_when_members_would_be_undertrained(tiny_study, monkeypatch) -> None:
     import archtune.search._ensemble as ens
 

@@ -67,8 +67,11 @@ def test_a_killed_search_resumes_with_the_dead_trial_retried(tmp_path: Path, big
     finally:
         if proc.poll() is None:
             proc.kill()
+    scratch = tmp_path / "studies" / "tiny" / "scratch"
+    assert [p.name for p in scratch.iterdir()] == [str(killed)]  # the dead trial's run folder
     result = run_cli(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert list(scratch.iterdir()) == []  # removed by the resumed search, as its own trials'
     trials = {t.number: t for t in _trials(url, "tiny")}
     complete = [t for t in trials.values() if t.state == TrialState.COMPLETE]
     assert len(complete) == 3  # the count asked for

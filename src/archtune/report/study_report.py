@@ -177,6 +177,9 @@ def _finalists(sd: sy.StudyData) -> list[Section]:
                  + " with its own seed and derived ones; spread: half the range over seeds. The "
                  "winner must beat the runner-up by more than the larger spread or one binomial "
                  "standard error of the dev accuracy to count as distinguishable.")
+    if finals.left_out:
+        body += note("Left out of the round (a run that cannot finish one epoch in its share "
+                     "of the time budget would overrun it): " + "; ".join(finals.left_out) + ".")
     return [Section("finalists", "Finalists: the choice before retraining", body)]
 
 

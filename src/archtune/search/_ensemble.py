@@ -91,6 +91,29 @@ def undertrained(trials: list[optuna.trial.FrozenTrial], seeds: int, minutes: fl
             + "; ".join(short))
 
 
+def fitting(trials: list[optuna.trial.FrozenTrial], seeds: int, minutes: float, n_train: int
+            ) -> tuple[list[optuna.trial.FrozenTrial], list[str]]:
+    """The trials whose ``seeds`` runs each can train at least one epoch when all their runs
+    share ``minutes`` (predicted as :func:`undertrained` does), and why each other one was left
+    out. The slowest is left out first, which raises the others' shares. A run that cannot
+    finish one epoch would overrun the time budget (training runs at least one); a trial with
+    no timed epoch is kept."""
+    from ..training.budget import MARGIN
+
+    kept, why = list(trials), []
+    while kept:
+        share = minutes * 60 / (len(kept) * seeds)
+        timed = [(s, t) for t in kept if (s := epoch_seconds(t, n_train)) is not None]
+        over = [(s, t) for s, t in timed if s > share * MARGIN]
+        if not over:
+            break
+        slowest, trial = max(over, key=lambda x: x[0])
+        kept.remove(trial)
+        why.append(f"trial {trial.number}: one epoch takes about {slowest:.0f} s on "
+                   f"{n_train:,} images, over its runs' share of {share:.0f} s")
+    return kept, why
+
+
 def check_ensemble_limits(info: StudyInfo, trials: list[optuna.trial.FrozenTrial], seeds: int) -> None:
     """Raise when ``seeds`` runs of each of ``trials``, run together, exceed the study's budgets."""
     from ..specs import spec_from_dict

@@ -22,7 +22,7 @@ import logging
 import shutil
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +70,8 @@ class Finals:
     finalists: list[Finalist]  # best mean first
     epochs: int | None = None  # epochs override of the full-fidelity runs (None: the spec's)
     minutes: float | None = None  # or the time budget of all the runs (each: an equal share)
+    left_out: list[str] = field(default_factory=list)  # top trials not trained, and why (too
+    # slow for one epoch in their share of ``minutes``)
 
     @property
     def winner(self) -> Finalist:
@@ -104,12 +106,13 @@ class Finals:
 
     def to_dict(self) -> dict[str, Any]:
         return {"finalists": [asdict(f) for f in self.finalists], "epochs": self.epochs,
-                "minutes": self.minutes,
+                "minutes": self.minutes, "left_out": self.left_out,
                 "winner": self.winner.trial, "distinguishable": self.distinguishable(),
                 "verdict": self.verdict()}
 
 
-_FIELDS = {"finalists": list[dict[str, Any]], "epochs": int | None, "minutes": float | None}
+_FIELDS = {"finalists": list[dict[str, Any]], "epochs": int | None, "minutes": float | None,
+           "left_out": list[str]}
 _FINALIST = {"trial": int, "params": dict[str, Any], "search_value": float | None,
              "seeds": list[int], "dev": list[float], "runs": list[str], "n_dev": int}
 
@@ -128,7 +131,7 @@ def read_finals(folder: str | Path) -> Finals | None:
         finalists.append(Finalist(**{k: f[k] for k in _FINALIST}))
     if not finalists:
         raise ArchtuneError(f"{path}: no finalists")
-    return Finals(finalists, data.get("epochs"), data.get("minutes"))
+    return Finals(finalists, data.get("epochs"), data.get("minutes"), data.get("left_out") or [])
 
 
 def top_trials(study: optuna.Study, k: int, family: str | None = None
@@ -203,12 +206,15 @@ def _same(saved: dict[str, Any], wanted: dict[str, Any], minutes: float | None) 
 def choose_finalists(study: optuna.Study, folder: str | Path, *, study_seed: int, k: int = 3,
                      seeds: int = 2, epochs: int | None = None, execution: Execution | None = None,
                      progress: bool = False, minutes: float | None = None,
-                     family: str | None = None) -> Finals:
+                     family: str | None = None, trials: list[optuna.trial.FrozenTrial] | None = None,
+                     left_out: list[str] | None = None) -> Finals:
     """Train the top ``k`` trials at full fidelity with ``seeds`` seeds each (each ``family``'s
     best among them: see :func:`top_trials`) and rank them by mean dev accuracy; writes
     ``folder/finalists.json`` and returns the outcome. ``minutes``: a time budget for all the
     runs, instead of ``epochs``: each run gets an equal share of what is left when it starts and
-    trains the epochs that fit (so finalists are compared at equal time, not equal epochs)."""
+    trains the epochs that fit (so finalists are compared at equal time, not equal epochs).
+    ``trials``: these finalists instead of the top ``k`` (``left_out``: why the others of the top
+    are not among them, for the record)."""
     from ._run import Execution
 
     if k < 1 or seeds < 1:
@@ -216,7 +222,9 @@ def choose_finalists(study: optuna.Study, folder: str | Path, *, study_seed: int
     ex = execution or Execution()
     folder = Path(folder)
     finalists = []
-    top = top_trials(study, k, family)
+    top = top_trials(study, k, family) if trials is None else trials
+    if not top:
+        raise ArchtuneError("finalists: no trial to train")
     deadline = time.monotonic() + minutes * 60 if minutes is not None else None
     left = len(top) * seeds  # runs still to train
     for t in top:
@@ -241,7 +249,7 @@ def choose_finalists(study: optuna.Study, folder: str | Path, *, study_seed: int
             f.n_dev = int(dev.get("n") or 0)
         finalists.append(f)
     finalists.sort(key=lambda f: (-f.mean, f.trial))
-    finals = Finals(finalists, epochs, minutes)
+    finals = Finals(finalists, epochs, minutes, list(left_out or []))
     from ..training.runs import write_json
 
     write_json(folder / FILE, finals.to_dict())

@@ -46,6 +46,8 @@ class TrialContext:
     train_subset: int | None = None  # search fidelity: the data subset in use (for the record)
     data_dir: str | None = None
     runs_dir: Path | None = None  # keep trial run folders here (trials/<number>)
+    scratch_dir: Path | None = None  # else train them here (scratch/<number>), removed after the
+    # trial (and by the next worker when a killed one left them); None: the system's temp folder
     threads: int | None = None
     device: str | None = None
     tracking: Any = None  # archtune.tracking.Tracking of the study, or None: no loggers
@@ -193,10 +195,13 @@ def _train(trial: optuna.Trial, spec: Any, ctx: TrialContext, cost: float | None
                          "trial yet: this one trains to its end", trial.number)
 
     keep = ctx.runs_dir is not None
-    run_dir = ctx.runs_dir / str(trial.number) if ctx.runs_dir is not None else \
-        Path(tempfile.mkdtemp(prefix="archtune-trial-"))
-    if keep and run_dir.exists():
-        shutil.rmtree(run_dir)  # left by a worker that died during this trial number
+    home = ctx.runs_dir if keep else ctx.scratch_dir
+    if home is None:
+        run_dir = Path(tempfile.mkdtemp(prefix="archtune-trial-"))
+    else:
+        run_dir = home / str(trial.number)
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # left by a worker that died during this trial number
     try:
         train(spec, splits=ctx.splits, run_dir=run_dir, progress=False, threads=ctx.threads,
               device=ctx.device, epoch_callback=on_epoch, final_dev=False,  # scored per epoch

@@ -98,7 +98,10 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     ``ensemble="auto"``: that only when each member's share of ``minutes`` is predicted to hold
     its spec's full epochs, else the best trial trained once with the whole budget (a
     finalists' round would leave its runs shorter still); search.json ``ensemble_auto`` says
-    which, and why.
+    which, and why. With ``minutes``, a finalist whose runs are predicted not to finish one
+    epoch in their share is left out of the round or the ensemble (the slowest first; the
+    finalists' record ``left_out`` says why): a run trains at least one epoch, so it would
+    overrun the budget.
     """
     from ..training.budget import check_minutes
     from ..training.runs import new_run_dir
@@ -125,7 +128,7 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
                                 "finalists")
         if finalists * seeds < 2:
             raise ArchtuneError("--ensemble needs at least 2 members: --finalists x --seeds >= 2")
-        from ._ensemble import check_ensemble_limits
+        from ._ensemble import EVAL_SHARE, check_ensemble_limits
         from ._finalists import top_trials
 
         top = top_trials(study, finalists, _family(info))
@@ -134,13 +137,27 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
         else:
             check_ensemble_limits(info, top, seeds)
         if auto is None or auto["ensemble"]:
-            return _retrain_ensemble(study, info, folder, epochs, run_dir, finalists, seeds,
+            rest, left_out = _fitting(top, seeds, minutes and minutes * (1 - EVAL_SHARE), ex,
+                                      "--ensemble")
+            if len(rest) * seeds < 2:
+                raise ArchtuneError(f"--ensemble --minutes {minutes:g}: too short for 2 members "
+                                    f"({'; '.join(left_out)}); give more minutes, fewer "
+                                    "--finalists, or '--ensemble auto'")
+            return _retrain_ensemble(study, info, folder, epochs, run_dir, rest, left_out, seeds,
                                      runs_root, progress, ex, minutes,
                                      {} if auto is None else {"ensemble_auto": auto})
         finalists = seeds = 1  # a finalists' round would leave its runs shorter still
     record = {} if auto is None else {"finalists_auto" if decide_round else "ensemble_auto": auto}
     if trial is None and (finalists > 1 or seeds > 1):
-        return _retrain_finalists(study, info, folder, epochs, run_dir, finalists, seeds,
+        from ._finalists import top_trials
+
+        rest, left_out = _fitting(top_trials(study, finalists, _family(info)), seeds,
+                                  minutes and minutes * FINALISTS_SHARE, ex, "finalists")
+        if not rest:
+            raise ArchtuneError(f"--minutes {minutes:g}: no finalist can train one epoch in its "
+                                f"share of the round ({'; '.join(left_out)}); give more minutes, "
+                                "or --finalists 1 --seeds 1 to train the best trial once")
+        return _retrain_finalists(study, info, folder, epochs, run_dir, rest, left_out, seeds,
                                   runs_root, progress, ex, minutes, record)
     chosen = best_trial(study) if trial is None else get_trial(study, trial)
     path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-trial{chosen.number}",
@@ -194,14 +211,33 @@ def _undertrained(trials: list[optuna.trial.FrozenTrial], seeds: int, minutes: f
     """Why ``seeds`` runs of each of ``trials`` sharing ``minutes`` would be cut short of their
     full epochs (:func:`archtune.search._ensemble.undertrained`, on the data set's train split
     size), or None."""
-    from ..config import data_config
-    from ..data import load_data, train_split_size
     from ._ensemble import undertrained
 
-    raw = trials[0].user_attrs["spec"].get("data") or {}
+    return undertrained(trials, seeds, minutes, _n_train(trials[0], ex))
+
+
+def _fitting(trials: list[optuna.trial.FrozenTrial], seeds: int, minutes: float | None,
+             ex: Execution, what: str) -> tuple[list[optuna.trial.FrozenTrial], list[str]]:
+    """``trials`` less those whose runs cannot train one epoch in their share of ``minutes``
+    (:func:`archtune.search._ensemble.fitting`), and why each was left out (logged)."""
+    from ._ensemble import fitting
+
+    if minutes is None:
+        return trials, []
+    rest, left_out = fitting(trials, seeds, minutes, _n_train(trials[0], ex))
+    for why in left_out:
+        log.warning("%s: left out %s", what, why)
+    return rest, left_out
+
+
+def _n_train(trial: optuna.trial.FrozenTrial, ex: Execution) -> int:
+    """The train split's size of ``trial``'s data set (what a retrain trains on)."""
+    from ..config import data_config
+    from ..data import load_data, train_split_size
+
+    raw = trial.user_attrs["spec"].get("data") or {}
     data = load_data(data_config(raw), data_dir=ex.data_dir)
-    n_train = train_split_size(len(data.dataset.y_train), data.config.dev_fraction)
-    return undertrained(trials, seeds, minutes, n_train)
+    return train_split_size(len(data.dataset.y_train), data.config.dev_fraction)
 
 
 _DECISIONS = {"ensemble_auto": "ensemble", "finalists_auto": "round"}  # search.json key -> its flag
@@ -271,21 +307,22 @@ def _family(info: StudyInfo) -> str | None:
 
 
 def _retrain_finalists(study: optuna.Study, info: StudyInfo, folder: Path, epochs: int | None,
-                       run_dir: str | Path | None, k: int, seeds: int, runs_root: str | Path,
+                       run_dir: str | Path | None, top: list[optuna.trial.FrozenTrial],
+                       left_out: list[str], seeds: int, runs_root: str | Path,
                        progress: bool, ex: Execution, minutes: float | None,
                        extra: dict[str, Any]) -> Run:
-    """Choose among the top k by mean over seeds; copy the winner's own-seed run out (with a
-    time budget: train the winner again in what the finalists' round left); ``extra`` is added
-    to search.json."""
+    """Choose among the ``top`` trials by mean over seeds; copy the winner's own-seed run out
+    (with a time budget: train the winner again in what the finalists' round left); ``extra`` is
+    added to search.json."""
     from ..training import load_run
     from ..training.runs import new_run_dir, write_json
     from ._finalists import choose_finalists
 
     deadline = None if minutes is None else time.monotonic() + minutes * 60
-    finals = choose_finalists(study, folder, study_seed=info.seed or 0, k=k, seeds=seeds,
+    finals = choose_finalists(study, folder, study_seed=info.seed or 0, seeds=seeds,
                               epochs=epochs, execution=ex, progress=progress,
                               minutes=None if minutes is None else minutes * FINALISTS_SHARE,
-                              family=_family(info))
+                              trials=top, left_out=left_out)
     w = finals.winner
     path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-trial{w.trial}", runs_root)
     if path.exists() and any(path.iterdir()):
@@ -304,23 +341,23 @@ def _retrain_finalists(study: optuna.Study, info: StudyInfo, folder: Path, epoch
 
 
 def _retrain_ensemble(study: optuna.Study, info: StudyInfo, folder: Path, epochs: int | None,
-                      run_dir: str | Path | None, k: int, seeds: int, runs_root: str | Path,
+                      run_dir: str | Path | None, top: list[optuna.trial.FrozenTrial],
+                      left_out: list[str], seeds: int, runs_root: str | Path,
                       progress: bool, ex: Execution, minutes: float | None,
                       extra: dict[str, Any]) -> Run:
-    """Train the top k with ``seeds`` seeds each and average them all (the study's budgets are
-    checked by the caller, before); ``extra`` is added to search.json."""
+    """Train the ``top`` trials with ``seeds`` seeds each and average them all (the study's
+    budgets are checked by the caller, before); ``extra`` is added to search.json."""
     from ..training.runs import new_run_dir
     from ._ensemble import EVAL_SHARE, ensemble_run
     from ._finalists import choose_finalists
 
-    family = _family(info)
     path = Path(run_dir) if run_dir else new_run_dir(f"{study.study_name}-ensemble", runs_root)
     if path.exists() and any(path.iterdir()):  # ensemble() checks it too, but after training
         raise ArchtuneError(f"{path} exists and is not empty; choose another --run-dir")
-    finals = choose_finalists(study, folder, study_seed=info.seed or 0, k=k, seeds=seeds,
+    finals = choose_finalists(study, folder, study_seed=info.seed or 0, seeds=seeds,
                               epochs=epochs, execution=ex, progress=progress,
                               minutes=None if minutes is None else minutes * (1 - EVAL_SHARE),
-                              family=family)
+                              trials=top, left_out=left_out)
     return ensemble_run(finals, path, lambda trial: _search_record(study, info, get_trial(study, trial))
                         | {"finalists": finals.to_dict(), "ensemble": True} | extra)
 

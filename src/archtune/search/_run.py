@@ -23,7 +23,7 @@ from ._objective import TrialContext
 from ._refine import refine_space
 from ._settings import as_dict, settings
 from ._space import SearchSpace, load_space
-from ._storage import Handle
+from ._storage import SCRATCH, Handle
 from ._study import attach, prepare, pruner_for, top_epochs
 from ._worker import Budget, run_worker
 
@@ -149,6 +149,7 @@ def _context(handle: Handle, ex: Execution, *, splits: Splits | None,
     return TrialContext(space, splits, info.seed, epochs=epochs,  # type: ignore[arg-type]
                         train_subset=subset, data_dir=ex.data_dir,
                         runs_dir=handle.folder / "trials" if ex.keep_runs else None,
+                        scratch_dir=handle.folder / SCRATCH,
                         threads=ex.threads, device=ex.device, tracking=tracking,
                         limits=Limits.of(info), objectives=info.objectives,
                         cost_pruning=bool(info.objectives) and info.pruner == "median")

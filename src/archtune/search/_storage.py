@@ -30,6 +30,7 @@ MAX_RETRY = 3  # a trial whose worker keeps dying is retried at most this many t
 STUDY_FILE = "study.json"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 STUDY_DB = "study.db"  # a study folder's own SQLite storage
+SCRATCH = "scratch"  # a study folder's trial runs in progress (those not kept), <number> each
 
 
 @dataclass

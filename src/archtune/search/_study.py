@@ -20,6 +20,7 @@ from ._pareto import directions
 from ._settings import DEFAULT_TRIALS, IDENTITY, LIMITS, SearchSettings, make_pruner, make_sampler
 from ._space import SearchSpace, canonical_json
 from ._storage import (
+    SCRATCH,
     Handle,
     check_name,
     connect,
@@ -116,6 +117,7 @@ def prepare(space: SearchSpace, s: SearchSettings, *, name: str, storage: str | 
         log.warning("--new: deleting study '%s' and its %s", name, folder / "trials")
         optuna.delete_study(study_name=name, storage=rdb)
         shutil.rmtree(folder / "trials", ignore_errors=True)
+        shutil.rmtree(folder / SCRATCH, ignore_errors=True)
         exists = False
     if not exists:
         info = _new_info(space, s, name, url, {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import shutil
 import threading
 import time
 import warnings
@@ -20,7 +21,7 @@ from .._process import is_gone as _is_dead
 from .._process import this_process as this_worker
 from ._info import best_record, trial_name, trial_record, value_of
 from ._objective import TrialContext, TrialResult, run_trial, trial_seed
-from ._storage import GRACE_S, HEARTBEAT_S, Handle
+from ._storage import GRACE_S, HEARTBEAT_S, SCRATCH, Handle
 
 if TYPE_CHECKING:
     import optuna
@@ -114,6 +115,24 @@ def _recover(handle: Handle) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(handle.study)
+    _sweep_scratch(handle)
+
+
+def _sweep_scratch(handle: Handle) -> None:
+    """Remove the scratch run folders of trials that no worker runs: a killed worker's."""
+    from optuna.trial import TrialState
+
+    scratch = handle.folder / SCRATCH
+    # listed before the running trials are read: a trial runs before its folder is made, so a
+    # folder listed here whose trial is not running in the read after is no live trial's
+    left = [p for p in scratch.iterdir() if p.is_dir()] if scratch.is_dir() else []
+    if not left:
+        return
+    running = {str(t.number) for t in handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    for path in left:
+        if path.name not in running:
+            log.debug("removing %s: its trial is not running (its worker was killed)", path)
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _claim_waiting(handle: Handle) -> int | None:

@@ -323,6 +323,8 @@ def retrain(ctx: click.Context, study: str, **kw: Any) -> None:
                 click.echo(f"  trial {f.trial:>4}: mean {f.mean:.2%}  ("
                            + ", ".join(f"{d:.2%}" for d in f.dev) + ")")
             click.echo(finals.verdict())
+            for why in finals.left_out:
+                click.echo(f"left out of the round: {why}")
     click.echo(f"test it: archtune evaluate {run.path} --split test")
 
 
