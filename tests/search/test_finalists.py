@@ -74,7 +74,7 @@ def test_a_time_budget_is_shared_by_the_finalist_runs(tiny_study, monkeypatch) -
     """retrain(minutes=M): the finalists' round gets half of M, each run an equal share of what
     is left when it starts; the winner is then trained again with its own seed in the rest. A
     second call reuses the finalists' runs whatever epochs they got."""
-    from archtune.search._results import FINALISTS_SHARE
+    from archtune.search._retrain import FINALISTS_SHARE
 
     run = retrain(tiny_study, finalists=2, seeds=1, minutes=0.4, run_dir="runs/timed")
     finals = read_finals("studies/tiny")
@@ -132,7 +132,7 @@ def test_a_round_cut_short_by_the_time_budget_is_skipped(tiny_study, monkeypatch
     """retrain(minutes=M) without finalists or seeds: the round of 3 x 2 runs only when each run's
     share of M/2 is predicted to hold its full epochs; else the best trial once with all of M."""
     import archtune.search._ensemble as ens
-    from archtune.search._results import decision
+    from archtune.search._retrain import decision
 
     calls: list[int] = []
     real = archtune.training.train
@@ -251,7 +251,7 @@ def test_each_architecture_family_s_best_is_among_the_finalists() -> None:
     from archtune.search import load_space
     from archtune.search._finalists import top_trials
     from archtune.search._info import StudyInfo
-    from archtune.search._results import _family
+    from archtune.search._retrain import _family
 
     study = optuna.create_study(direction="maximize")
     dists = {"arch": CategoricalDistribution(["default", "stack"]), "lr": FloatDistribution(0, 1)}

@@ -243,7 +243,7 @@ def search_settings(step: Step, trials: int | None) -> dict[str, Any]:
 def _done_trials(path: Path) -> tuple[int, int] | None:
     """(finished trials, budget) of the study in ``path`` (None when there is none)."""
     from ..search import open_study
-    from ..search._results import counts
+    from ..search._records import counts
 
     if not (path / "study.json").is_file():
         return None
@@ -310,7 +310,7 @@ def _do_search(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool
                    execution=Execution(device=ctx.opts.device, threads=ctx.opts.threads,
                                        data_dir=ctx.opts.data_dir), **opts)
     from ..search._info import value_of
-    from ..search._results import best_trial, counts
+    from ..search._records import best_trial, counts
 
     c = counts(study)
     best = best_trial(study)

@@ -31,7 +31,7 @@ _EXPORTS = {
     "trial_seed": "._objective",
     "StudyInfo": "._info", "TrialRecord": "._info", "best_record": "._info", "trial_record": "._info",
     "trials_dataframe": "._records", "best_trial": "._records", "trial_state": "._records",
-    "best_summary": "._results", "list_studies": "._results", "retrain": "._results",
+    "best_summary": "._results", "list_studies": "._results", "retrain": "._retrain",
 }
 
 __all__ = [
@@ -48,7 +48,8 @@ if TYPE_CHECKING:
     from ._pareto import pareto_front
     from ._records import best_trial, trial_state, trials_dataframe
     from ._refine import refine_space
-    from ._results import best_summary, list_studies, retrain
+    from ._results import best_summary, list_studies
+    from ._retrain import retrain
     from ._run import Execution, load_search_splits, search, worker
     from ._settings import PRUNERS, SAMPLERS, SearchSettings
     from ._space import SearchSpace, list_spaces, load_space

@@ -293,12 +293,12 @@ def retrain(ctx: click.Context, study: str, **kw: Any) -> None:
     again at full fidelity with 2 seeds each and the best mean wins (--finalists 1 --seeds 1:
     the best trial once; --trial N: that trial once; --ensemble: the finalist runs dev cannot tell apart, averaged;
     --ensemble auto: that only where the time budget trains every run fully)."""
-    from ._results import retrain as run_retrain
+    from ._retrain import retrain as run_retrain
 
     kw = _with_execution(kw)
     kw["ensemble"] = {None: False, "on": True, "auto": "auto"}[kw.get("ensemble")]
     run = report_training(lambda: run_retrain(study, progress=not ctx.obj["quiet"], **kw))
-    from ._results import FINALISTS, SEEDS, decision
+    from ._retrain import FINALISTS, SEEDS, decision
 
     if kw["ensemble"] == "auto":
         auto = decision(run, "ensemble_auto") or {}
