@@ -104,7 +104,9 @@ class Browser:
         profile = Path(self.tmp.name)
         self.proc = subprocess.Popen([executable, *FLAGS, f"--user-data-dir={profile}",
                                       "--window-size=1100,1400", "about:blank"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env={**os.environ, "TMPDIR": str(profile)})  # its own
+        # temporary folders (org.chromium.Chromium.*) go with the profile, not into /tmp
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + timeout
         while not (port_file.exists() and port_file.read_text().count("\n") >= 1):
