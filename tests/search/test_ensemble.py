@@ -277,6 +277,25 @@ def test_a_finalist_too_slow_for_one_epoch_is_left_out_of_the_round(tiny_study, 
     assert not Path("runs/g").exists() and not Path("runs/h").exists()
 
 
+def test_the_retrain_command_says_which_finalist_it_left_out(tiny_study, monkeypatch, capsys) -> None:
+    import archtune.search._ensemble as ens
+    from archtune.cli import main
+
+    slow = best_trial(tiny_study).number
+    monkeypatch.setattr(ens, "epoch_seconds", lambda t, n: 60.0 if t.number == slow else 0.01)
+    main(["-q", "retrain", "tiny", "--finalists", "2", "--seeds", "1", "--minutes", "0.5",
+          "--run-dir", "runs/cli"])
+    out = capsys.readouterr().out
+    assert f"left out of the round: trial {slow}: one epoch takes about 60 s" in out
+    assert "archtune evaluate runs/cli" in out
+    monkeypatch.setattr(ens, "epoch_seconds", lambda t, n: 60.0)  # none fits: exit 2, one line
+    with pytest.raises(SystemExit) as exit_:
+        main(["-q", "retrain", "tiny", "--ensemble", "--minutes", "0.5", "--run-dir", "runs/none"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "error: --ensemble --minutes 0.5: too short for 2 members" in err
+    assert "Traceback" not in err and not Path("runs/none").exists()
+
+
 def test_auto_trains_one_run_when_members_would_be_undertrained(tiny_study, monkeypatch) -> None:
     import archtune.search._ensemble as ens
 
