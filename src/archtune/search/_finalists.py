@@ -203,31 +203,28 @@ def _same(saved: dict[str, Any], wanted: dict[str, Any], minutes: float | None) 
             == {**wanted, "train": {**wanted["train"], "epochs": None}})
 
 
-def choose_finalists(study: optuna.Study, folder: str | Path, *, study_seed: int, k: int = 3,
-                     seeds: int = 2, epochs: int | None = None, execution: Execution | None = None,
+def choose_finalists(study: optuna.Study, folder: str | Path,
+                     trials: list[optuna.trial.FrozenTrial], *, study_seed: int, seeds: int = 2,
+                     epochs: int | None = None, execution: Execution | None = None,
                      progress: bool = False, minutes: float | None = None,
-                     family: str | None = None, trials: list[optuna.trial.FrozenTrial] | None = None,
                      left_out: list[str] | None = None) -> Finals:
-    """Train the top ``k`` trials at full fidelity with ``seeds`` seeds each (each ``family``'s
-    best among them: see :func:`top_trials`) and rank them by mean dev accuracy; writes
-    ``folder/finalists.json`` and returns the outcome. ``minutes``: a time budget for all the
-    runs, instead of ``epochs``: each run gets an equal share of what is left when it starts and
-    trains the epochs that fit (so finalists are compared at equal time, not equal epochs).
-    ``trials``: these finalists instead of the top ``k`` (``left_out``: why the others of the top
-    are not among them, for the record)."""
+    """Train ``trials`` (the finalists: :func:`top_trials`) at full fidelity with ``seeds`` seeds
+    each and rank them by mean dev accuracy; writes ``folder/finalists.json`` and returns the
+    outcome. ``minutes``: a time budget for all the runs, instead of ``epochs``: each run gets an
+    equal share of what is left when it starts and trains the epochs that fit (so finalists are
+    compared at equal time, not equal epochs). ``left_out``: why trials of the top are not among
+    ``trials``, for the record."""
     from ._run import Execution
 
-    if k < 1 or seeds < 1:
-        raise ArchtuneError(f"finalists: need k >= 1 and seeds >= 1, got k={k}, seeds={seeds}")
+    if not trials or seeds < 1:
+        raise ArchtuneError(f"finalists: need a trial and seeds >= 1, got {len(trials)} trials, "
+                            f"seeds={seeds}")
     ex = execution or Execution()
     folder = Path(folder)
     finalists = []
-    top = top_trials(study, k, family) if trials is None else trials
-    if not top:
-        raise ArchtuneError("finalists: no trial to train")
     deadline = time.monotonic() + minutes * 60 if minutes is not None else None
-    left = len(top) * seeds  # runs still to train
-    for t in top:
+    left = len(trials) * seeds  # runs still to train
+    for t in trials:
         raw = copy.deepcopy(t.user_attrs["spec"])  # as sampled: before the search's fidelity
         if epochs is not None:
             raw["train"]["epochs"] = epochs

@@ -119,16 +119,19 @@ class _Retrain:
     def best(self, finalists: int | None, seeds: int | None) -> Run:
         """The finalists' round (or the best trial once); with a time budget and neither count
         given, the round only when it can train its runs fully."""
+        from ._finalists import top_trials
+
         record: dict[str, Any] = {}
         k, n = finalists or FINALISTS, seeds or SEEDS
+        if k * n == 1:
+            return self.once(best_trial(self.study))
+        top = top_trials(self.study, k, self.family)
         if finalists is None and seeds is None and self.minutes is not None:
-            auto = self._round_pays(k, n)
+            auto = self._round_pays(top, n)
             record = {"finalists_auto": auto}
             if not auto["round"]:
-                k = n = 1
-        if k * n == 1:
-            return self.once(best_trial(self.study), record)
-        return self.round(k, n, record)
+                return self.once(best_trial(self.study), record)
+        return self.round(top, n, record)
 
     def once(self, chosen: optuna.trial.FrozenTrial, record: dict[str, Any] | None = None,
              minutes: float | None = None, path: Path | None = None) -> Run:
@@ -157,28 +160,26 @@ class _Retrain:
         write_json(run.path / "search.json", self._record(chosen) | (record or {}))
         return run
 
-    def round(self, k: int, seeds: int, record: dict[str, Any]) -> Run:
-        """Choose among the top ``k`` by mean over ``seeds``; copy the winner's own-seed run out
-        (with a time budget: train the winner again in what the round left)."""
+    def round(self, top: list[optuna.trial.FrozenTrial], seeds: int, record: dict[str, Any]) -> Run:
+        """Choose among the ``top`` trials by mean over ``seeds``; copy the winner's own-seed run
+        out (with a time budget: train the winner again in what the round left)."""
         from ..training import load_run
         from ..training.runs import write_json
-        from ._finalists import choose_finalists, top_trials
+        from ._finalists import choose_finalists
 
         minutes = self.minutes
         if self.run_dir is not None:
             self._path("")  # refused now, not after the round
         deadline = None if minutes is None else time.monotonic() + minutes * 60
         share = None if minutes is None else minutes * FINALISTS_SHARE
-        top, left_out = self._fitting(top_trials(self.study, k, self.family), seeds, share,
-                                      "finalists")
+        top, left_out = self._fitting(top, seeds, share, "finalists")
         if not top:
             raise ArchtuneError(f"--minutes {minutes:g}: no finalist can train one epoch in its "
                                 f"share of the round ({'; '.join(left_out)}); give more minutes, "
                                 "or --finalists 1 --seeds 1 to train the best trial once")
-        finals = choose_finalists(self.study, self.folder, study_seed=self.info.seed or 0,
+        finals = choose_finalists(self.study, self.folder, top, study_seed=self.info.seed or 0,
                                   seeds=seeds, epochs=self.epochs, execution=self.ex,
-                                  progress=self.progress, minutes=share, trials=top,
-                                  left_out=left_out)
+                                  progress=self.progress, minutes=share, left_out=left_out)
         w = finals.winner
         path = self._path(f"trial{w.trial}")
         chosen = get_trial(self.study, w.trial)
@@ -216,25 +217,23 @@ class _Retrain:
                                 f"({'; '.join(left_out)}); give more minutes, fewer --finalists, "
                                 "or '--ensemble auto'")
         path = self._path("ensemble")  # ensemble() checks it too, but after training
-        finals = choose_finalists(self.study, self.folder, study_seed=self.info.seed or 0,
+        finals = choose_finalists(self.study, self.folder, top, study_seed=self.info.seed or 0,
                                   seeds=seeds, epochs=self.epochs, execution=self.ex,
-                                  progress=self.progress, minutes=minutes, trials=top,
-                                  left_out=left_out)
+                                  progress=self.progress, minutes=minutes, left_out=left_out)
         return ensemble_run(finals, path, lambda trial: self._record(get_trial(self.study, trial))
                             | {"finalists": finals.to_dict(), "ensemble": True} | record)
 
     # -- what the modes decide from ----------------------------------------------------------
 
-    def _round_pays(self, k: int, seeds: int) -> dict[str, Any]:
-        """Whether the finalists' round fits the time budget (``{"round": True}``): each of its
-        runs' share (FINALISTS_SHARE of it) is predicted to hold its spec's full epochs."""
-        from ._finalists import top_trials
-
+    def _round_pays(self, top: list[optuna.trial.FrozenTrial], seeds: int) -> dict[str, Any]:
+        """Whether the finalists' round of ``top`` fits the time budget (``{"round": True}``):
+        each of its runs' share (FINALISTS_SHARE of it) is predicted to hold its spec's full
+        epochs."""
         share = float(self.minutes or 0) * FINALISTS_SHARE
-        why = self._undertrained(top_trials(self.study, k, self.family), seeds, share)
+        why = self._undertrained(top, seeds, share)
         if why is None:
             log.info("finalists: each of the %d x %d runs fits its full epochs in its share of "
-                     "%.1f minutes", k, seeds, share)
+                     "%.1f minutes", len(top), seeds, share)
             return {"round": True, "why": "every finalist run fits its full epochs in its share"}
         log.info("finalists: none, the best trial trained once with the whole budget: the "
                  "round's %s", why)
