@@ -247,7 +247,8 @@ def test_runs_that_cannot_finish_one_epoch_in_their_share_are_left_out() -> None
     assert fitting([untimed], 2, 0.01, 1_000) == ([untimed], [])  # no prediction: kept
 
 
-def test_a_finalist_too_slow_for_one_epoch_is_left_out_of_the_round(tiny_study, monkeypatch) -> None:
+def test_a_finalist_too_slow_for_one_epoch_is_left_out_of_the_round(tiny_study, monkeypatch,
+                                                                    caplog) -> None:
     import archtune.search._ensemble as ens
 
     top = retrain(tiny_study, finalists=2, seeds=1, ensemble=True, run_dir="runs/all")
@@ -269,12 +270,16 @@ def test_a_finalist_too_slow_for_one_epoch_is_left_out_of_the_round(tiny_study, 
     html = study_report("studies/tiny", "r.html", best_report=False).read_text()
     assert "Left out of the round" in html and f"trial {slow}: one epoch takes about 60 s" in html
     # every trial that slow: no ensemble of 2 fits, said before any training
+    assert [r for r in caplog.records if "left out" in r.getMessage()]  # a warning when it trains
     monkeypatch.setattr(ens, "epoch_seconds", lambda t, n: 60.0)
+    caplog.clear()
     with pytest.raises(ArchtuneError, match=r"too short for 2 members \(trial \d+: one epoch"):
         retrain(tiny_study, finalists=2, seeds=1, ensemble=True, minutes=0.5, run_dir="runs/g")
     with pytest.raises(ArchtuneError, match="no finalist can train one epoch in its share"):
         retrain(tiny_study, finalists=2, seeds=1, minutes=0.5, run_dir="runs/h")
     assert not Path("runs/g").exists() and not Path("runs/h").exists()
+    # the error says why; no warning before it repeats the reasons
+    assert not [r for r in caplog.records if "left out" in r.getMessage()]
 
 
 def test_the_retrain_command_says_which_finalist_it_left_out(tiny_study, monkeypatch, capsys) -> None:

@@ -172,11 +172,11 @@ class _Retrain:
             self._path("")  # refused now, not after the round
         deadline = None if minutes is None else time.monotonic() + minutes * 60
         share = None if minutes is None else minutes * FINALISTS_SHARE
-        top, left_out = self._fitting(top, seeds, share, "finalists")
-        if not top:
-            raise ArchtuneError(f"--minutes {minutes:g}: no finalist can train one epoch in its "
-                                f"share of the round ({'; '.join(left_out)}); give more minutes, "
-                                "or --finalists 1 --seeds 1 to train the best trial once")
+        top, left_out = self._fitting(
+            top, seeds, share, "finalists", need=1,
+            refusal=f"--minutes {minutes or 0:g}: no finalist can train one epoch in its share of the "
+                    "round", hint="give more minutes, or --finalists 1 --seeds 1 to train the best "
+                                  "trial once")
         finals = choose_finalists(self.study, self.folder, top, study_seed=self.info.seed or 0,
                                   seeds=seeds, epochs=self.epochs, execution=self.ex,
                                   progress=self.progress, minutes=share, left_out=left_out)
@@ -211,11 +211,10 @@ class _Retrain:
         else:
             check_ensemble_limits(self.info, top, seeds)
         minutes = None if self.minutes is None else self.minutes * (1 - EVAL_SHARE)
-        top, left_out = self._fitting(top, seeds, minutes, "--ensemble")
-        if len(top) * seeds < 2:
-            raise ArchtuneError(f"--ensemble --minutes {self.minutes:g}: too short for 2 members "
-                                f"({'; '.join(left_out)}); give more minutes, fewer --finalists, "
-                                "or '--ensemble auto'")
+        top, left_out = self._fitting(
+            top, seeds, minutes, "--ensemble", need=-(-2 // seeds),  # 2 members at least
+            refusal=f"--ensemble --minutes {self.minutes or 0:g}: too short for 2 members",
+            hint="give more minutes, fewer --finalists, or '--ensemble auto'")
         path = self._path("ensemble")  # ensemble() checks it too, but after training
         finals = choose_finalists(self.study, self.folder, top, study_seed=self.info.seed or 0,
                                   seeds=seeds, epochs=self.epochs, execution=self.ex,
@@ -270,14 +269,19 @@ class _Retrain:
         return undertrained(trials, seeds, minutes, self.n_train(trials[0]))
 
     def _fitting(self, trials: list[optuna.trial.FrozenTrial], seeds: int, minutes: float | None,
-                 what: str) -> tuple[list[optuna.trial.FrozenTrial], list[str]]:
+                 what: str, *, need: int, refusal: str,
+                 hint: str) -> tuple[list[optuna.trial.FrozenTrial], list[str]]:
         """``trials`` less those whose runs cannot train one epoch in their share of ``minutes``
-        (:func:`archtune.search._ensemble.fitting`), and why each was left out (logged)."""
+        (:func:`archtune.search._ensemble.fitting`), and why each was left out (logged); fewer
+        than ``need`` left is refused (``refusal``, the reasons, then ``hint``), before any
+        training and without the warnings the error repeats."""
         from ._ensemble import fitting
 
         if minutes is None:
             return trials, []
         rest, left_out = fitting(trials, seeds, minutes, self.n_train(trials[0]))
+        if len(rest) < need:
+            raise ArchtuneError(f"{refusal} ({'; '.join(left_out)}); {hint}")
         for why in left_out:
             log.warning("%s: left out %s", what, why)
         return rest, left_out
