@@ -255,13 +255,13 @@ def test_a_finalist_too_slow_for_one_epoch_is_left_out_of_the_round(tiny_study, 
     trials = sorted(m["trial"] for m in top.metrics["ensemble"]["members"])
     slow = trials[-1]
     monkeypatch.setattr(ens, "epoch_seconds", lambda t, n: 60.0 if t.number == slow else 0.01)
-    run = retrain(tiny_study, finalists=2, seeds=2, ensemble=True, minutes=0.5, run_dir="runs/e")
+    run = retrain(tiny_study, finalists=2, seeds=2, ensemble=True, minutes=0.2, run_dir="runs/e")
     assert {m["trial"] for m in run.metrics["ensemble"]["members"]} == {trials[0]}
     finals = read_finals("studies/tiny")
     assert finals is not None and [f.trial for f in finals.finalists] == [trials[0]]
     assert len(finals.left_out) == 1 and finals.left_out[0].startswith(f"trial {slow}: one epoch")
     # the finalists' round (--finalists/--seeds given) leaves it out as well
-    retrain(tiny_study, finalists=2, seeds=1, minutes=0.5, run_dir="runs/f")
+    retrain(tiny_study, finalists=2, seeds=1, minutes=0.2, run_dir="runs/f")
     finals = read_finals("studies/tiny")
     assert finals is not None and [f.trial for f in finals.finalists] == [trials[0]]
     assert finals.left_out and finals.left_out[0].startswith(f"trial {slow}")
@@ -288,7 +288,7 @@ def test_the_retrain_command_says_which_finalist_it_left_out(tiny_study, monkeyp
 
     slow = best_trial(tiny_study).number
     monkeypatch.setattr(ens, "epoch_seconds", lambda t, n: 60.0 if t.number == slow else 0.01)
-    main(["-q", "retrain", "tiny", "--finalists", "2", "--seeds", "1", "--minutes", "0.5",
+    main(["-q", "retrain", "tiny", "--finalists", "2", "--seeds", "1", "--minutes", "0.2",
           "--run-dir", "runs/cli"])
     out = capsys.readouterr().out
     assert f"left out of the round: trial {slow}: one epoch takes about 60 s" in out
@@ -304,15 +304,15 @@ def test_the_retrain_command_says_which_finalist_it_left_out(tiny_study, monkeyp
 def test_auto_trains_one_run_when_members_would_be_undertrained(tiny_study, monkeypatch) -> None:
     import archtune.search._ensemble as ens
 
-    run = retrain(tiny_study, finalists=2, seeds=1, ensemble="auto", minutes=0.5, run_dir="runs/a")
+    run = retrain(tiny_study, finalists=2, seeds=1, ensemble="auto", minutes=0.2, run_dir="runs/a")
     record = json.loads((run.path / "search.json").read_text())
     assert "ensemble" in run.metrics and record["ensemble_auto"]["ensemble"] is True
     monkeypatch.setattr(ens, "epoch_seconds", lambda trial, n: 60.0)  # a minute an epoch
-    run = retrain(tiny_study, finalists=2, seeds=1, ensemble="auto", minutes=0.5, run_dir="runs/b")
+    run = retrain(tiny_study, finalists=2, seeds=1, ensemble="auto", minutes=0.2, run_dir="runs/b")
     record = json.loads((run.path / "search.json").read_text())
     assert "ensemble" not in run.metrics and not isinstance(run.load_model(), EnsembleNet)
     assert record["ensemble_auto"]["ensemble"] is False
-    assert "2 runs sharing 0.5 minutes" in record["ensemble_auto"]["why"]
+    assert "2 runs sharing 0.2 minutes" in record["ensemble_auto"]["why"]
     assert record["trial"] == best_trial(tiny_study).number  # the best trial, once, all the time
     # without a time budget every member trains its full epochs: auto averages
     run = retrain(tiny_study, finalists=2, seeds=1, ensemble="auto", run_dir="runs/c")
@@ -325,7 +325,7 @@ def test_retrain_ensemble_auto_command(tmp_path: Path, tiny_npz: Path) -> None:
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(space(TINY_SPACE, tiny_npz, epochs=1)))
     assert run_cli("search", "s.yaml", "--trials", "3", "--pruner", "none", cwd=tmp_path).returncode == 0
     result = run_cli("retrain", "tiny", "--finalists", "2", "--seeds", "1", "--ensemble", "auto",
-                     "--minutes", "0.3", "--run-dir", "runs/e", cwd=tmp_path)
+                     "--minutes", "0.15", "--run-dir", "runs/e", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "--ensemble auto: averaged (every member fits its full epochs in its share)" in result.stdout
     result = run_cli("retrain", "tiny", "--ensemble", "sometimes", cwd=tmp_path)

@@ -76,27 +76,29 @@ def test_a_time_budget_is_shared_by_the_finalist_runs(tiny_study, monkeypatch) -
     second call reuses the finalists' runs whatever epochs they got."""
     from archtune.search._retrain import FINALISTS_SHARE
 
-    run = retrain(tiny_study, finalists=2, seeds=1, minutes=0.4, run_dir="runs/timed")
+    minutes = 0.25  # 15 s
+    budget = minutes * 60
+    run = retrain(tiny_study, finalists=2, seeds=1, minutes=minutes, run_dir="runs/timed")
     finals = read_finals("studies/tiny")
-    assert finals is not None and finals.minutes == pytest.approx(0.4 * FINALISTS_SHARE)
+    assert finals is not None and finals.minutes == pytest.approx(minutes * FINALISTS_SHARE)
     runs = sorted((load_run(f.runs[0]) for f in finals.finalists), key=lambda r: r.metrics["started"])
     budgets = [r.metrics["time_budget"] for r in runs]  # the order they ran in (seconds apart)
-    # the first run gets half the round's 12 s; the second what the first left (more when the
+    # the first run gets half the round's share; the second what the first left (more when the
     # first stopped early)
     first, second = budgets
-    assert first["budget_s"] == pytest.approx(24 * FINALISTS_SHARE / 2, abs=0.5)  # at the start
-    assert second["budget_s"] <= 24 * FINALISTS_SHARE - first["wall_s"] + 0.5
+    assert first["budget_s"] == pytest.approx(budget * FINALISTS_SHARE / 2, abs=0.5)  # at the start
+    assert second["budget_s"] <= budget * FINALISTS_SHARE - first["wall_s"] + 0.5
     assert all(r.spec.train.epochs == b["epochs_final"] for r, b in zip(runs, budgets, strict=True))
     w = finals.winner
     own = json.loads((run.path / "search.json").read_text())
     assert own["trial"] == w.trial and own["finalists"]["winner"] == w.trial
     assert run.spec.train.seed == w.seeds[0] and run.path == Path("runs/timed")
     final = run.metrics["time_budget"]  # the rest of the budget, not a finalist's share
-    assert final["budget_s"] > first["budget_s"] and final["budget_s"] <= 24 - first["budget_s"]
+    assert final["budget_s"] > first["budget_s"] and final["budget_s"] <= budget - first["budget_s"]
     calls: list[int] = []
     real = archtune.training.train
     monkeypatch.setattr(archtune.training, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
-    retrain(tiny_study, finalists=2, seeds=1, minutes=0.4, run_dir="runs/timed-again")
+    retrain(tiny_study, finalists=2, seeds=1, minutes=minutes, run_dir="runs/timed-again")
     assert len(calls) == 1  # only the winner's final run: the finalists' runs are reused
     with pytest.raises(ArchtuneError, match="epochs or minutes, not both"):
         retrain(tiny_study, epochs=2, minutes=1)
