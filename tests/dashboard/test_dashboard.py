@@ -141,16 +141,16 @@ def test_dashboards_stay_live_while_a_search_writes_the_same_sqlite_file(tmp_pat
                                                                          big_npz: Path) -> None:
     """`search --dashboard` and a separate `archtune dashboard` read the study.db the search
     writes; Chromium sees trials and their per-epoch values appear; nobody sees a lock error."""
-    raw = space(TINY_SPACE, big_npz, epochs=3)  # 8 trials: ~20 s of trials on 2 shared cores
+    raw = space(TINY_SPACE, big_npz, epochs=8)  # 8 trials: ~20 s of trials on 2 shared cores, to look at
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")  # SIGABRT: every thread's stack
+    browser = Browser(str(CHROMIUM))  # started first: the search's seconds go to looking, not to starting it
     search_proc = subprocess.Popen(
         archtune_cmd("search", "s.yaml", "--trials", "8", "--pruner", "none", "--dashboard",
                      "--dashboard-port", "0"),
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = Lines(search_proc.stdout), Lines(search_proc.stderr)
     board_proc = None
-    browser = None
     try:
         beside = out.wait_for(r"dashboard of study 'tiny': (http://127\.0\.0\.1:\d+/\S+)",
                               search_proc).group(1)
@@ -159,15 +159,13 @@ def test_dashboards_stay_live_while_a_search_writes_the_same_sqlite_file(tmp_pat
                                       text=True, preexec_fn=_ctrl_c_as_in_a_terminal)
         board_out, board_err = Lines(board_proc.stdout), Lines(board_proc.stderr)
         own = board_out.wait_for(r"study 'tiny': (http://127\.0\.0\.1:\d+/\S+)", board_proc).group(1)
-        browser = Browser(str(CHROMIUM))
         seen: list[list[object]] = []
         for url in (beside, own):
             browser.open(url)
             browser.wait_for("document.body.innerText.includes('tiny')", timeout=60)
             # the page's own API: trials, their state and per-epoch values, while the search runs
             api = url.replace("/dashboard/studies/", "/api/studies/") + "?after=0"
-            seen += _trials_seen(browser, api, board_err)
-        assert ["Running"] in [t[:1] for t in seen], f"no running trial seen: {seen}"
+            seen += _trials_seen(browser, api, board_err, search_proc)
         assert sum(int(t[1]) for t in seen) >= 1, "no per-epoch value was visible"
         assert search_proc.wait(timeout=300) == 0, err.text
         browser.open(own)  # after the search: every trial, and the best one, on the page
@@ -186,18 +184,19 @@ def test_dashboards_stay_live_while_a_search_writes_the_same_sqlite_file(tmp_pat
         assert LOCKED not in err.text and LOCKED not in out.text
         assert "8 trials done (8 complete)" in out.text and "dashboard stopped" in out.text
     finally:
-        if browser is not None:
-            browser.close()
+        browser.close()
         for proc in (search_proc, board_proc):
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
 
 
-def _trials_seen(browser: Browser, api: str, log: Lines, timeout: float = 60.0) -> list[list[object]]:
+def _trials_seen(browser: Browser, api: str, log: Lines, search_proc: subprocess.Popen,
+                 timeout: float = 120.0) -> list[list[object]]:
     """[state, number of per-epoch values] of each trial the page's API lists, fetched from the
-    page until it lists one: a CI run once asked before the search (the suite's 4th test, on 2
-    busy cores) had made its first trial, and an empty list is not an answer to wait on."""
+    page until it lists a running trial. One look is not enough: a CI run once asked before the
+    search had made its first trial (the suite's 4th test, on 2 busy cores), and another, on a
+    faster CPU, asked between two trials and then after the last one (stop 29)."""
     deadline = time.monotonic() + timeout
     while True:
         browser.evaluate("window.__trials = null")
@@ -206,9 +205,11 @@ def _trials_seen(browser: Browser, api: str, log: Lines, timeout: float = 60.0) 
                          f".catch(e => window.__trials = JSON.stringify([['fetch failed', String(e)]]))")
         trials = json.loads(browser.wait_for("window.__trials", timeout=max(deadline - time.monotonic(), 1)))
         assert not trials or trials[0][0] != "fetch failed", f"{api}: {trials}\n{log.text}"
-        if trials or time.monotonic() > deadline:
+        if any(t[0] == "Running" for t in trials):
             return trials
-        time.sleep(0.5)
+        assert search_proc.poll() is None and time.monotonic() < deadline, \
+            f"{api}: no running trial seen while the search ran; last answer {trials}"
+        time.sleep(0.2)
 
 
 def test_sigterm_stops_the_dashboard_as_ctrl_c_does(studies: Path) -> None:
