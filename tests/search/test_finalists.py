@@ -134,7 +134,7 @@ def test_a_round_cut_short_by_the_time_budget_is_skipped(tiny_study, monkeypatch
     """retrain(minutes=M) without finalists or seeds: the round of 3 x 2 runs only when each run's
     share of M/2 is predicted to hold its full epochs; else the best trial once with all of M."""
     import archtune.search._ensemble as ens
-    from archtune.search._retrain import decision
+    from archtune.search._retrain import decisions
 
     calls: list[int] = []
     real = archtune.training.train
@@ -142,8 +142,8 @@ def test_a_round_cut_short_by_the_time_budget_is_skipped(tiny_study, monkeypatch
     monkeypatch.setattr(ens, "epoch_seconds", lambda trial, n: 60.0)  # a minute an epoch
     run = retrain(tiny_study, minutes=0.1, run_dir="runs/once")
     assert calls == [1] and read_finals("studies/tiny") is None  # no round ran
-    auto = decision(run, "finalists_auto")
-    assert auto is not None and auto["round"] is False
+    auto = decisions(run)["finalists_auto"]
+    assert auto["round"] is False
     assert "the round's 6 runs sharing 0.1 minutes would get 0.5 s each" in auto["why"]
     best = max(tiny_study.trials, key=lambda t: (t.value, -t.number))
     own = json.loads((run.path / "search.json").read_text())
@@ -152,14 +152,13 @@ def test_a_round_cut_short_by_the_time_budget_is_skipped(tiny_study, monkeypatch
     monkeypatch.setattr(ens, "epoch_seconds", lambda trial, n: 0.01)
     calls.clear()
     run = retrain(tiny_study, minutes=0.1, run_dir="runs/round")
-    assert decision(run, "finalists_auto") == {
-        "round": True, "why": "every finalist run fits its full epochs in its share"}
+    assert decisions(run) == {"finalists_auto": {  # and no ensemble_auto: none was asked for
+        "round": True, "why": "every finalist run fits its full epochs in its share"}}
     finals = read_finals("studies/tiny")
     assert finals is not None and sum(len(f.runs) for f in finals.finalists) == len(calls) - 1
-    assert decision(run, "ensemble_auto") is None
     Path(run.path, "search.json").write_text(json.dumps({"finalists_auto": {"round": "yes"}}))
     with pytest.raises(ArchtuneError, match="'finalists_auto' should be a mapping with 'round'"):
-        decision(run, "finalists_auto")
+        decisions(run)
 
 
 def _spy_training(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:

@@ -336,21 +336,24 @@ def _family(info: StudyInfo) -> str | None:
 _DECISIONS = {"ensemble_auto": "ensemble", "finalists_auto": "round"}  # search.json key -> its flag
 
 
-def decision(run: Run, key: str) -> dict[str, Any] | None:
-    """What retrain decided for ``run`` by itself, from its search.json: ``ensemble_auto``
-    (``ensemble``, ``why``: ``ensemble="auto"``) or ``finalists_auto`` (``round``, ``why``: a
-    time budget without finalists or seeds given); None when it did not decide."""
-    flag = _DECISIONS[key]
+def decisions(run: Run) -> dict[str, dict[str, Any]]:
+    """What retrain decided for ``run`` by itself, read once from its search.json:
+    ``ensemble_auto`` (``ensemble``, ``why``: ``ensemble="auto"``) and ``finalists_auto``
+    (``round``, ``why``: a time budget without finalists or seeds given), each only where it
+    decided; a run without search.json decided nothing."""
     path = run.path / "search.json"
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
-        return None
-    auto = data.get(key) if isinstance(data, dict) else None
-    if auto is None:
-        return None
-    if not (isinstance(auto, dict) and isinstance(auto.get(flag), bool)
-            and isinstance(auto.get("why"), str)):
-        raise ArchtuneError(f"{path}: '{key}' should be a mapping with '{flag}' "
-                            f"(true/false) and 'why' (text), got {auto!r}")
-    return auto
+        return {}
+    found = {}
+    for key, flag in _DECISIONS.items():
+        auto = data.get(key) if isinstance(data, dict) else None
+        if auto is None:
+            continue
+        if not (isinstance(auto, dict) and isinstance(auto.get(flag), bool)
+                and isinstance(auto.get("why"), str)):
+            raise ArchtuneError(f"{path}: '{key}' should be a mapping with '{flag}' "
+                                f"(true/false) and 'why' (text), got {auto!r}")
+        found[key] = auto
+    return found

@@ -298,14 +298,15 @@ def retrain(ctx: click.Context, study: str, **kw: Any) -> None:
     kw = _with_execution(kw)
     kw["ensemble"] = {None: False, "on": True, "auto": "auto"}[kw.get("ensemble")]
     run = report_training(lambda: run_retrain(study, progress=not ctx.obj["quiet"], **kw))
-    from ._retrain import FINALISTS, SEEDS, decision
+    from ._retrain import FINALISTS, SEEDS, decisions
 
+    decided = decisions(run)
     if kw["ensemble"] == "auto":
-        auto = decision(run, "ensemble_auto") or {}
+        auto = decided.get("ensemble_auto", {})
         click.echo(f"--ensemble auto: {'averaged' if auto.get('ensemble') else 'one run'} "
                    f"({auto.get('why')})")
     averaged_or_chosen = not kw["ensemble"] or "ensemble" in run.metrics  # not auto's one run
-    round_auto = decision(run, "finalists_auto")
+    round_auto = decided.get("finalists_auto")
     if round_auto is not None:
         click.echo(f"finalists: {'a round' if round_auto['round'] else 'none, the best trial once'}"
                    f" ({round_auto['why']})")
