@@ -346,9 +346,11 @@ def decisions(run: Run) -> dict[str, dict[str, Any]]:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    found = {}
+    if not isinstance(data, dict):
+        return {}
+    found: dict[str, dict[str, Any]] = {}
     for key, flag in _DECISIONS.items():
-        auto = data.get(key) if isinstance(data, dict) else None
+        auto = data.get(key)
         if auto is None:
             continue
         if not (isinstance(auto, dict) and isinstance(auto.get(flag), bool)
