@@ -1,16 +1,48 @@
-"""The package's import graph has no cycle, counting imports inside functions.
+"""archtune's imports point down one list of layers, and no import circle exists.
 
-Imports under ``if TYPE_CHECKING:`` are left out: they never run.
+Every import counts: at module level, inside functions, under ``if TYPE_CHECKING:``, through a
+package's lazy face (``from ..search import retrain`` is an arrow to the module that defines
+``retrain``) and through ``importlib.import_module("archtune....")`` with a literal name.
 """
 
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
 from pathlib import Path
 
 import archtune
 
 ROOT = Path(archtune.__file__).parent
+
+# Bottom to top. A unit is a top-level module or a subpackage of archtune; it may import units
+# of its own layer or of the layers below it, never above. The CLI layer holds the verbs:
+# archtune.cli, every package's cli modules, _cli_common, __main__ and the package face.
+LAYERS: list[set[str]] = [
+    {"errors", "_version", "log", "_files", "_validate", "config", "_stats", "_process",
+     "_builtin", "_lazy", "_html", "_svg"},
+    {"specs", "data"},
+    {"models", "callbacks"},
+    {"tracking"},
+    {"training"},
+    {"evaluate", "_ensemble", "_factory"},
+    {"search"},
+    {"notebook", "dashboard", "report", "serve"},
+    {"plan"},
+    {"cli"},
+]
+CLI_MODULES = {"cli", "cli_read", "_cli_common", "__main__"}
+
+
+@dataclass(frozen=True)
+class Arrow:
+    source: str  # importing module
+    target: str  # imported module
+    line: int
+    type_checking: bool  # under ``if TYPE_CHECKING:``: checked for direction, never runs
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line} -> {self.target}"
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:
@@ -22,41 +54,97 @@ def _modules() -> dict[str, tuple[Path, bool]]:
     return out
 
 
-def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
-    """Every node except the bodies of ``if TYPE_CHECKING:`` blocks."""
-    found, todo = [], [tree]
+def unit(module: str) -> str:
+    """The layer unit of an archtune module."""
+    parts = module.split(".")
+    if len(parts) == 1 or parts[-1] in CLI_MODULES:
+        return "cli"
+    return parts[1]
+
+
+def layer_of(name: str) -> int:
+    for i, units in enumerate(LAYERS):
+        if name in units:
+            return i
+    raise AssertionError(f"unit '{name}' is in no layer: add it to LAYERS in {__file__}")
+
+
+def _lazy_exports(tree: ast.Module, package: str) -> dict[str, str]:
+    """A lazy face's ``_EXPORTS = {name: module}`` (absolute or relative module names)."""
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "_EXPORTS" for t in node.targets)
+                and isinstance(node.value, ast.Dict)):
+            out = {}
+            for k, v in zip(node.value.keys, node.value.values, strict=True):
+                if isinstance(k, ast.Constant) and isinstance(v, ast.Constant):
+                    target = v.value
+                    if target.startswith("."):
+                        target = package + target
+                    elif not target.startswith("archtune"):
+                        target = f"{package}.{target}"
+                    out[k.value] = target
+            return out
+    return {}
+
+
+def _walk(tree: ast.AST) -> list[tuple[ast.AST, bool]]:
+    """Every node, with whether it sits under ``if TYPE_CHECKING:``."""
+    found, todo = [], [(tree, False)]
     while todo:
-        node = todo.pop()
-        found.append(node)
+        node, tc = todo.pop()
+        found.append((node, tc))
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                todo.extend(child.orelse)
-            else:
-                todo.append(child)
+            under = (isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                     and child in node.body)
+            todo.append((child, tc or under))
     return found
 
 
-def _imported(node: ast.AST, module: str, is_package: bool) -> list[str]:
-    if isinstance(node, ast.Import):
-        return [a.name for a in node.names]
-    if not isinstance(node, ast.ImportFrom):
-        return []
-    base = node.module or ""
-    if node.level:
-        here = module.split(".") if is_package else module.split(".")[:-1]
-        here = here[:len(here) - node.level + 1]
-        base = ".".join(here + ([node.module] if node.module else []))
-    return [base] + [f"{base}.{a.name}" for a in node.names]
-
-
-def import_graph() -> dict[str, set[str]]:
-    """archtune module -> the archtune modules it imports (``from x import y``: x, and x.y if a module)."""
+def arrows() -> list[Arrow]:
     modules = _modules()
-    graph: dict[str, set[str]] = {m: set() for m in modules}
-    for module, (path, is_package) in modules.items():
-        for node in _runtime_nodes(ast.parse(path.read_text())):
-            graph[module] |= {m for m in _imported(node, module, is_package) if m in modules and m != module}
-    return graph
+    trees = {m: ast.parse(path.read_text()) for m, (path, _) in modules.items()}
+    exports = {m: _lazy_exports(trees[m], m) for m, (_, pkg) in modules.items() if pkg}
+    out: list[Arrow] = []
+    for module, (_, is_package) in modules.items():
+        for node, tc in _walk(trees[module]):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    here = module.split(".") if is_package else module.split(".")[:-1]
+                    here = here[:len(here) - node.level + 1]
+                    base = ".".join(here + ([node.module] if node.module else []))
+                for alias in node.names:
+                    sub = f"{base}.{alias.name}"
+                    if sub in modules:  # a submodule: its parent package is not the arrow
+                        targets.append(sub)
+                    else:
+                        targets.append(base)
+                        if alias.name in exports.get(base, {}):
+                            targets.append(exports[base][alias.name])
+            elif (isinstance(node, ast.Call) and ast.unparse(node.func).endswith("import_module")
+                  and node.args and isinstance(node.args[0], ast.Constant)):
+                targets = [str(node.args[0].value)]
+            for target in dict.fromkeys(targets):
+                if target in modules and target != module:
+                    out.append(Arrow(module, target, getattr(node, "lineno", 0), tc))
+    # a lazy face imports what it exports, on first use
+    for face, names in exports.items():
+        for target in set(names.values()):
+            if target in modules:
+                out.append(Arrow(face, target, 0, False))
+    return out
+
+
+def upward(found: list[Arrow]) -> list[str]:
+    bad = []
+    for a in found:
+        src, dst = unit(a.source), unit(a.target)
+        if layer_of(dst) > layer_of(src):
+            bad.append(f"{a}  ({src}, layer {layer_of(src)} -> {dst}, layer {layer_of(dst)})")
+    return bad
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -67,7 +155,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     def visit(node: str) -> list[str] | None:
         state[node] = 1
         path.append(node)
-        for nxt in sorted(graph[node]):
+        for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
                 return path[path.index(nxt):] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
@@ -82,17 +170,51 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_the_checker_finds_a_cycle() -> None:
+def graph_of(found: list[Arrow], key=lambda m: m, *, type_checking: bool) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for a in found:
+        if a.type_checking and not type_checking:
+            continue
+        src, dst = key(a.source), key(a.target)
+        if src != dst:
+            graph.setdefault(src, set()).add(dst)
+    return graph
+
+
+def test_the_checkers_find_what_they_look_for() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+    up = Arrow("archtune.specs.schema", "archtune.search._space", 3, True)
+    assert upward([up]) and not upward([Arrow("archtune.search._space", "archtune.specs.schema", 3, False)])
+    assert unit("archtune.search.cli") == "cli" and unit("archtune") == "cli"
 
 
-def test_the_graph_sees_imports_inside_functions() -> None:
-    graph = import_graph()
-    assert "archtune.specs.layer_types" in graph["archtune.specs"]
-    assert "archtune.search.cli" in graph["archtune.cli"]  # imported inside a function
+def test_the_arrows_include_functions_faces_and_type_checking() -> None:
+    found = {(a.source, a.target, a.type_checking) for a in arrows()}
+    # inside a function
+    assert any(s == "archtune.cli" and t.startswith("archtune.search") for s, t, _ in found)
+    # through a lazy face: archtune.search's _EXPORTS
+    assert any(s == "archtune.search" and t == "archtune.search._space" for s, t, _ in found)
+    # under TYPE_CHECKING
+    assert any(tc for _, _, tc in found)
 
 
-def test_no_import_cycle_in_archtune() -> None:
-    cycle = find_cycle(import_graph())
-    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+def test_every_unit_is_in_a_layer() -> None:
+    for module in _modules():
+        layer_of(unit(module))
+
+
+def test_imports_point_down_the_layers() -> None:
+    bad = upward(arrows())
+    assert not bad, "imports that point up the layers:\n" + "\n".join(bad)
+
+
+def test_no_import_circle_between_units() -> None:
+    cycle = find_cycle(graph_of(arrows(), unit, type_checking=True))
+    assert cycle is None, "circle between units: " + " -> ".join(cycle or [])
+
+
+def test_no_import_circle_between_modules() -> None:
+    """Counting imports inside functions; TYPE_CHECKING imports never run, so they are left out."""
+    cycle = find_cycle(graph_of(arrows(), type_checking=False))
+    assert cycle is None, "import circle: " + " -> ".join(cycle or [])

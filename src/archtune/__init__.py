@@ -16,11 +16,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> module that defines it
 _EXPORTS = {
-    "ArchtuneError": "archtune.errors",
+    "ArchtuneError": "archtune.errors", "Callback": "archtune.callbacks",
     "Dataset": "archtune.data", "Splits": "archtune.data", "list_datasets": "archtune.data",
     "load_dataset": "archtune.data", "split_dataset": "archtune.data", "test_split": "archtune.data",
     "capacity_verdict": "archtune.evaluate", "evaluate": "archtune.evaluate",
@@ -40,6 +40,7 @@ _SUBPACKAGES = {"config", "data", "errors", "models", "report", "search", "serve
 if TYPE_CHECKING:
     from ._ensemble import ensemble
     from ._factory import create_model
+    from .callbacks import Callback
     from .data import Dataset, Splits, list_datasets, load_dataset, split_dataset, test_split
     from .errors import ArchtuneError
     from .evaluate import capacity_verdict, evaluate, format_evaluation, metrics_from_logits
@@ -63,7 +64,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "ArchtuneError", "ArchtuneNet", "Dataset", "Run", "Spec", "Splits", "__version__", "build_model",
+    "ArchtuneError", "ArchtuneNet", "Callback", "Dataset", "Run", "Spec", "Splits", "__version__", "build_model",
     "capacity_verdict", "create_model", "ensemble", "evaluate", "format_evaluation", "infer_shapes",
     "list_datasets", "list_runs", "list_specs", "load_checkpoint", "load_dataset", "load_run",
     "load_spec", "metrics_from_logits", "split_dataset", "summary", "test_split", "train",

@@ -6,6 +6,7 @@ import logging
 import math
 import sys
 import types
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from ._html import card, num, pct, table
 from .data import Split, check_split, load_data
 from .errors import ArchtuneError
 from .specs import output_units
@@ -37,8 +39,6 @@ class Evaluation(dict):
                 f"{self.get('macro_f1', float('nan')):.4f} on {self.get('n', 0):,} images>")
 
     def _repr_html_(self) -> str:
-        from .notebook.cards import evaluation_html
-
         return evaluation_html(self)
 
 
@@ -227,3 +227,40 @@ class _Module(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Module
+
+
+def evaluation_html(result: dict[str, Any]) -> str:
+    classes = list(result.get("per_class", {}))
+    cap = result.get("capacity") or {}
+    facts = [("images", num(result.get("n"))),
+             ("accuracy", f"<b>{pct(result.get('accuracy'))}</b>"),
+             ("loss", num(result.get("loss"))), ("macro F1", num(result.get("macro_f1"))),
+             ("capacity", f"{escape(str(cap.get('verdict', '-')))}: "
+                          f"{escape(str(cap.get('reason', '')))}")]
+    per_class = table(["class", "precision", "recall", "F1", "support"],
+                      [[c, round(v["precision"], 4), round(v["recall"], 4), round(v["f1"], 4),
+                        v["support"]] for c, v in result.get("per_class", {}).items()])
+    title = f"Evaluation on the {escape(str(result.get('split', '?')))} split" + (
+        " (flip TTA)" if result.get("tta") else "")
+    return card(title, facts, below=[f'<div style="display: flex; gap: 16px; flex-wrap: wrap">'
+                                     f'{per_class}{confusion_html(classes, result)}</div>'])
+
+
+def confusion_html(classes: list[str], result: dict[str, Any]) -> str:
+    matrix = result.get("confusion_matrix") or []
+    if not matrix:
+        return ""
+    top = max(max(row) for row in matrix) or 1
+    short = [escape(c[:5]) for c in classes]
+    head = "".join(f'<th style="padding: 1px 3px; font-weight: 400">{s}</th>' for s in short)
+    rows = []
+    for c, row in zip(short, matrix, strict=False):
+        cells = "".join(
+            f'<td style="padding: 1px 3px; text-align: right; background: rgba(31,119,180,'
+            f'{v / top:.2f}); color: {"#fff" if v / top > 0.5 else "#1f2328"}">{v}</td>'
+            for v in row)
+        rows.append(f'<tr><th style="padding: 1px 3px; font-weight: 400; text-align: left">'
+                    f'{c}</th>{cells}</tr>')
+    return (f'<table style="border-collapse: collapse; font-size: 10px; margin: 4px 0" '
+            f'title="rows: true class, columns: predicted"><tr><th></th>{head}</tr>'
+            f'{"".join(rows)}</table>')

@@ -14,8 +14,7 @@ import pandas as pd
 import pytest
 
 import archtune as at
-from archtune.notebook import in_notebook
-from archtune.notebook.live import EpochsView, EpochTable
+from archtune.notebook import EpochsView, EpochTable, in_notebook
 from archtune.search import Execution, Study, load_space, open_study, search
 from archtune.search._records import trial_line
 from tests.conftest import make_splits

@@ -50,14 +50,11 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 @contextmanager
-def beside_search(space: Any, kw: dict[str, Any], *, host: str, port: int) -> Iterator[None]:
-    """Create the study, serve its dashboard, let the caller run the search, then stop."""
-    from ..search import search
-
-    study = search(space, **{**kw, "create_only": True})
-    kw["new"] = False  # created just now: the search must resume it, not replace it again
-    groups = study_storages([study.study_name], storage=kw.get("storage"),
-                            studies_dir=kw.get("studies_dir", "studies"))
+def beside_study(study: str, *, storage: str | None, studies_dir: str, host: str, port: int
+                 ) -> Iterator[None]:
+    """Serve the dashboard of a study the caller has created while the caller runs its
+    search, then stop."""
+    groups = study_storages([study], storage=storage, studies_dir=studies_dir)
     (url, [(name, study_id)]), = groups.items()
     with Dashboard(url, host=host, port=port) as board:
         click.echo(f"dashboard of study '{name}': {board.study_url(study_id)}")

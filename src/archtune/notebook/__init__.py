@@ -1,18 +1,15 @@
-"""Notebook support: HTML cards for runs, evaluations, specs, search spaces and studies
-(``_repr_html_``), the live table of epochs while training, one line per finished trial while
-searching. Nothing here imports IPython unless a notebook is running.
+"""Notebook support in one place: each class renders its own card (``_repr_html_``, built
+from :mod:`archtune._html`); ``train`` shows a live table of epochs and ``search`` one line per
+finished trial while a notebook runs them. Nothing here imports IPython unless a notebook is
+running.
 """
 
-from __future__ import annotations
+from .._html import card, in_notebook, table
+from ..evaluate import evaluation_html
+from ..search import Study, study_html
+from ..specs import spec_html
+from ..training import run_html
+from ..training.live import EpochsView, EpochTable
 
-import sys
-
-
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (a notebook, JupyterLab, VS Code, nbclient), not in a
-    terminal IPython or plain Python."""
-    ipython = sys.modules.get("IPython")
-    if ipython is None:
-        return False
-    shell = ipython.get_ipython()
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+__all__ = ["EpochTable", "EpochsView", "Study", "card", "evaluation_html", "in_notebook", "run_html",
+           "spec_html", "study_html", "table"]

@@ -17,6 +17,8 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any
 
+from .._version import __version__
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -139,8 +141,6 @@ def _section(s: Section) -> str:
 
 def render_page(title: str, subtitle: str, sections: Sequence[Section]) -> str:
     """The whole page: header, table of contents and sections, from ``page.html``."""
-    from .. import __version__
-
     template = Template(resources.files("archtune.report").joinpath("page.html").read_text())
     nav = "\n".join(f'<a href="#{esc(s.id)}">{esc(s.title)}</a>' for s in sections)
     body = "\n".join(_section(s) for s in sections)

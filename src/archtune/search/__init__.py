@@ -24,7 +24,7 @@ _EXPORTS = {
     "Dim": "._dims",
     "SearchSettings": "._settings", "SAMPLERS": "._settings", "PRUNERS": "._settings",
     "search": "._run", "worker": "._run", "Execution": "._run", "load_search_splits": "._run",
-    "open_study": "._study", "Study": "._view",
+    "open_study": "._study", "Study": "._view", "study_html": "._view",
     "refine_space": "._refine",
     "fidelity_check": "._fidelity", "fidelity_checks": "._fidelity", "FidelityCheck": "._fidelity",
     "pareto_front": "._pareto",
@@ -37,7 +37,7 @@ _EXPORTS = {
 __all__ = [
     "PRUNERS", "SAMPLERS", "Dim", "Execution", "FidelityCheck", "fidelity_check", "fidelity_checks", "SearchSettings", "SearchSpace", "Study", "StudyInfo",
     "TrialRecord", "best_record", "best_summary", "best_trial", "trial_record", "list_spaces", "list_studies", "load_search_splits", "load_space", "open_study", "pareto_front", "refine_space",
-    "retrain", "search", "trial_seed", "trial_state", "trials_dataframe", "worker",
+    "retrain", "search", "study_html", "trial_seed", "trial_state", "trials_dataframe", "worker",
 ]
 
 if TYPE_CHECKING:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from .._html import in_notebook
 from ..errors import ArchtuneError
 from ._info import value_of
 
@@ -75,8 +76,6 @@ def trial_callbacks(on_trial: TrialCallback | Sequence[TrialCallback] | None,
     notebook only; the CLI logs its own line)."""
     out = [on_trial] if callable(on_trial) else list(on_trial or [])
     if progress is None:
-        from ..notebook import in_notebook
-
         progress = in_notebook()
     if progress:
 

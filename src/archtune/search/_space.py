@@ -9,6 +9,7 @@ import json
 import math
 import random
 from functools import cache
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ import yaml
 
 from .._builtin import builtin_texts, matching
 from .._files import check_nesting
+from .._html import card, table
 from .._validate import check_keys, kind_of
 from ..config import data_config, train_config
 from ..errors import ArchtuneError, did_you_mean, short
@@ -161,8 +163,6 @@ class SearchSpace:
             + (", ...)>" if len(self.dims) > 6 else ")>")
 
     def _repr_html_(self) -> str:
-        from ..notebook.cards import space_html
-
         return space_html(self)
 
     def _check_names(self) -> None:
@@ -309,3 +309,17 @@ def raw_space(name_or_path: str | Path | dict[str, Any]) -> tuple[dict[str, Any]
     raise ArchtuneError(
         f"unknown search space '{text}'{did_you_mean(text, _builtin())}: not a built-in space "
         f"({', '.join(list_spaces())}) nor a .yaml/.json file")
+
+
+def space_html(space: SearchSpace) -> str:
+    try:
+        grid = f"{len(space.grid()):,} candidates"
+    except ArchtuneError:
+        grid = "not a grid (continuous dimensions)"
+    s = space.settings
+    facts = [("dimensions", str(len(space.dims))), ("grid", grid),
+             ("strategy", f"sampler {escape(str(s.sampler or 'tpe'))}, pruner "
+                          f"{escape(str(s.pruner_name))}, {s.trials or 'default'} trials")]
+    rows = [[d.name, d.kind, d.describe()] for d in space.dims]
+    return card(f"Search space {escape(space.name)}", facts,
+                below=[table(["dimension", "kind", "values"], rows, max_rows=60)])

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._version import __version__
 from ..errors import ArchtuneError
 from ._info import START_POINT, StudyInfo
 from ._pareto import directions
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 
 def _new_info(space: SearchSpace, s: SearchSettings, name: str, url: str,
               extra: dict[str, Any]) -> StudyInfo:
-    from .. import __version__
-
     return StudyInfo.from_dict({
         "study": name, "storage": public_url(url), "space": space.raw, "space_hash": space.hash,
         "sampler": s.sampler, "pruner": s.pruner_name, "seed": s.seed, "direction": "maximize",

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from .._cli_common import log_options, report_training
+from ..dashboard.cli import beside_study
 from ..errors import ArchtuneError
 from ._info import value_of
 
@@ -135,9 +136,11 @@ def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool
     kw = _with_execution(kw)
     try:
         if dashboard and not kw["create_only"]:
-            from ..dashboard.cli import beside_search
-
-            with beside_search(loaded, kw, host=dashboard_host, port=dashboard_port):
+            created = run_search(loaded, **{**kw, "create_only": True})
+            kw["new"] = False  # created just now: the search must resume it, not replace it again
+            with beside_study(created.study_name, storage=kw.get("storage"),
+                              studies_dir=kw.get("studies_dir", "studies"),
+                              host=dashboard_host, port=dashboard_port):
                 study = run_search(loaded, **kw)
         else:
             study = run_search(loaded, **kw)

@@ -35,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from .. import __version__
+from .._version import __version__
 from ..specs import infer_shapes, totals
 from ..training.runs import Run
 from .batcher import MicroBatcher

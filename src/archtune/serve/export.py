@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ArchtuneError
 from ..training.runs import Run
 from .predict import Predictor

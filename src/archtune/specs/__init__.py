@@ -1,6 +1,7 @@
 """Architecture specs: Keras-style layer lists validated, shape-checked and summarised."""
 
 from . import layer_types as _layer_types  # noqa: F401  (registers the built-in layer types)
+from .card import spec_html
 from .functions import ACTIVATIONS, INITIALIZERS
 from .layers import (
     KINDS,
@@ -34,6 +35,6 @@ __all__ = [
     "ACTIVATIONS", "INITIALIZERS", "KINDS", "LAYER_TYPES", "Arg", "Kind", "Layer", "LayerInfo", "LayerType", "Nested",
     "Out", "Spec", "apply_overrides", "infer_layers", "infer_shapes", "keras_shape", "layer_type",
     "layers_table", "list_layers", "list_specs", "load_spec", "output_units", "parse_ref", "raw_spec",
-    "read_spec_file", "register_kind", "register_layer", "spec_from_dict", "summary", "summary_rows", "totals",
+    "read_spec_file", "register_kind", "spec_html", "register_layer", "spec_from_dict", "summary", "summary_rows", "totals",
     "walk",
 ]

@@ -13,6 +13,7 @@ from .._files import check_nesting, parse_yaml, read_data
 from .._validate import check_keys, kind_of
 from ..config import DataConfig, TrainConfig, data_config, to_dict, train_config
 from ..errors import ArchtuneError, short
+from .card import spec_html
 from .layers import CLASSES, Layer, bind_classes, normalize_layer
 from .shapes import infer_shapes
 
@@ -70,8 +71,6 @@ class Spec:
         return f"<Spec '{self.name}': {len(self.layers)} layers, input {h}x{w}x{c}>"
 
     def _repr_html_(self) -> str:
-        from ..notebook.cards import spec_html
-
         return spec_html(self)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from ..errors import ArchtuneError
+from .card import spec_html
 from .functions import ACTIVATIONS, INITIALIZERS
 from .layers import KINDS, LAYER_TYPES, list_layers
 from .schema import UNBOUND_CLASSES, Spec
@@ -42,8 +43,6 @@ class Summary(str):
         return str(self)
 
     def _repr_html_(self) -> str:
-        from ..notebook.cards import spec_html
-
         return spec_html(self.spec)
 
 

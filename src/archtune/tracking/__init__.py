@@ -29,7 +29,7 @@ from ..errors import ArchtuneError, unknown
 from ._params import scalar
 
 if TYPE_CHECKING:
-    from ..training.callbacks import Callback
+    from ..callbacks import Callback
 
 KINDS = ("tensorboard", "mlflow")
 DEFAULT_MLFLOW_URI = "sqlite:///mlflow.db"

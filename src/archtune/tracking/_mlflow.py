@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..callbacks import Callback
 from ..errors import ArchtuneError
-from ..training.callbacks import Callback
 from ._params import replanned_epochs, run_params
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..training.callbacks import Callback
+from ..callbacks import Callback
 from ._params import replanned_epochs, run_params
 
 if TYPE_CHECKING:

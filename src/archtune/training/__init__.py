@@ -9,6 +9,7 @@ from .runs import (
     list_runs,
     load_checkpoint,
     load_run,
+    run_html,
     save_checkpoint,
     scan_runs,
 )
@@ -17,5 +18,5 @@ from .trainer import StopTraining, check_compatible, load_splits, train
 __all__ = [
     "Run", "StopTraining", "UnreadableRun", "augment", "check_compatible", "list_runs", "load_checkpoint", "load_run",
     "load_splits", "lr_factor", "make_optimizer", "make_scheduler", "predict_log_probs",
-    "predict_logits", "save_checkpoint", "scan_runs", "train",
+    "predict_logits", "run_html", "save_checkpoint", "scan_runs", "train",
 ]

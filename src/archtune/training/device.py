@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from .._version import __version__
+
 M = TypeVar("M", bound=torch.nn.Module)
 
 log = logging.getLogger(__name__)
@@ -73,8 +75,6 @@ def environment(device: torch.device, precision: str, reason: str, threads: int)
     import sys
 
     import numpy
-
-    from .. import __version__
 
     env = {
         "archtune": __version__,

@@ -1,12 +1,15 @@
 """Who watches one ``train()`` call: the caller's callbacks, the experiment loggers and, in a
-notebook, the live table of epochs (kept apart from :mod:`.callbacks`, which those import)."""
+notebook, the live table of epochs."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from .callbacks import CallbackList
+from .._html import in_notebook
+from ..callbacks import CallbackList
+from ..tracking import resolve, run_loggers
+from .live import EpochTable
 
 
 def run_callbacks(callbacks: Sequence[Any], loggers: Any, mlflow_uri: str | None,
@@ -16,14 +19,7 @@ def run_callbacks(callbacks: Sequence[Any], loggers: Any, mlflow_uri: str | None
     ``progress`` in a notebook, the live table of epochs."""
     out = list(callbacks)
     if loggers or mlflow_uri:
-        from ..tracking import resolve, run_loggers
-
         out += run_loggers(resolve(loggers, mlflow_uri))
-    if progress:
-        from ..notebook import in_notebook
-
-        if in_notebook():
-            from ..notebook.live import EpochTable
-
-            out.append(EpochTable())
+    if progress and in_notebook():
+        out.append(EpochTable())
     return CallbackList(out)

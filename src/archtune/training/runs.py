@@ -25,12 +25,14 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
 from .._files import read_data, read_numeric_csv, read_object
+from .._html import card, history_figures, num, pct
 from .._process import is_gone
 from .._validate import check_fields, kind_of
 from ..errors import ArchtuneError
@@ -216,8 +218,6 @@ class Run:
                 f"{self.metrics.get('epochs_run', 0)} epochs{acc}>")
 
     def _repr_html_(self) -> str:
-        from ..notebook.cards import run_html
-
         return run_html(self)
 
     @property
@@ -329,3 +329,28 @@ def list_runs(root: str | Path = "runs") -> list[Run]:
         else:
             runs.append(r)
     return runs
+
+
+def run_html(run: Run) -> str:
+    m, best = run.metrics, run.metrics.get("best") or {}
+    data = m.get("data") or {}
+    planned = run.spec.train.epochs
+    epochs = f"{m.get('epochs_run', 0)} of {planned}"
+    if m.get("best_epoch") is not None:
+        epochs += f", best {m['best_epoch']}" + (" (stopped early)" if m.get("stopped_early") else "")
+    facts = [("spec", f"{escape(run.spec.name)}: {num(m.get('params'))} params, "
+                      f"{num(m.get('flops'))} FLOPs/image"),
+             ("data", f"{escape(str(data.get('dataset', '-')))}: train {num(data.get('n_train'))}, "
+                      f"dev {num(data.get('n_dev'))}"),
+             ("epochs", epochs),
+             ("best dev", f"<b>{pct(best.get('dev_accuracy'))}</b> accuracy, loss "
+                          f"{num(best.get('dev_loss'))}")]
+    test = run.evaluation("test")
+    if test:
+        facts.append(("test", f"<b>{pct(test.get('accuracy'))}</b> accuracy, loss {num(test.get('loss'))}"))
+    env = run.env
+    facts.append(("time", f"{m.get('train_seconds', 0):.0f}s on {escape(str(env.get('device', '?')))}"
+                          f" ({escape(str(env.get('precision', '?')))})"))
+    facts.append(("folder", f"<code>{escape(str(run.path))}</code>"))
+    return card(f"Run {escape(run.name)}", facts, badge=run.status,
+                figures=history_figures(run.history_rows))

@@ -109,7 +109,7 @@ def train(
     that is the plan rather than a fault). Ctrl-C leaves a valid run
     folder marked ``interrupted`` that holds the best checkpoint so far.
 
-    ``callbacks`` (see :mod:`archtune.training.callbacks`) are told when the run starts, after
+    ``callbacks`` (see :mod:`archtune.callbacks`) are told when the run starts, after
     each epoch and when it ends. ``loggers`` names experiment loggers: "tensorboard", "mlflow" or
     both (``mlflow_uri``: where MLflow records, default ``sqlite:///mlflow.db``). With
     ``progress`` in a notebook, a table of per-epoch metrics updates in place. With ``final_dev``

@@ -1,7 +1,7 @@
 """Hooks into training: objects told when a run starts, after each epoch and when it ends.
 
 Experiment loggers (:mod:`archtune.tracking`) and the notebook display
-(:mod:`archtune.notebook`) are callbacks; ``train(callbacks=[...])`` takes any object with
+(:mod:`archtune.training.live`) are callbacks; ``train(callbacks=[...])`` takes any object with
 some of these methods::
 
     class Callback:
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..specs import Spec
+    from .specs import Spec
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..training.callbacks import Callback
-from ._svg import COLORS, Series, curve
-from .cards import card, pct, table
+from .._html import card, pct, table
+from .._svg import COLORS, Series, curve
+from ..callbacks import Callback
 
 if TYPE_CHECKING:
 
