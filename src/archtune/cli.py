@@ -9,7 +9,13 @@ from pathlib import Path
 import click
 
 from . import log as _log
-from ._cli_common import echo_builtins, log_options, report_training
+from .commands.common import echo_builtins, log_options, report_training
+from .commands.dashboard import COMMANDS as dashboard_commands
+from .commands.plan import COMMANDS as plan_commands
+from .commands.report import COMMANDS as report_commands
+from .commands.search import COMMANDS as search_commands
+from .commands.serve import COMMANDS as serve_commands
+from .commands.studies import COMMANDS as studies_commands
 from .errors import ArchtuneError
 
 DEFAULT_SPEC = "default"
@@ -245,21 +251,9 @@ def layers(pattern: str) -> None:
     click.echo(layers_table(pattern))
 
 
-def _register_extensions() -> None:
-    """Subcommands that live next to their feature (search, report, serve) are added here."""
-    from .dashboard.cli import COMMANDS as dashboard_commands
-    from .plan.cli import COMMANDS as plan_commands
-    from .report.cli import COMMANDS as report_commands
-    from .search.cli import COMMANDS as search_commands
-    from .search.cli_read import COMMANDS as search_read_commands
-    from .serve.cli import COMMANDS as serve_commands
-
-    for command in (*search_commands, *search_read_commands, *report_commands, *serve_commands,
-                    *dashboard_commands, *plan_commands):
-        cli.add_command(command)
-
-
-_register_extensions()
+for _command in (*search_commands, *studies_commands, *report_commands, *serve_commands,
+                 *dashboard_commands, *plan_commands):  # the verbs of archtune.commands
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,6 @@
 """Use a trained model: predict image files, export (ONNX, TorchScript), serve over HTTP.
 
-The public names load lazily (``archtune.serve.cli`` is imported by every ``archtune``
+The public names load lazily (``archtune.commands.serve`` is imported by every ``archtune``
 command, so this package must not pull in torch or FastAPI by itself)::
 
     from archtune.serve import Predictor, create_app, export_model, load_image, predict_images

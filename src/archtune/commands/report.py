@@ -29,8 +29,8 @@ FIGURES = click.option("--figures", type=click.Path(file_okay=False), metavar="D
 def report(path: str, output: str | None, data_dir: str | None, images: tuple[int, ...],
            best_report: bool, device: str | None, pdf: bool, figures: str | None) -> None:
     """Write a self-contained HTML report of a run, study or plan folder (and a PDF of it)."""
-    from .api import report as make_report
-    from .outputs import write
+    from ..report.api import report as make_report
+    from ..report.outputs import write
 
     done = write(lambda: make_report(path, output, data_dir=data_dir, device=device,
                                      images=tuple(images), best_report=best_report),
@@ -53,8 +53,8 @@ def report(path: str, output: str | None, data_dir: str | None, images: tuple[in
 def compare(runs: tuple[str, ...], output: str, data_dir: str | None, device: str | None,
             with_test: bool, pdf: bool, figures: str | None) -> None:
     """Compare several runs side by side in one HTML page (table, curves, confusion matrices)."""
-    from .compare import compare_report
-    from .outputs import write
+    from ..report.compare import compare_report
+    from ..report.outputs import write
 
     done = write(lambda: compare_report(list(runs), output, data_dir=data_dir, device=device,
                                         test=with_test), pdf=pdf, figures=figures)
@@ -75,7 +75,7 @@ def compare(runs: tuple[str, ...], output: str, data_dir: str | None, device: st
 def inspect(run: str, image: int, layers: tuple[str, ...], split: str, output_dir: str | None,
             data_dir: str | None) -> None:
     """Activation maps of a run's conv layers for one image, written as PNGs."""
-    from .api import inspect_run
+    from ..report.api import inspect_run
 
     done = inspect_run(run, image, list(layers) or None, split=split, output_dir=output_dir,
                        data_dir=data_dir)

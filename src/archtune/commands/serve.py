@@ -45,8 +45,8 @@ def predict(run: str, images: tuple[str, ...], top: int, as_json: bool, invert: 
     the aspect ratio and padded, inverted when the background is light). Exits with code 2
     when any file could not be read (the others are still predicted).
     """
+    from ..serve.predict import Predictor
     from ..training.device import set_threads
-    from .predict import Predictor
 
     set_threads(threads)
     predictor = Predictor.from_run(run, device=device, batch_size=batch_size)
@@ -73,8 +73,8 @@ def predict(run: str, images: tuple[str, ...], top: int, as_json: bool, invert: 
 def export(run: str, fmt: str, output: str | None, n_check: int) -> None:
     """Export RUN's best model to ONNX or TorchScript, with its class names and preprocessing
     constants, and check the export's outputs against PyTorch."""
-    from .export import check_images, export_model
-    from .predict import Predictor
+    from ..serve.export import check_images, export_model
+    from ..serve.predict import Predictor
 
     predictor = Predictor.from_run(run)
     result = export_model(predictor, fmt, output, check=check_images(predictor, n_check))
@@ -116,9 +116,9 @@ def serve(run: str, host: str, port: int, max_mb: float, max_pixels: int, max_im
     import uvicorn
     from PIL import Image
 
+    from ..serve.app import create_app
+    from ..serve.inputs import Limits
     from ..training.device import set_threads
-    from .app import create_app
-    from .inputs import Limits
 
     _check_host(host)
     set_threads(threads)

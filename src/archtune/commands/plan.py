@@ -34,9 +34,9 @@ def plan(ctx: click.Context, plan: str, dry_run: bool, show: bool, folder: str |
     command again after Ctrl-C or a crash to go on where it stopped.
     """
     from ..errors import ArchtuneError
-    from .execute import Options, plan_folder, run_plan
-    from .preview import format_preview, preview
-    from .schema import builtin_text, list_plans, load_plan
+    from ..plan.execute import Options, plan_folder, run_plan
+    from ..plan.preview import format_preview, preview
+    from ..plan.schema import builtin_text, list_plans, load_plan
 
     if show:
         path = Path(plan) / "plan.yaml" if Path(plan).is_dir() else Path(plan)
@@ -53,7 +53,7 @@ def plan(ctx: click.Context, plan: str, dry_run: bool, show: bool, folder: str |
     if dry_run:
         click.echo(format_preview(loaded, out, preview(loaded, out, trials=trials)))
         return
-    from ..search.cli import _quiet_libraries
+    from .search import _quiet_libraries
 
     _quiet_libraries()
     options = Options(data_dir=data_dir, device=device, threads=threads, trials=trials,

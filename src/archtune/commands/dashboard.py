@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from . import DEFAULT_HOST, DEFAULT_PORT, Dashboard, study_storages
+from ..dashboard import DEFAULT_HOST, DEFAULT_PORT, Dashboard, study_storages
 
 
 @click.command()

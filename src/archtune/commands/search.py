@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
-from .._cli_common import log_options, report_training
-from ..dashboard.cli import beside_study
 from ..errors import ArchtuneError
-from ._info import value_of
+from ..search._info import value_of
+from .common import log_options, report_training
+from .dashboard import beside_study
 
 STUDIES_DIR = click.option("--studies-dir", default="studies", show_default=True, type=click.Path(),
                            help="Folder of study folders.")
@@ -48,7 +48,7 @@ def _jobs_option(ctx: click.Context, param: click.Parameter, value: str | None) 
 def _with_execution(kw: dict[str, Any]) -> dict[str, Any]:
     """The command's options as search()/worker() take them: how this process runs the trials
     grouped in an Execution, the search settings left unset dropped."""
-    from ._run import Execution
+    from ..search._run import Execution
 
     fields = ("threads", "device", "data_dir", "keep_runs", "loggers", "mlflow_uri")
     ex = Execution(**{k: kw[k] for k in fields if k in kw} | {"loggers": list(kw.get("loggers") or ())})
@@ -107,7 +107,7 @@ def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool
 
     Running the same command again resumes the study.
     """
-    from ._space import load_space
+    from ..search._space import load_space
 
     overrides = ([f"data.dataset={json.dumps(dataset)}"] if dataset else []) + list(sets)
     loaded = load_space(space, overrides)
@@ -115,8 +115,8 @@ def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool
         if kw["refine"]:
             import dataclasses
 
-            from ._refine import refine_space
-            from ._study import attach
+            from ..search._refine import refine_space
+            from ..search._study import attach
 
             parent = attach(kw["refine"], studies_dir=kw["studies_dir"])
             coarse = loaded.settings
@@ -130,8 +130,8 @@ def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool
         _fidelity_check(loaded, kw)
         return
     _quiet_libraries()
-    from ._records import counts
-    from ._run import search as run_search
+    from ..search._records import counts
+    from ..search._run import search as run_search
 
     kw = _with_execution(kw)
     try:
@@ -155,7 +155,7 @@ def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool
 
 
 def _fidelity_check(space: Any, kw: dict[str, Any]) -> None:
-    from ._fidelity import fidelity_check
+    from ..search._fidelity import fidelity_check
 
     _quiet_libraries()
     opts = _with_execution(kw)
@@ -169,7 +169,7 @@ def _fidelity_check(space: Any, kw: dict[str, Any]) -> None:
 
 
 def _dry_run(space: Any, kw: dict[str, Any]) -> None:
-    from ._settings import settings
+    from ..search._settings import settings
 
     s = settings(vars(space.settings), {k: kw[k] for k in ("sampler", "pruner", "trials", "fraction",
                                                             "train_subset", "epochs", "seed",
@@ -216,7 +216,7 @@ def _value(v: Any) -> str:
 
 
 def _print_outcome(study: Any) -> None:
-    from ._records import best_trial, counts
+    from ..search._records import best_trial, counts
 
     c = counts(study)
     parts = ", ".join(f"{c[k]} {k}" for k in ("complete", "pruned", "failed", "invalid", "running",
@@ -252,7 +252,7 @@ def _print_outcome(study: Any) -> None:
 def worker(study: str, **kw: Any) -> None:
     """Join STUDY (here, or in --storage from another machine) and run its trials."""
     _quiet_libraries()
-    from . import _run
+    from ..search import _run
 
     kw = _with_execution(kw)
     try:
@@ -296,12 +296,12 @@ def retrain(ctx: click.Context, study: str, **kw: Any) -> None:
     again at full fidelity with 2 seeds each and the best mean wins (--finalists 1 --seeds 1:
     the best trial once; --trial N: that trial once; --ensemble: the finalist runs dev cannot tell apart, averaged;
     --ensemble auto: that only where the time budget trains every run fully)."""
-    from ._retrain import retrain as run_retrain
+    from ..search._retrain import retrain as run_retrain
 
     kw = _with_execution(kw)
     kw["ensemble"] = {None: False, "on": True, "auto": "auto"}[kw.get("ensemble")]
     run = report_training(lambda: run_retrain(study, progress=not ctx.obj["quiet"], **kw))
-    from ._retrain import FINALISTS, SEEDS, decisions
+    from ..search._retrain import FINALISTS, SEEDS, decisions
 
     decided = decisions(run)
     if kw["ensemble"] == "auto":
@@ -316,8 +316,8 @@ def retrain(ctx: click.Context, study: str, **kw: Any) -> None:
         averaged_or_chosen = round_auto["round"]
     many = kw.get("finalists", FINALISTS) > 1 or kw.get("seeds", SEEDS) > 1
     if kw.get("trial") is None and many and averaged_or_chosen:
-        from ._finalists import read_finals
-        from ._study import attach
+        from ..search._finalists import read_finals
+        from ..search._study import attach
 
         folder = attach(study, storage=kw.get("storage"), studies_dir=kw["studies_dir"]).folder
         finals = read_finals(folder)
