@@ -16,13 +16,14 @@ import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._stats import accuracy_se
 from .errors import ArchtuneError
-
-if TYPE_CHECKING:
-    from .training import Run
+from .evaluate import evaluate
+from .models import EnsembleNet
+from .training import Run, load_run
+from .training.runs import save_ensemble_checkpoint, write_json
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +49,42 @@ def ensemble(runs: Sequence[Run | str | Path], run_dir: str | Path, *, keep_all:
     count images some members trained on. ``labels``: extra keys recorded per run (retrain
     --ensemble: trial and seed). Returns the loaded run; see the module docstring for its files.
     """
-    from .evaluate import evaluate
-    from .models import EnsembleNet
-    from .training import Run, load_run
-    from .training.runs import save_ensemble_checkpoint, write_json
-
     if len(runs) < 2:
         raise ArchtuneError(f"an ensemble needs at least 2 runs, got {len(runs)}")
     path = Path(run_dir)
     if path.exists() and any(path.iterdir()):
         raise ArchtuneError(f"{path} exists and is not empty; choose another run folder")
+    loaded = _load_members(runs)
+    devs = [run.metrics["dev"] for run in loaded]
+    n_dev = min(int(d.get("n") or 0) for d in devs)
+    chosen = (list(range(len(loaded))) if keep_all else
+              select_members([d["accuracy"] for d in devs], n_dev, [d["loss"] for d in devs]))
+    labels = labels or [{} for _ in loaded]
+    members = [{**labels[i], "run": str(run.path), "chosen": i in chosen,
+                "dev_accuracy": devs[i]["accuracy"], "dev_loss": devs[i]["loss"],
+                "params": run.metrics.get("params"), "flops": run.metrics.get("flops"),
+                "epochs_run": run.metrics.get("epochs_run"),
+                "train_seconds": run.metrics.get("train_seconds")}
+               for i, run in enumerate(loaded)]
+    picked = [loaded[i] for i in chosen]  # in the order chosen: the lead first
+    models = _write_members(path, picked)
+    metrics = _metrics(picked[0], [members[i] for i in chosen], members, keep_all)
+    write_json(path / "metrics.json", metrics)
+    run = load_run(path, model=EnsembleNet(models).eval())  # as best.pt holds it, not read back
+    ev = evaluate(run, "dev")
+    metrics["dev"] = {"accuracy": ev["accuracy"], "loss": ev["loss"], "tta": ev["tta"],
+                      "tta_translate": ev["tta_translate"], "n": ev["n"], "members": len(chosen)}
+    write_json(path / "metrics.json", metrics)
+    best = max((m["dev_accuracy"] or 0.0) for m in members)
+    log.info("ensemble of %d of %d runs: dev "
+             "accuracy %.2f%% (best single run %.2f%%; chosen on this dev split, so both read high)",
+             len(chosen), len(members), 100 * ev["accuracy"], 100 * best)
+    return load_run(path)
+
+
+def _load_members(runs: Sequence[Run | str | Path]) -> list[Run]:
+    """The runs, loaded and checked: distinct, the same classes and split, each with a dev
+    evaluation."""
     loaded = [r if isinstance(r, Run) else load_run(r) for r in runs]
     if len({r.path.resolve() for r in loaded}) < len(loaded):
         raise ArchtuneError("a run is given twice; an ensemble's members are distinct runs")
@@ -72,23 +99,17 @@ def ensemble(runs: Sequence[Run | str | Path], run_dir: str | Path, *, keep_all:
                 f"{run.path}: trained on another train/dev split than {first.path} (data set, "
                 f"dev_fraction, split_seed: {_split_of(run)} against {split}); the ensemble's dev "
                 "accuracy would count images some members trained on")
-    devs = [run.metrics.get("dev") or {} for run in loaded]
-    for run, dev in zip(loaded, devs, strict=True):
+    for run in loaded:
+        dev = run.metrics.get("dev") or {}
         if not isinstance(dev.get("accuracy"), float) or not isinstance(dev.get("loss"), float):
             raise ArchtuneError(f"{run.path / 'metrics.json'}: has no dev evaluation (\"dev\") to "
                                 "choose members by; was the run finished?")
-    n_dev = min(int(d.get("n") or 0) for d in devs)
-    chosen = (list(range(len(loaded))) if keep_all else
-              select_members([d["accuracy"] for d in devs], n_dev, [d["loss"] for d in devs]))
-    labels = labels or [{} for _ in loaded]
-    members = [{**labels[i], "run": str(run.path), "chosen": i in chosen,
-                "dev_accuracy": devs[i]["accuracy"], "dev_loss": devs[i]["loss"],
-                "params": run.metrics.get("params"), "flops": run.metrics.get("flops"),
-                "epochs_run": run.metrics.get("epochs_run"),
-                "train_seconds": run.metrics.get("train_seconds")}
-               for i, run in enumerate(loaded)]
-    used = [members[i] for i in chosen]  # in the order chosen: the lead first
-    picked = [loaded[i] for i in chosen]
+    return loaded
+
+
+def _write_members(path: Path, picked: list[Run]) -> list[Any]:
+    """The lead member's folder copied to ``path`` (less its evaluations) and ``best.pt`` with
+    every chosen member; returns the members' models."""
     lead = picked[0]
     shutil.copytree(lead.path, path, dirs_exist_ok=True)
     for stale in [*path.glob("eval_*.json"), *path.glob("confusion_*.csv")]:
@@ -96,7 +117,14 @@ def ensemble(runs: Sequence[Run | str | Path], run_dir: str | Path, *, keep_all:
     models = [run.load_model("cpu") for run in picked]
     save_ensemble_checkpoint(
         path / "best.pt", [(model, run.spec, int(run.metrics.get("best_epoch") or 0), str(run.path))
-                           for model, run in zip(models, picked, strict=True)], first.classes)
+                           for model, run in zip(models, picked, strict=True)], lead.classes)
+    return models
+
+
+def _metrics(lead: Run, used: list[dict[str, Any]], members: list[dict[str, Any]],
+             keep_all: bool) -> dict[str, Any]:
+    """metrics.json of the ensemble before its dev evaluation: the lead's, with the chosen
+    members' sums and the ``ensemble`` record."""
     metrics = dict(lead.metrics)
     metrics.pop("dev", None)
     metrics.update(
@@ -108,17 +136,7 @@ def ensemble(runs: Sequence[Run | str | Path], run_dir: str | Path, *, keep_all:
                   "selection": "all runs given" if keep_all else
                   "dev accuracy within one binomial standard error of the best run's",
                   "history": "the lead member's (spec.yaml, history.csv and curves too)"})
-    write_json(path / "metrics.json", metrics)
-    run = load_run(path, model=EnsembleNet(models).eval())  # as best.pt holds it, not read back
-    ev = evaluate(run, "dev")
-    metrics["dev"] = {"accuracy": ev["accuracy"], "loss": ev["loss"], "tta": ev["tta"],
-                      "tta_translate": ev["tta_translate"], "n": ev["n"], "members": len(chosen)}
-    write_json(path / "metrics.json", metrics)
-    best = max((m["dev_accuracy"] or 0.0) for m in members)
-    log.info("ensemble of %d of %d runs: dev "
-             "accuracy %.2f%% (best single run %.2f%%; chosen on this dev split, so both read high)",
-             len(chosen), len(members), 100 * ev["accuracy"], 100 * best)
-    return load_run(path)
+    return metrics
 
 
 def _split_of(run: Run) -> tuple[str, float, int]:

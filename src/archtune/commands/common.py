@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..errors import ArchtuneError
+
 if TYPE_CHECKING:
     from ..training import Run
 
@@ -19,7 +21,7 @@ def report_training(start: Callable[[], Run]) -> Run:
     except KeyboardInterrupt:
         click.echo("\ninterrupted (the line above says what the run folder kept)", err=True)
         sys.exit(130)
-    from ..evaluate import dev_result
+    from ..evaluate import dev_result  # torch: kept out of the CLI's start-up
 
     dev = dev_result(run)
     click.echo(f"dev accuracy {dev['accuracy'] * 100:.2f}% ({dev['weights']}; "
@@ -31,8 +33,6 @@ def report_training(start: Callable[[], Run]) -> Run:
 def echo_builtins(names: list[str], what: str, pattern: str, header: str,
                   row: Callable[[str], str]) -> None:
     """The table of ``archtune specs`` / ``spaces``: a header, then one row per name."""
-    from ..errors import ArchtuneError
-
     if not names:
         raise ArchtuneError(f"no built-in {what} matches '{pattern}'")
     click.echo(header)

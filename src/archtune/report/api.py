@@ -8,17 +8,30 @@ from pathlib import Path
 
 import torch
 
-from ..data import Dataset, Splits
+from ..data import Dataset, Splits, load_data
 from ..errors import ArchtuneError
 from ..training.runs import RUN_FILES, Run, load_run
-from .inspect import ActivationMaps
+from . import data as plot_data
+from . import figures as fg
+from .data import as_images
+from .inspect import (
+    ActivationMaps,
+    activation_maps,
+    as_ref,
+    check_conv_layer,
+    check_image_index,
+    conv_layers,
+)
+from .plan_report import plan_report
+from .run import run_report
+from .study import is_study
+from .study_report import study_report
 
 log = logging.getLogger(__name__)
 
 
 def kind_of(path: str | Path) -> str:
     """'run', 'study' or 'plan'; a clear error for anything else."""
-    from .study import is_study
 
     path = Path(path)
     if not path.exists():
@@ -39,15 +52,10 @@ def report(path: str | Path, output: str | Path | None = None, *, data_dir: str 
     """Write the HTML report of a run, study or plan folder; returns its path."""
     kind = kind_of(path)
     if kind == "plan":
-        from .plan_report import plan_report
-
         return plan_report(path, output, data_dir=data_dir, device=device)
     if kind == "study":
-        from .study_report import study_report
-
         return study_report(path, output, best_report=best_report, data_dir=data_dir,
                             device=device)
-    from .run import run_report
 
     return run_report(path, output, data_dir=data_dir, device=device, images=images)
 
@@ -67,9 +75,6 @@ def inspect_run(run_path: str | Path, image: int, layers: list[int | str] | None
     """Activation maps of conv layers (default: all) for one image of a split; one PNG per layer
     in ``output_dir`` (default: the run folder). Everything is checked before anything is written.
     """
-    from . import figures as fg
-    from .data import as_images
-    from .inspect import activation_maps, as_ref, check_conv_layer, check_image_index, conv_layers
 
     run = load_run(run_path)
     spec = run.spec
@@ -98,8 +103,6 @@ def inspect_run(run_path: str | Path, image: int, layers: list[int | str] | None
 
 
 def _split_images(run: Run, split: str, data_dir: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-    from ..data import load_data
-
     s = load_data(run.spec.data, data_dir=data_dir).split(split)
     return s.x, s.y
 
@@ -108,8 +111,6 @@ def data_plots(ds: Dataset, splits: Splits, out_dir: str | Path, *, per_class: i
                seed: int = 0) -> list[Path]:
     """``samples.png`` (a grid of training images with class names) and
     ``class_distribution.png`` (images per class in train, dev and test) in ``out_dir``."""
-    from . import data as plot_data
-    from . import figures as fg
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ArchtuneError
-from ..evaluate import capacity_verdict
+from ..evaluate import capacity_verdict, evaluate
 from ..training.runs import Run, load_run
 from . import data as plot_data
+from . import figures as fg
 from .html import (
     Html,
     Section,
@@ -50,8 +51,6 @@ def compare_report(runs: Sequence[Run | str | Path], output: str | Path = "compa
         raise ArchtuneError("compare needs at least two runs")
     loaded = [r if isinstance(r, Run) else load_run(r) for r in runs]
     if test:
-        from ..evaluate import evaluate
-
         for r in loaded:
             if r.evaluation("test") is None:
                 evaluate(r, "test", data_dir=data_dir, device=device)
@@ -113,16 +112,12 @@ def _table(rds: Sequence[RunData], labels: Sequence[str], out: Path) -> Section:
 
 
 def _curves(rds: Sequence[RunData], labels: Sequence[str]) -> Section:
-    from . import figures as fg
-
     fig = fg.draw_overlaid_curves({lb: rd.curves for rd, lb in zip(rds, labels, strict=True)})
     return Section("curves", "Learning curves", figure(
         fig, "Loss and accuracy per epoch of every run: dev solid, train dashed.", id="fig-curves"))
 
 
 def _confusions(rds: Sequence[RunData], labels: Sequence[str]) -> Section:
-    from . import figures as fg
-
     confs = {lb: plot_data.confusion_from_counts(rd.dev_eval["confusion_matrix"], rd.run.classes)
              for rd, lb in zip(rds, labels, strict=True) if rd.dev_eval}
     body = ""
@@ -136,8 +131,6 @@ def _confusions(rds: Sequence[RunData], labels: Sequence[str]) -> Section:
 
 
 def _gradients(rds: Sequence[RunData], labels: Sequence[str]) -> Section:
-    from . import figures as fg
-
     profiles = {lb: rd.grads for rd, lb in zip(rds, labels, strict=True)
                 if rd.grads is not None and len(rd.grads.layers) > 1}
     if not profiles:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..specs import Spec, infer_shapes, totals
+from ..specs import Spec, infer_shapes, list_specs, load_spec, output_units, totals
 
 INIT_NAMES = {"glorot_uniform": "Glorot-uniform", "glorot_normal": "Glorot-normal",
               "he_uniform": "He-uniform", "he_normal": "He-normal",
@@ -216,7 +216,6 @@ def changes_from_builtin(spec: Spec) -> list[str] | None:
     """How a run's spec differs from the built-in spec of its name ('train.epochs 15 -> 2'),
     so a built-in description is not taken for the run's own; None when the name is not a
     built-in spec."""
-    from ..specs import list_specs, load_spec, output_units
 
     if spec.name not in list_specs():
         return None

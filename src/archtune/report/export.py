@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .figures import DPI
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -68,7 +70,6 @@ def collect(fig: Figure, ident: str) -> None:
     sink = _SINK.get()
     if sink is None:
         return
-    from .figures import DPI
 
     name = _name(sink, ident)
     for ext in ("png", "svg"):

@@ -18,6 +18,8 @@ from string import Template
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
+from .export import collect
+from .figures import png_base64
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -108,8 +110,6 @@ def cards(items: Iterable[tuple[str, str]]) -> str:
 
 def figure(fig: Figure, caption: str, *, id: str, alt: str | None = None) -> str:
     """Embed a matplotlib figure as a base64 PNG (the figure is closed afterwards)."""
-    from .export import collect
-    from .figures import png_base64
 
     collect(fig, id)  # --figures DIR: also written as PNG and SVG files
     data = png_base64(fig)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import export
+from .pdf import find_chromium, html_to_pdf
 
 
 @dataclass
@@ -39,14 +40,10 @@ def write(make: Callable[[], Path], *, pdf: bool = False,
     """Run ``make`` (which writes the HTML page and returns its path), exporting its figures to
     ``figures``, then print the page to ``<page>.pdf`` when ``pdf``."""
     if pdf:
-        from .pdf import find_chromium
-
         find_chromium()  # fail with one line before any work
     with export.figures_to(figures) as written:
         page = make()
     out = Outputs(page, figures=list(written))
     if pdf:
-        from .pdf import html_to_pdf
-
         out.pdf = html_to_pdf(page, page.with_suffix(".pdf"))
     return out

@@ -14,8 +14,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..data import load_dataset
+from ..errors import ArchtuneError
+from ..evaluate import evaluate
 from . import data as plot_data
+from . import figures as fg
 from . import study as sy
+from .figures_plan import WIDTH, draw_best, draw_plan_curves, draw_search
 from .html import Html, Section, esc, figure, link, note, pct, render_page, table, write_atomic
 from .plan_data import MIN_IMPORTANCE_TRIALS, PlanData, PlanRun, PlanSearch, load_plan_data
 
@@ -148,8 +153,6 @@ def _findings(plan: PlanData, best: PlanRun | None) -> str:
 
 
 def curves(plan: PlanData) -> Section | None:
-    from .figures_plan import draw_plan_curves
-
     if not plan.runs:
         return None
     c = {r.name: r.curves for r in plan.runs}
@@ -160,9 +163,6 @@ def curves(plan: PlanData) -> Section | None:
 
 
 def gradients(plan: PlanData) -> Section | None:
-    from . import figures as fg
-    from .figures_plan import WIDTH
-
     profiles = {r.name: r.grads for r in plan.runs if r.grads is not None and len(r.grads.layers) > 1}
     if not profiles:
         return None
@@ -180,8 +180,6 @@ def _best_eval(best: PlanRun, data_dir: str | None, device: str | None
     saved = best.run.evaluation("dev")
     if saved:
         return saved, "dev split"
-    from ..errors import ArchtuneError
-    from ..evaluate import evaluate
 
     try:
         return evaluate(best.run, "dev", data_dir=data_dir, device=device, save=False), "dev split"
@@ -191,8 +189,6 @@ def _best_eval(best: PlanRun, data_dir: str | None, device: str | None
 
 
 def best_model(plan: PlanData, data_dir: str | None, device: str | None) -> Section | None:
-    from .figures_plan import draw_best
-
     best = plan.best
     if best is None:
         return None
@@ -217,9 +213,6 @@ def best_model(plan: PlanData, data_dir: str | None, device: str | None) -> Sect
 
 def _mistakes(best: PlanRun, result: dict[str, Any], split: str, data_dir: str | None) -> str:
     """The most confidently wrong test images of the best model (left out without the data)."""
-    from ..data import load_dataset
-    from ..errors import ArchtuneError
-    from . import figures as fg
 
     wrong = result.get("most_confident_wrong") or []
     if split != "test split" or not wrong:
@@ -243,8 +236,6 @@ def _mistakes(best: PlanRun, result: dict[str, Any], split: str, data_dir: str |
 
 
 def search_section(plan: PlanData, s: PlanSearch) -> Section:
-    from .figures_plan import draw_search
-
     sd = s.study
     meta = sd.meta
     objective = meta.objective or "objective"

@@ -10,6 +10,7 @@ from ..evaluate import capacity_verdict
 from ..training.runs import Run
 from . import sections as rs
 from .html import Section, render_page, write_atomic
+from .inspect import check_image_index
 from .run_data import RunData, collect
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,6 @@ def run_report(run: Run | str | Path, output: str | Path | None = None, *,
     rd = collect(run, data_dir=data_dir, device=device)
     if rd.splits is not None:
         for i in images:
-            from .inspect import check_image_index
-
             check_image_index(i, len(rd.splits.dev), "dev")
     out = Path(output) if output else rd.run.path / "report.html"
     page = render_page(f"Run report: {rd.name}", _subtitle(rd), run_sections(rd, images, sample))

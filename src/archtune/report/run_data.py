@@ -13,10 +13,11 @@ import torch
 from ..config import to_dict
 from ..data import Dataset, Splits, load_data
 from ..errors import ArchtuneError
-from ..evaluate import evaluate
+from ..evaluate import dev_result, evaluate
 from ..models import ArchtuneNet
 from ..training.runs import Run, load_run
 from . import data as plot_data
+from .html import num, pct
 
 DataCache = dict[tuple[Any, ...], tuple[Dataset, Splits]]
 
@@ -90,14 +91,11 @@ def collect(run: Run | str | Path, *, data_dir: str | None = None, device: str |
 def dev_accuracy(rd: RunData) -> float:
     """The run's one dev accuracy: the kept weights evaluated as ``evaluate`` does (this
     report's dev evaluation where it made one, else the number saved with the run)."""
-    from ..evaluate import dev_result
 
     return float(rd.dev_eval["accuracy"]) if rd.dev_eval else float(dev_result(rd.run)["accuracy"])
 
 
 def overview_cards(rd: RunData) -> list[tuple[str, str]]:
-    from .html import num, pct
-
     m = rd.run.metrics
     items = [("dev accuracy", pct(dev_accuracy(rd))),
              ("best epoch", f"{m.get('best_epoch')} of {m.get('epochs_run')}"),

@@ -7,9 +7,11 @@ from typing import Any
 import yaml
 
 from ..config import to_dict
+from ..evaluate import dev_result
 from ..specs import infer_shapes, summary_rows, totals
 from . import data as plot_data
 from . import figures as fg
+from .describe import ACT_NAMES, INIT_NAMES, activation_text, changes_from_builtin, init_text
 from .html import (
     Section,
     cards,
@@ -22,7 +24,7 @@ from .html import (
     table,
 )
 from .inspect import activation_maps, dead_filters, first_layer_weights
-from .run_data import RunData, mistake_test_images, overview_cards
+from .run_data import RunData, dev_accuracy, mistake_test_images, overview_cards
 
 
 def _missing(rd: RunData, what: str) -> str:
@@ -31,10 +33,6 @@ def _missing(rd: RunData, what: str) -> str:
 
 
 def overview(rd: RunData) -> Section:
-    from ..evaluate import dev_result
-    from .describe import changes_from_builtin
-    from .run_data import dev_accuracy
-
     m = rd.run.metrics
     best = m.get("best") or {}
     dev = dev_accuracy(rd)
@@ -64,7 +62,6 @@ def overview(rd: RunData) -> Section:
 def architecture(rd: RunData) -> Section:
     spec = rd.run.spec
     t = totals(infer_shapes(spec))
-    from .describe import INIT_NAMES, activation_text, init_text
 
     rows = [(name, shape, _act(layer), INIT_NAMES.get(layer.args.get("kernel_initializer"), "-"),
              params, flops) for (name, shape, params, flops), layer
@@ -80,7 +77,6 @@ def architecture(rd: RunData) -> Section:
 
 def _act(layer: Any) -> str:
     """A layer's activation as the table shows it ('-' for layers without one)."""
-    from .describe import ACT_NAMES
 
     if layer.type == "Activation":
         return ACT_NAMES.get(layer.args["activation"], layer.args["activation"])

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import torch
 
 from .._version import __version__
+from ..errors import ArchtuneError
 
 M = TypeVar("M", bound=torch.nn.Module)
 
@@ -23,8 +24,6 @@ def pick_device(requested: str | None = None) -> torch.device:
     if requested:
         dev = torch.device(requested)
         if dev.type == "cuda" and not torch.cuda.is_available():
-            from ..errors import ArchtuneError
-
             raise ArchtuneError("--device cuda: no CUDA device is available on this machine")
         return dev
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -15,6 +15,7 @@ import torch
 from ..data import Splits, channel_stats, check_fits, load_data
 from ..models import ArchtuneNet, build_model
 from ..specs import Spec, infer_shapes, load_spec, output_units, totals
+from .budget import Replanner, check_minutes, plan_epochs
 from .device import environment, memory_format, pick_device, resolve_precision, set_threads
 from .loop import loss_and_accuracy, predict_log_probs, predict_logits, train_epoch
 from .observers import run_callbacks
@@ -121,8 +122,6 @@ def train(
     goes (see :mod:`archtune.training.budget`); the plan, its re-plans and the wall time it took
     are recorded in metrics.json as ``time_budget``.
     """
-    from .budget import Replanner, check_minutes, plan_epochs
-
     started = time.perf_counter()
     check_minutes(minutes)
     if not isinstance(spec, Spec):
@@ -131,12 +130,8 @@ def train(
     splits = splits if splits is not None else load_splits(spec)
     spec = check_compatible(as_trained(spec, len(splits.classes)), splits)
     facts = _run_facts(spec, splits)
-    replan = None
-    if minutes is not None:
-        plan = plan_epochs(spec, lambda s, m: _prepare(s, splits, m, device, threads),
-                           minutes * 60, started, final_dev, model)
-        spec = spec.with_epochs(plan.epochs)
-        replan = Replanner(plan, started)
+    spec, replan = _time_budget(spec, splits, minutes, started, final_dev, model, device, threads)
+    if replan is not None:
         facts["time_budget"] = replan.to_dict()
     fit = _prepare(spec, splits, model, device, threads)
     path = Path(run_dir) if run_dir else new_run_dir(spec.name, runs_root)
@@ -147,11 +142,22 @@ def train(
         best_state = _run_epochs(fit, writer, hooks, progress, epoch_callback, final_dev, replan)
     finally:
         if replan is not None:
-            writer.update_metrics(time_budget=replan.to_dict()
-                                  | {"wall_s": time.perf_counter() - started})
+            writer.update_metrics(time_budget=replan.to_dict() | {"wall_s": time.perf_counter() - started})
     if best_state is not None:
         fit.model.load_state_dict(best_state)  # restore the best weights
     return load_run(path, model=fit.model.to(memory_format=torch.contiguous_format).eval())
+
+
+def _time_budget(spec: Spec, splits: Splits, minutes: float | None, started: float,
+                 final_dev: bool, model: ArchtuneNet | None, device: str | None,
+                 threads: int | None) -> tuple[Spec, Replanner | None]:
+    """The spec with as many epochs as ``minutes`` hold, and the re-planner that keeps them
+    fitting (the spec as it is and None without a budget)."""
+    if minutes is None:
+        return spec, None
+    plan = plan_epochs(spec, lambda s, m: _prepare(s, splits, m, device, threads),
+                       minutes * 60, started, final_dev, model)
+    return spec.with_epochs(plan.epochs), Replanner(plan, started)
 
 
 @dataclass
