@@ -26,4 +26,5 @@ if [ -z "${ARCHTUNE_DATA:-}" ] && $ci; then  # a fresh CI machine: download into
   archtune data fashion-mnist >/dev/null || missing "Fashion-MNIST could not be downloaded"
 fi
 ruff check src tests bench
+mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
 pytest -q --durations=15 "$@"  # the 15 slowest tests, to keep the suite under 10 minutes
