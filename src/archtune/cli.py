@@ -1,4 +1,8 @@
-"""The ``archtune`` command: verbs over the public Python API (each one call)."""
+"""The ``archtune`` command: verbs over the public Python API (each one call).
+
+Each verb imports the API it calls inside its body, so ``archtune --help`` and a mistyped
+option load no torch, Optuna or matplotlib.
+"""
 
 from __future__ import annotations
 

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import click
 
+from ..errors import ArchtuneError
+from .search import _quiet_libraries
+
 
 @click.command()
 @click.argument("plan")
@@ -33,8 +36,7 @@ def plan(ctx: click.Context, plan: str, dry_run: bool, show: bool, folder: str |
     Steps already done in the plan folder (same spec, data and seed) are reused; run the same
     command again after Ctrl-C or a crash to go on where it stopped.
     """
-    from ..errors import ArchtuneError
-    from ..plan.execute import Options, plan_folder, run_plan
+    from ..plan.execute import Options, plan_folder, run_plan  # torch: not at the CLI's start-up
     from ..plan.preview import format_preview, preview
     from ..plan.schema import builtin_text, list_plans, load_plan
 
@@ -53,7 +55,6 @@ def plan(ctx: click.Context, plan: str, dry_run: bool, show: bool, folder: str |
     if dry_run:
         click.echo(format_preview(loaded, out, preview(loaded, out, trials=trials)))
         return
-    from .search import _quiet_libraries
 
     _quiet_libraries()
     options = Options(data_dir=data_dir, device=device, threads=threads, trials=trials,

@@ -1,7 +1,6 @@
 """Experiment loggers, optional and off by default: TensorBoard and MLflow.
 
 ::
-
     at.train(spec, loggers="tensorboard")                  # events in <run>/tensorboard/
     at.train(spec, loggers=["tensorboard", "mlflow"])      # MLflow: sqlite:///mlflow.db here
     at.train(spec, loggers="mlflow", mlflow_uri="http://127.0.0.1:5000")
@@ -26,7 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchtuneError, unknown
+from ._mlflow import MLflowLogger, client, end_study_run, start_study_run
 from ._params import scalar
+from ._tensorboard import TensorBoardLogger
 
 if TYPE_CHECKING:
     from ..callbacks import Callback
@@ -71,8 +72,6 @@ def resolve(loggers: str | Sequence[str] | Tracking | None, mlflow_uri: str | No
                  mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_MLFLOW_URI,
                  os.environ.get("MLFLOW_EXPERIMENT_NAME") or "archtune")
     if "mlflow" in t.kinds:
-        from ._mlflow import client
-
         client(t.mlflow_uri)
     return t
 
@@ -81,12 +80,8 @@ def run_loggers(t: Tracking) -> list[Callback]:
     """The loggers of one ``train()`` run (TensorBoard writes into ``<run>/tensorboard``)."""
     out: list[Callback] = []
     if "tensorboard" in t.kinds:
-        from ._tensorboard import TensorBoardLogger
-
         out.append(TensorBoardLogger())
     if "mlflow" in t.kinds:
-        from ._mlflow import MLflowLogger
-
         out.append(MLflowLogger(t.mlflow_uri, t.experiment, kind="run"))
     return out
 
@@ -98,13 +93,9 @@ def trial_loggers(t: Tracking | None, number: int, params: dict[str, Any]) -> li
     out: list[Callback] = []
     hparams = {k: scalar(v) for k, v in params.items()}
     if "tensorboard" in t.kinds:
-        from ._tensorboard import TensorBoardLogger
-
         folder = Path(t.tensorboard_dir or "tensorboard") / f"trial-{number:04d}"
         out.append(TensorBoardLogger(folder, hparams=hparams))
     if "mlflow" in t.kinds:
-        from ._mlflow import MLflowLogger
-
         out.append(MLflowLogger(t.mlflow_uri, t.experiment, kind="trial",
                                 name=f"{t.study}-trial-{number}", parent=t.parent_run,
                                 params=hparams, tags={"archtune.study": t.study or "",
@@ -119,8 +110,6 @@ def for_study(t: Tracking, name: str, folder: Path, info: dict[str, Any]) -> Tra
         return t
     parent = None
     if "mlflow" in t.kinds:
-        from ._mlflow import start_study_run
-
         parent = start_study_run(t.mlflow_uri, t.experiment, name, info)
     return replace(t, study=name, tensorboard_dir=str(Path(folder) / "tensorboard"),
                    parent_run=parent)
@@ -129,6 +118,4 @@ def for_study(t: Tracking, name: str, folder: Path, info: dict[str, Any]) -> Tra
 def end_study(t: Tracking | None, best: float | None, status: str) -> None:
     """Close the study's MLflow run (``status``: FINISHED or KILLED) with its best value."""
     if t and t.parent_run:
-        from ._mlflow import end_study_run
-
         end_study_run(t.mlflow_uri, t.parent_run, best, status)
