@@ -35,7 +35,7 @@ import yaml
 from optuna.trial import TrialState
 
 from archtune._process import start_time
-from archtune.search._storage import connect
+from archtune.search import connect
 from archtune.training import list_runs
 
 ARCHTUNE = [sys.executable, "-c", "from archtune.cli import main; main()", "-q"]

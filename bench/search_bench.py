@@ -27,8 +27,7 @@ from pathlib import Path
 
 import _results  # noqa: I001  (bench-local helper)
 
-from archtune.search import best_trial, open_study
-from archtune.search._records import counts
+from archtune.search import best_trial, counts, open_study
 
 ARCHTUNE = [sys.executable, "-c", "from archtune.cli import main; main()"]
 TARGET_ACC, TARGET_S = 0.94, 25 * 60

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archtune.errors import ArchtuneError
-from archtune.search._space import list_spaces, load_space, raw_space
+from archtune.search import list_spaces, load_space, raw_space
 from archtune.specs import list_specs, load_spec, raw_spec
 from tests._cli import run_cli
 

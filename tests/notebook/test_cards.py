@@ -15,8 +15,7 @@ import pytest
 
 import archtune as at
 from archtune.notebook import EpochsView, EpochTable, in_notebook
-from archtune.search import Execution, Study, load_space, open_study, search
-from archtune.search._records import trial_line
+from archtune.search import Execution, Study, load_space, open_study, search, trial_line
 from tests.conftest import make_splits
 from tests.search.conftest import TINY_SPACE, space
 from tests.training.test_train import tiny

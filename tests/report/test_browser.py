@@ -97,7 +97,7 @@ def test_study_report_in_chromium(browser: Chromium, pages: dict[str, Path], stu
     check_page(r, shot)
     assert r.sections[:3] == ["Overview", "Best trial", "Optimisation history"]
     sd = sy.load_study_data(study_dir)
-    from archtune.search._info import best_record
+    from archtune.search import best_record
 
     best = best_record(sd.trials)
     assert best is not None and r.values["rows"] == len(sd.trials)

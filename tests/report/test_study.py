@@ -12,7 +12,7 @@ import pytest
 from archtune.errors import ArchtuneError
 from archtune.report import study as sy
 from archtune.report.study_report import study_report
-from archtune.search._info import best_record
+from archtune.search import best_record
 from tests.report.conftest import STUDY_TRIALS as N
 
 
@@ -84,8 +84,7 @@ def test_parallel_slices_and_curves(study_dir: Path) -> None:
 
 def test_the_folders_own_database_is_found_from_the_folder_never_the_cwd(
         study_dir: Path, tmp_path: Path, monkeypatch) -> None:
-    from archtune.search._info import StudyInfo
-    from archtune.search._storage import storage_for_folder
+    from archtune.search import StudyInfo, storage_for_folder
 
     own = f"sqlite:///{(study_dir / 'study.db').resolve().as_posix()}"
     for cwd in (study_dir.parent, tmp_path):  # old study.json: relative to where search ran

@@ -86,8 +86,7 @@ def proposals(raw: dict[str, Any], sampler: str, seed: int, n: int) -> list[dict
     not depend on the trials' results)."""
     import optuna
 
-    from archtune.search import load_space
-    from archtune.search._settings import make_sampler
+    from archtune.search import load_space, make_sampler
 
     study = optuna.create_study(sampler=make_sampler(sampler, seed, n), direction="maximize")
     out = []

@@ -15,9 +15,7 @@ from archtune import ArchtuneError, evaluate, load_run
 from archtune._ensemble import select_members
 from archtune.data import load_data
 from archtune.models import EnsembleNet
-from archtune.search import retrain, search
-from archtune.search._finalists import read_finals
-from archtune.search._records import best_trial
+from archtune.search import best_trial, read_finals, retrain, search
 from archtune.training import load_checkpoint
 
 from .conftest import TINY_SPACE, run_cli, space
@@ -209,7 +207,7 @@ def _timed_trial(number: int, seconds: list[float], epochs: int, subset: int | N
 
 
 def test_auto_predicts_each_members_epochs_from_its_search_epochs() -> None:
-    from archtune.search._ensemble import epoch_seconds, undertrained
+    from archtune.search import epoch_seconds, undertrained
 
     # 12,000-image coarse epochs of 9, 3, 3.2 s (the first warms up): 3.1 s; on 48,000: 12.4 s
     big = _timed_trial(4, [9.0, 3.0, 3.2], epochs=24, subset=12_000)
@@ -230,7 +228,7 @@ def test_auto_predicts_each_members_epochs_from_its_search_epochs() -> None:
 
 
 def test_runs_that_cannot_finish_one_epoch_in_their_share_are_left_out() -> None:
-    from archtune.search._ensemble import fitting
+    from archtune.search import fitting
 
     fast = _timed_trial(3, [0.5, 0.4, 0.4], epochs=24, subset=None)  # 0.4 s an epoch
     mid = _timed_trial(5, [40.0, 30.0, 30.0], epochs=24, subset=None)  # 30 s
@@ -249,7 +247,7 @@ def test_runs_that_cannot_finish_one_epoch_in_their_share_are_left_out() -> None
 
 def test_a_finalist_too_slow_for_one_epoch_is_left_out_of_the_round(tiny_study, monkeypatch,
                                                                     caplog) -> None:
-    import archtune.search._ensemble as ens
+    import archtune.search._finalists as ens
 
     top = retrain(tiny_study, finalists=2, seeds=1, ensemble=True, run_dir="runs/all")
     trials = sorted(m["trial"] for m in top.metrics["ensemble"]["members"])
@@ -283,7 +281,7 @@ def test_a_finalist_too_slow_for_one_epoch_is_left_out_of_the_round(tiny_study, 
 
 
 def test_the_retrain_command_says_which_finalist_it_left_out(tiny_study, monkeypatch, capsys) -> None:
-    import archtune.search._ensemble as ens
+    import archtune.search._finalists as ens
     from archtune.cli import main
 
     slow = best_trial(tiny_study).number
@@ -302,7 +300,7 @@ def test_the_retrain_command_says_which_finalist_it_left_out(tiny_study, monkeyp
 
 
 def test_auto_trains_one_run_when_members_would_be_undertrained(tiny_study, monkeypatch) -> None:
-    import archtune.search._ensemble as ens
+    import archtune.search._finalists as ens
 
     run = retrain(tiny_study, finalists=2, seeds=1, ensemble="auto", minutes=0.2, run_dir="runs/a")
     record = json.loads((run.path / "search.json").read_text())

@@ -13,8 +13,8 @@ import yaml
 import archtune.training
 from archtune import ArchtuneError, load_run
 from archtune.report.study_report import study_report
-from archtune.search import retrain, search
-from archtune.search._finalists import FILE, Finalist, Finals, read_finals
+from archtune.search import FINALISTS_FILE as FILE
+from archtune.search import Finalist, Finals, read_finals, retrain, search
 
 from .conftest import TINY_SPACE, run_cli, space
 
@@ -74,7 +74,7 @@ def test_a_time_budget_is_shared_by_the_finalist_runs(tiny_study, monkeypatch) -
     """retrain(minutes=M): the finalists' round gets half of M, each run an equal share of what
     is left when it starts; the winner is then trained again with its own seed in the rest. A
     second call reuses the finalists' runs whatever epochs they got."""
-    from archtune.search._retrain import FINALISTS_SHARE
+    from archtune.search import FINALISTS_SHARE
 
     minutes = 0.25  # 15 s
     budget = minutes * 60
@@ -133,8 +133,8 @@ def test_retrain_command_prints_the_finalists(tmp_path: Path, tiny_npz: Path) ->
 def test_a_round_cut_short_by_the_time_budget_is_skipped(tiny_study, monkeypatch) -> None:
     """retrain(minutes=M) without finalists or seeds: the round of 3 x 2 runs only when each run's
     share of M/2 is predicted to hold its full epochs; else the best trial once with all of M."""
-    import archtune.search._ensemble as ens
-    from archtune.search._retrain import decisions
+    import archtune.search._finalists as ens
+    from archtune.search import decisions
 
     calls: list[int] = []
     real = archtune.training.train
@@ -224,8 +224,8 @@ def test_fidelity_check_command(tmp_path: Path, tiny_npz: Path) -> None:
 
 
 def test_fidelity_candidates_take_the_architecture_families_in_turn() -> None:
-    from archtune.search import load_space
-    from archtune.search._fidelity import _candidates, strata_dim
+    from archtune.search import fidelity_candidates as _candidates
+    from archtune.search import load_space, strata_dim
 
     auto = load_space("auto-space")
     assert strata_dim(auto).name == "arch"  # the first top-level branch choice, found by itself
@@ -249,10 +249,8 @@ def test_each_architecture_family_s_best_is_among_the_finalists() -> None:
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-    from archtune.search import load_space
-    from archtune.search._finalists import top_trials
-    from archtune.search._info import StudyInfo
-    from archtune.search._retrain import _family
+    from archtune.search import StudyInfo, load_space, top_trials
+    from archtune.search import family_choice as _family
 
     study = optuna.create_study(direction="maximize")
     dists = {"arch": CategoricalDistribution(["default", "stack"]), "lr": FloatDistribution(0, 1)}

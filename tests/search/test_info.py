@@ -9,8 +9,15 @@ import optuna
 import pytest
 
 from archtune.errors import ArchtuneError
-from archtune.search import StudyInfo, TrialRecord, best_record, best_trial, trial_record
-from archtune.search._storage import read_info, write_info
+from archtune.search import (
+    StudyInfo,
+    TrialRecord,
+    best_record,
+    best_trial,
+    read_info,
+    trial_record,
+    write_info,
+)
 
 
 def test_study_info_round_trips_through_study_json_keeping_unknown_keys(tmp_path: Path) -> None:

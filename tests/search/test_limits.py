@@ -11,8 +11,7 @@ import yaml
 
 import archtune.training
 from archtune import ArchtuneError
-from archtune.search import load_space, search, trials_dataframe
-from archtune.search._limits import Limits, latency_ms
+from archtune.search import Limits, latency_ms, load_space, search, trials_dataframe
 from archtune.specs import infer_shapes, spec_from_dict, totals
 
 from .conftest import GRID_SPACE, run_cli, space
@@ -117,7 +116,7 @@ def test_dry_run_marks_over_budget_candidates(tmp_path: Path, tiny_npz: Path) ->
 
 
 def test_jobs_auto_runs_one_trial_per_core_for_small_models() -> None:
-    from archtune.search._jobs import AUTO_MAX_FLOPS, median_flops, resolve_jobs
+    from archtune.search import AUTO_MAX_FLOPS, median_flops, resolve_jobs
 
     small = load_space(space(GRID_SPACE))
     assert median_flops(small) < AUTO_MAX_FLOPS

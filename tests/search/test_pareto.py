@@ -11,17 +11,18 @@ import yaml
 from optuna.trial import TrialState, create_trial
 
 from archtune import ArchtuneError
-from archtune.search import search
-from archtune.search._info import TrialRecord, trial_record
-from archtune.search._pareto import (
+from archtune.search import (
     PEER_MIN,
+    TrialRecord,
+    best_summary,
     dominates,
     pareto_front,
     parse_objectives,
     peer_median,
+    search,
+    settings,
+    trial_record,
 )
-from archtune.search._results import best_summary
-from archtune.search._settings import settings
 
 from .conftest import TINY_SPACE, run_cli, space
 

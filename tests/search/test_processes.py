@@ -17,9 +17,7 @@ import yaml
 from optuna.trial import TrialState
 
 from archtune._process import start_time
-from archtune.search import load_space, search
-from archtune.search._space import canonical_json
-from archtune.search._storage import connect
+from archtune.search import canonical_json, connect, load_space, search
 
 from .conftest import GRID_SPACE, TINY_SPACE, archtune_cmd, proposals, run_cli, space
 
@@ -129,8 +127,8 @@ def test_workers_end_when_a_parallel_search_is_killed(tmp_path: Path, big_npz: P
         if any(t.state == TrialState.RUNNING for t in trials):
             # a worker that could not requeue its trial within its grace (a loaded CI machine)
             # exited at once: then the next search retries it, its worker being dead
-            from archtune.search._study import attach
-            from archtune.search._worker import _recover
+            from archtune.search import attach
+            from archtune.search import recover as _recover
 
             _recover(attach("tiny", studies_dir=tmp_path / "studies"))
             trials = _trials(url, "tiny")

@@ -14,13 +14,22 @@ from pathlib import Path
 
 import pytest
 
-from archtune.search import load_space, search
-from archtune.search._objective import TrialContext, TrialResult
-from archtune.search._sampler import proposal_index
-from archtune.search._space import canonical_json
-from archtune.search._storage import GRACE_S
-from archtune.search._study import attach
-from archtune.search._worker import WORKER, Budget, _next_trial, _recover, run_worker, this_worker
+from archtune.search import (
+    GRACE_S,
+    WORKER,
+    Budget,
+    TrialContext,
+    TrialResult,
+    attach,
+    canonical_json,
+    load_space,
+    proposal_index,
+    run_worker,
+    search,
+    this_worker,
+)
+from archtune.search import next_trial as _next_trial
+from archtune.search import recover as _recover
 
 from .conftest import TINY_SPACE
 

@@ -14,20 +14,23 @@ import pytest
 
 from archtune import ArchtuneError, train
 from archtune.search import (
+    START_POINT,
+    Budget,
     Execution,
+    TrialContext,
     best_trial,
+    canonical_json,
+    counts,
     load_space,
     open_study,
     retrain,
+    run_trial,
     search,
+    trial_line,
     trial_seed,
     trials_dataframe,
 )
-from archtune.search._info import START_POINT
-from archtune.search._objective import TrialContext, run_trial
-from archtune.search._records import counts, trial_line
-from archtune.search._space import canonical_json
-from archtune.search._worker import Budget, _stop_reason
+from archtune.search import stop_reason as _stop_reason
 from archtune.specs import infer_shapes, spec_from_dict, totals
 from tests.conftest import make_splits
 
@@ -87,7 +90,7 @@ def test_a_trial_reruns_exactly_from_its_spec_and_seed(tiny_study, tmp_path: Pat
 
 
 def test_timeout_budget_stops_new_trials(tiny_study) -> None:
-    from archtune.search._study import attach
+    from archtune.search import attach
 
     handle = attach("tiny", studies_dir=tiny_study[1])
     assert _stop_reason(handle, Budget(trials=5), time.monotonic(), grid=False) is None
@@ -341,7 +344,7 @@ def test_a_coarse_pass_on_smaller_data_sees_as_many_images(tmp_path: Path, tiny_
     """1 epoch of 480 images on a 240-image train split: 2 epochs; the space's 4 epochs cap it."""
     import logging
 
-    from archtune.search._run import coarse_epochs
+    from archtune.search import coarse_epochs
 
     caplog.set_level(logging.INFO, logger="archtune.search")
     study = search(space(TINY_SPACE, tiny_npz, epochs=4), trials=1, train_subset=480, epochs=1,
@@ -375,7 +378,7 @@ def test_a_trial_whose_remote_worker_went_silent_is_retried(tmp_path: Path, tiny
     grace period is failed and queued again with its parameters."""
     import sqlite3
 
-    from archtune.search._study import attach
+    from archtune.search import attach
 
     raw = space(TINY_SPACE, epochs=1)
     search(raw, trials=1, studies_dir=tmp_path, splits=tiny_splits)

@@ -6,8 +6,7 @@ import optuna
 import pytest
 
 from archtune import ArchtuneError
-from archtune.search import list_spaces, load_space, refine_space
-from archtune.search._space import canonical_json
+from archtune.search import canonical_json, list_spaces, load_space, refine_space
 from archtune.specs import infer_shapes, spec_from_dict, totals
 
 from .conftest import GRID_SPACE, TINY_SPACE, space

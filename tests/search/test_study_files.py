@@ -11,8 +11,7 @@ import pytest
 import yaml
 
 from archtune import ArchtuneError
-from archtune.search import search
-from archtune.search._storage import public_url, stored_url
+from archtune.search import public_url, search, stored_url
 from tests._cli import run_cli
 
 from .conftest import GRID_SPACE, space

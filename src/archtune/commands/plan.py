@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import ArchtuneError
-from .search import _quiet_libraries
+from .search import quiet_libraries
 
 
 @click.command()
@@ -56,7 +56,7 @@ def plan(ctx: click.Context, plan: str, dry_run: bool, show: bool, folder: str |
         click.echo(format_preview(loaded, out, preview(loaded, out, trials=trials)))
         return
 
-    _quiet_libraries()
+    quiet_libraries()
     options = Options(data_dir=data_dir, device=device, threads=threads, trials=trials,
                       progress=not ctx.obj["quiet"])
     try:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from ..errors import ArchtuneError
-from ..search._info import value_of
+from ..search import value_of
 from .common import log_options, report_training
 from .dashboard import beside_study
 
@@ -23,7 +23,7 @@ STORAGE = click.option("--storage", help="Optuna storage URL, for a study withou
 FORMATS = ("table", "csv", "json", "parquet")
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """One line per trial: epoch lines and Optuna's own messages only with -v."""
     import optuna
 
@@ -48,7 +48,7 @@ def _jobs_option(ctx: click.Context, param: click.Parameter, value: str | None) 
 def _with_execution(kw: dict[str, Any]) -> dict[str, Any]:
     """The command's options as search()/worker() take them: how this process runs the trials
     grouped in an Execution, the search settings left unset dropped."""
-    from ..search._run import Execution
+    from ..search import Execution
 
     fields = ("threads", "device", "data_dir", "keep_runs", "loggers", "mlflow_uri")
     ex = Execution(**{k: kw[k] for k in fields if k in kw} | {"loggers": list(kw.get("loggers") or ())})
@@ -107,7 +107,7 @@ def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool
 
     Running the same command again resumes the study.
     """
-    from ..search._space import load_space
+    from ..search import load_space
 
     overrides = ([f"data.dataset={json.dumps(dataset)}"] if dataset else []) + list(sets)
     loaded = load_space(space, overrides)
@@ -115,8 +115,7 @@ def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool
         if kw["refine"]:
             import dataclasses
 
-            from ..search._refine import refine_space
-            from ..search._study import attach
+            from ..search import attach, refine_space
 
             parent = attach(kw["refine"], studies_dir=kw["studies_dir"])
             coarse = loaded.settings
@@ -129,9 +128,9 @@ def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool
     if fidelity == "check":
         _fidelity_check(loaded, kw)
         return
-    _quiet_libraries()
-    from ..search._records import counts
-    from ..search._run import search as run_search
+    quiet_libraries()
+    from ..search import counts
+    from ..search import search as run_search
 
     kw = _with_execution(kw)
     try:
@@ -155,21 +154,21 @@ def search(space: str, dataset: str | None, sets: tuple[str, ...], dry_run: bool
 
 
 def _fidelity_check(space: Any, kw: dict[str, Any]) -> None:
-    from ..search._fidelity import fidelity_check
+    from ..search import fidelity_check
 
-    _quiet_libraries()
+    quiet_libraries()
     opts = _with_execution(kw)
     check = fidelity_check(space, n=kw["trials"] or 8, seed=kw["seed"] or 0,
                            train_subset=kw["train_subset"], epochs=kw["epochs"],
                            execution=opts["execution"])
     click.echo(f"{'candidate':<10}{'low':>9}{'full':>9}  parameters")
     for i, (p, lo, full) in enumerate(zip(check.params, check.low_dev, check.full_dev, strict=True)):
-        click.echo(f"{i:<10}{lo:>9.2%}{full:>9.2%}  " + "  ".join(f"{k}={_value(v)}" for k, v in p.items()))
+        click.echo(f"{i:<10}{lo:>9.2%}{full:>9.2%}  " + "  ".join(f"{k}={param_text(v)}" for k, v in p.items()))
     click.echo(check.summary())
 
 
 def _dry_run(space: Any, kw: dict[str, Any]) -> None:
-    from ..search._settings import settings
+    from ..search import settings
 
     s = settings(vars(space.settings), {k: kw[k] for k in ("sampler", "pruner", "trials", "fraction",
                                                             "train_subset", "epochs", "seed",
@@ -209,14 +208,14 @@ def _check(space: Any, params: dict[str, Any]) -> str:
     return f"{t.params:>10,} params {t.flops / 1e6:>7.1f}M FLOPs"
 
 
-def _value(v: Any) -> str:
+def param_text(v: Any) -> str:
     """A parameter value rounded for reading (0.1899, not 0.18987697514344648); --json and
     the trials table keep every digit."""
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def _print_outcome(study: Any) -> None:
-    from ..search._records import best_trial, counts
+    from ..search import best_trial, counts
 
     c = counts(study)
     parts = ", ".join(f"{c[k]} {k}" for k in ("complete", "pruned", "failed", "invalid", "running",
@@ -231,7 +230,7 @@ def _print_outcome(study: Any) -> None:
     except ArchtuneError:
         return
     click.echo(f"best dev accuracy {value_of(best) * 100:.2f}% (trial {best.number}): "
-               + "  ".join(f"{k}={_value(v)}" for k, v in best.params.items()))
+               + "  ".join(f"{k}={param_text(v)}" for k, v in best.params.items()))
     click.echo(f"next: archtune best {study.study_name}  |  archtune retrain {study.study_name}")
 
 
@@ -251,12 +250,12 @@ def _print_outcome(study: Any) -> None:
 @log_options
 def worker(study: str, **kw: Any) -> None:
     """Join STUDY (here, or in --storage from another machine) and run its trials."""
-    _quiet_libraries()
-    from ..search import _run
+    quiet_libraries()
+    from ..search import worker as run_worker
 
     kw = _with_execution(kw)
     try:
-        ran = _run.worker(study, **kw)
+        ran = run_worker(study, **kw)
     except KeyboardInterrupt:
         _interrupted()
     click.echo("workers done" if ran == 0 and kw.get("jobs") not in (None, 1) else
@@ -296,12 +295,12 @@ def retrain(ctx: click.Context, study: str, **kw: Any) -> None:
     again at full fidelity with 2 seeds each and the best mean wins (--finalists 1 --seeds 1:
     the best trial once; --trial N: that trial once; --ensemble: the finalist runs dev cannot tell apart, averaged;
     --ensemble auto: that only where the time budget trains every run fully)."""
-    from ..search._retrain import retrain as run_retrain
+    from ..search import retrain as run_retrain
 
     kw = _with_execution(kw)
     kw["ensemble"] = {None: False, "on": True, "auto": "auto"}[kw.get("ensemble")]
     run = report_training(lambda: run_retrain(study, progress=not ctx.obj["quiet"], **kw))
-    from ..search._retrain import FINALISTS, SEEDS, decisions
+    from ..search import FINALISTS, SEEDS, decisions
 
     decided = decisions(run)
     if kw["ensemble"] == "auto":
@@ -316,8 +315,7 @@ def retrain(ctx: click.Context, study: str, **kw: Any) -> None:
         averaged_or_chosen = round_auto["round"]
     many = kw.get("finalists", FINALISTS) > 1 or kw.get("seeds", SEEDS) > 1
     if kw.get("trial") is None and many and averaged_or_chosen:
-        from ..search._finalists import read_finals
-        from ..search._study import attach
+        from ..search import attach, read_finals
 
         folder = attach(study, storage=kw.get("storage"), studies_dir=kw["studies_dir"]).folder
         finals = read_finals(folder)

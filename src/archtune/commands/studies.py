@@ -13,7 +13,7 @@ import click
 
 from ..errors import ArchtuneError, unknown
 from .common import echo_builtins
-from .search import FORMATS, STORAGE, STUDIES_DIR, _value
+from .search import FORMATS, STORAGE, STUDIES_DIR, param_text
 
 
 @click.command()
@@ -21,7 +21,7 @@ from .search import FORMATS, STORAGE, STUDIES_DIR, _value
 @click.option("--storage", help="List every study in this Optuna storage instead.")
 def studies(studies_dir: str, storage: str | None) -> None:
     """Studies with their progress and best dev accuracy."""
-    from ..search._results import list_studies
+    from ..search import list_studies
 
     rows = list_studies(studies_dir, storage)
     if not rows:
@@ -55,8 +55,7 @@ def trials(study: str, fmt: str, sort: str, reverse: bool, show_all: bool, outpu
            storage: str | None, studies_dir: str) -> None:
     """Every trial of STUDY that ran, as a row: parameters, metrics, epochs, state, duration,
     seed (--all: the waiting ones too)."""
-    from ..search._records import trials_dataframe
-    from ..search._study import open_study
+    from ..search import open_study, trials_dataframe
 
     if fmt not in FORMATS:
         raise unknown("format", fmt, FORMATS, "--format")
@@ -90,7 +89,7 @@ def trials(study: str, fmt: str, sort: str, reverse: bool, show_all: bool, outpu
 
 
 def _sorted(df: Any, column: str, reverse: bool) -> Any:
-    from ..search._records import PARAM
+    from ..search import PARAM
 
     col = column if column in df.columns else f"{PARAM}{column}"
     if col not in df.columns:
@@ -100,7 +99,7 @@ def _sorted(df: Any, column: str, reverse: bool) -> Any:
 
 
 def _table(df: Any) -> str:
-    from ..search._records import PARAM
+    from ..search import PARAM
 
     if df.empty:
         return "no trials yet"
@@ -120,8 +119,7 @@ def _table(df: Any) -> str:
 @STUDIES_DIR
 def best(study: str, as_json: bool, storage: str | None, studies_dir: str) -> None:
     """The best trial of STUDY: its parameters and metrics."""
-    from ..search._results import best_summary
-    from ..search._study import open_study
+    from ..search import best_summary, open_study
 
     b = best_summary(open_study(study, studies_dir, storage=storage)[0])
     if as_json:
@@ -132,7 +130,7 @@ def best(study: str, as_json: bool, storage: str | None, studies_dir: str) -> No
                f"{b['duration_s']:.0f}s)")
     click.echo(f"model: {b['params_count']:,} params, {b['flops']:,} FLOPs/image; seed {b['seed']}")
     for key, value in b["params"].items():
-        click.echo(f"  {key:<28} {_value(value)}")
+        click.echo(f"  {key:<28} {param_text(value)}")
     if b["run_dir"]:
         click.echo(f"run folder: {b['run_dir']}")
     if b.get("front"):
@@ -150,7 +148,7 @@ def best(study: str, as_json: bool, storage: str | None, studies_dir: str) -> No
 @click.argument("pattern", default="*")
 def spaces(pattern: str) -> None:
     """Built-in search spaces with their dimensions and grid sizes."""
-    from ..search._space import list_spaces, load_space
+    from ..search import list_spaces, load_space
 
     def row(name: str) -> str:
         space = load_space(name)

@@ -73,7 +73,7 @@ def _storage(storage_url: str) -> Any:
     except ModuleNotFoundError:
         raise ArchtuneError("the dashboard needs optuna-dashboard: pip install "
                             "'archtune[dashboard]'") from None
-    from ..search._storage import connect
+    from ..search import connect
 
     return connect(storage_url, must_exist=True)
 
@@ -149,14 +149,8 @@ def study_storages(studies: list[str], *, storage: str | None = None,
     """{storage URL: [(study name, study id), ...]} of the studies asked for: names (or
     folders) under ``studies_dir``, every study there when none is named, or the studies of
     ``storage`` (all of them when none is named)."""
-    from ..search._storage import (
-        connect,
-        find_folder,
-        list_folders,
-        load,
-        read_info,
-        storage_for_folder,
-    )
+    from ..search import connect, find_folder, list_folders, read_info, storage_for_folder
+    from ..search import load_study as load
 
     out: dict[str, list[tuple[str, int]]] = {}
     if storage is not None:

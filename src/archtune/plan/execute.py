@@ -227,7 +227,7 @@ def search_settings(step: Step, trials: int | None) -> dict[str, Any]:
     """The search() options of a plan search: its own, and always a trial count (the caller's,
     else the entry's, else the whole selected grid or the space's default), so a study run
     once with fewer trials is topped up by the next plain run."""
-    from ..search._settings import DEFAULT_TRIALS, settings
+    from ..search import DEFAULT_TRIALS, settings
 
     assert isinstance(step.entry, SearchEntry) and step.space is not None
     opts = dict(step.entry.options)
@@ -242,8 +242,7 @@ def search_settings(step: Step, trials: int | None) -> dict[str, Any]:
 
 def _done_trials(path: Path) -> tuple[int, int] | None:
     """(finished trials, budget) of the study in ``path`` (None when there is none)."""
-    from ..search import open_study
-    from ..search._records import counts
+    from ..search import counts, open_study
 
     if not (path / "study.json").is_file():
         return None
@@ -252,8 +251,7 @@ def _done_trials(path: Path) -> tuple[int, int] | None:
 
 
 def _search_splits(ctx: _Ctx, step: Step, opts: dict[str, Any]) -> Splits | None:
-    from ..search import load_search_splits
-    from ..search._settings import settings
+    from ..search import load_search_splits, settings
 
     assert isinstance(step.entry, SearchEntry) and step.space is not None
     if step.entry.dev_subset is None:
@@ -309,8 +307,7 @@ def _do_search(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool
     study = search(step.space, study=step.name, studies_dir=path.parent, splits=splits,
                    execution=Execution(device=ctx.opts.device, threads=ctx.opts.threads,
                                        data_dir=ctx.opts.data_dir), **opts)
-    from ..search._info import value_of
-    from ..search._records import best_trial, counts
+    from ..search import best_trial, counts, value_of
 
     c = counts(study)
     best = best_trial(study)
@@ -334,8 +331,7 @@ def _n_dev(ctx: _Ctx, step: Step) -> int:
 
 
 def _do_retrain(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool]:
-    from ..search import Execution, retrain
-    from ..search._info import value_of
+    from ..search import Execution, retrain, value_of
     from ..specs import spec_from_dict
 
     assert isinstance(step.entry, SearchEntry) and step.entry.retrain is not None

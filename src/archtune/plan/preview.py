@@ -50,7 +50,7 @@ def _run_text(step: Step) -> str:
 
 
 def _search_text(step: Step, trials: int | None) -> str:
-    from ..search._settings import settings
+    from ..search import settings
     from .execute import search_settings
 
     space, entry = step.space, step.entry

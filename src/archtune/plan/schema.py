@@ -183,7 +183,7 @@ def _retrain(value: Any, where: str) -> Retrain | None:
 
 
 def _search(name: str, entry: dict[str, Any], where: str) -> SearchEntry:
-    from ..search._settings import settings
+    from ..search import settings
 
     check_keys(entry, SEARCH_KEYS, where)
     if not isinstance(entry.get("space"), str):

@@ -194,8 +194,7 @@ def retrain_choice(plan_dir: Path, entry: SearchEntry, n_dev: int) -> tuple[Any,
     ``retrain.pick`` rule; the spec carries ``retrain.epochs`` when set."""
     import copy
 
-    from ..search import open_study
-    from ..search._info import value_of
+    from ..search import open_study, value_of
 
     assert entry.retrain is not None
     study, _ = open_study(study_folder(plan_dir, entry.name))

@@ -15,7 +15,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..search._pareto import COSTS as _ATTR
+from ..search import COSTS as _ATTR
 from .figures import BLUE, DPI, GREY, RED, _new
 from .study import CostCurve, Front, History, Parallel, SliceData
 

@@ -17,7 +17,7 @@ import yaml
 
 from ..errors import ArchtuneError
 from ..evaluate import capacity_verdict, dev_result
-from ..search._info import best_record
+from ..search import best_record
 from ..training.runs import Run, load_run
 from . import data as plot_data
 from . import study as sy

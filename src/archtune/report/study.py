@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArchtuneError
-from ..search._info import StudyInfo, TrialRecord, trial_record
-from ..search._pareto import directions, pareto_front
+from ..search import StudyInfo, TrialRecord, directions, pareto_front, trial_record
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ def is_study(path: str | Path) -> bool:
 
 def read_meta(folder: str | Path) -> StudyInfo:
     """The folder's study.json, validated (one reader: the search package's)."""
-    from ..search._storage import read_info
+    from ..search import read_info
 
     folder = Path(folder)
     meta = read_info(folder)
@@ -84,7 +83,8 @@ def _param_info(name: str, dist: Any) -> ParamInfo:
 
 def load_study_data(folder: str | Path) -> StudyData:
     """Open a study folder's Optuna study and read all its trials."""
-    from ..search._storage import connect, load, storage_for_folder
+    from ..search import connect, storage_for_folder
+    from ..search import load_study as load
 
     folder = Path(folder)
     meta = read_meta(folder)
@@ -160,7 +160,7 @@ class Front:
 
 def front_data(sd: StudyData) -> Front | None:
     """The Pareto front of a multi-objective study (None for a single-objective one)."""
-    from ..search._pareto import point
+    from ..search import pareto_point as point
 
     objectives = sd.meta.objectives
     if not objectives:

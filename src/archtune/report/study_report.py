@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArchtuneError
-from ..search._info import best_record
-from ..search._pareto import costs_of
-from ..search._storage import public_url
+from ..search import best_record, costs_of, public_url
 from ..training.runs import load_run
 from . import study as sy
 from .export import paused
@@ -160,7 +158,7 @@ def _best_run(sd: sy.StudyData, best: sy.TrialRecord, out: Path, write_report: b
 
 def _finalists(sd: sy.StudyData) -> list[Section]:
     """The noise-aware choice before retraining (finalists.json), when one was made."""
-    from ..search._finalists import read_finals
+    from ..search import read_finals
 
     finals = read_finals(sd.folder)
     if finals is None:

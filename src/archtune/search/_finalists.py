@@ -1,18 +1,28 @@
-"""Noise-aware choice of the trial to retrain: the top k trials trained again at full fidelity
-with several seeds, and chosen by their mean dev accuracy.
+"""Noise-aware choice of the trial to retrain, and the finalists as one averaged model.
 
-A search ranks its trials on one number each, often at a coarse fidelity (a data subset, few
-epochs), and the differences at the top are often smaller than what another seed changes. So
-before the winner is retrained, the ``k`` best complete trials (distinct parameters) are each
-trained at full fidelity (the whole train split, the spec's epochs or ``epochs``) with their own
-seed and ``seeds - 1`` more, and the one with the best mean dev accuracy wins. Whether it is
-distinguishable from the runner-up is said plainly: not when the gap between their means is
-within the larger of their seed spreads (half the range) or one binomial standard error of the
-dev accuracy (:func:`archtune._stats.accuracy_se`).
+A search ranks its trials on one number each, often at a coarse fidelity, and the differences
+at the top are often smaller than what another seed changes. So the ``k`` best complete trials
+(distinct parameters) are each trained at full fidelity (the whole train split, the spec's
+epochs or ``epochs``) with their own seed and ``seeds - 1`` more, and the best mean dev
+accuracy wins. Whether it is distinguishable from the runner-up is said plainly: not when the
+gap between their means is within the larger of their seed spreads (half the range) or one
+binomial standard error of the dev accuracy (:func:`archtune._stats.accuracy_se`). The runs
+live in ``STUDY/finalists/trial<N>-seed<S>/`` (normal run folders, reused when complete with
+the same spec, so an interrupted choice resumes) and the outcome in ``STUDY/finalists.json``.
 
-The runs live in ``STUDY/finalists/trial<N>-seed<S>/`` (normal run folders, reused when complete
-with the same spec, so an interrupted choice resumes) and the outcome in
-``STUDY/finalists.json``, which the study report shows.
+On small data the dev split cannot tell good candidates apart (400 dev images give one
+accuracy a standard error near 2 points), so ``retrain --ensemble`` averages the finalist runs
+instead: it keeps the runs the dev split cannot tell from the best one
+(:func:`archtune._ensemble.select_members`) and writes them as one run folder
+(:func:`archtune._ensemble.ensemble`), with ``search.json`` naming the lead member's trial
+(with ``--minutes``: the whole budget goes to their runs, less :data:`EVAL_SHARE`). A study's
+budgets apply to the ensemble as a whole (its cost is the sum of its members'), checked from the
+specs before any training. ``--ensemble auto`` averages only when it can pay: K x N runs share
+the time budget, and an average of under-trained nets loses to one trained run (fmnist-2k: a
+share holds 54-237 epochs, against auto-space's 24; 48,000 images: 2-3). So :func:`undertrained`
+predicts each member's epochs from its trial's epochs in the search (their median seconds,
+scaled from the coarse pass's images to the whole train split) and ``auto`` averages only when
+every member fits its spec's full epochs; without a time budget it always averages.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import logging
 import shutil
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,19 +41,22 @@ from .._files import read_object
 from .._stats import accuracy_se
 from .._validate import check_fields
 from ..errors import ArchtuneError
-from ._info import value_of
-from ._objective import trial_seed
-from ._records import trial_state
+from ..specs import output_units, spec_from_dict
+from ._objective import Execution, trial_seed
+from ._records import trial_state, value_of
+from ._settings import Limits, latency_ms
+from ._space import canonical_json
 
 if TYPE_CHECKING:
     import optuna
 
     from ..training import Run
-    from ._run import Execution
+    from ._records import StudyInfo
 
 log = logging.getLogger(__name__)
-FILE = "finalists.json"
+FINALISTS_FILE = "finalists.json"
 SEED_STEP = 1_000_003  # the j-th extra seed of trial n is trial_seed(study seed + j * SEED_STEP, n)
+EVAL_SHARE = 0.03  # retrain --ensemble --minutes: the share kept for the ensemble's dev evaluation
 
 
 @dataclass
@@ -119,7 +133,7 @@ _FINALIST = {"trial": int, "params": dict[str, Any], "search_value": float | Non
 
 def read_finals(folder: str | Path) -> Finals | None:
     """A study folder's finalists.json, validated (None when it has none)."""
-    path = Path(folder) / FILE
+    path = Path(folder) / FINALISTS_FILE
     if not path.is_file():
         return None
     data = read_object(path, _FIELDS, required=("finalists",), what="finalists file")
@@ -141,8 +155,6 @@ def top_trials(study: optuna.Study, k: int, family: str | None = None
     best trial of each family comes first, then the rest by rank: the coarse pass ranks families
     unfairly (stacks start slower; bench/RESULTS.md "Search fidelity ... (auto-space)"), so each
     family's best gets its full-fidelity runs."""
-    from ._space import canonical_json
-
     done = sorted((t for t in study.get_trials(deepcopy=False)
                    if trial_state(t) == "complete" and value_of(t) is not None
                    and isinstance(t.user_attrs.get("spec"), dict)),
@@ -177,8 +189,7 @@ def _train_once(raw: dict[str, Any], path: Path, ex: Execution, progress: bool,
                 minutes: float | None = None) -> Run:
     """Train ``raw`` into ``path``, or reuse a complete run of the same spec there (with a time
     budget ``minutes``, its epochs are the budget's: any number is the same spec)."""
-    from ..specs import output_units, spec_from_dict
-    from ..training import load_run, train
+    from ..training import load_run, train  # torch: kept out of reading finalists
     from ..training.trainer import as_trained
 
     spec = spec_from_dict(raw, source=str(path))
@@ -214,8 +225,6 @@ def choose_finalists(study: optuna.Study, folder: str | Path,
     equal share of what is left when it starts and trains the epochs that fit (so finalists are
     compared at equal time, not equal epochs). ``left_out``: why trials of the top are not among
     ``trials``, for the record."""
-    from ._run import Execution
-
     if not trials or seeds < 1:
         raise ArchtuneError(f"finalists: need a trial and seeds >= 1, got {len(trials)} trials, "
                             f"seeds={seeds}")
@@ -247,8 +256,105 @@ def choose_finalists(study: optuna.Study, folder: str | Path,
         finalists.append(f)
     finalists.sort(key=lambda f: (-f.mean, f.trial))
     finals = Finals(finalists, epochs, minutes, list(left_out or []))
-    from ..training.runs import write_json
+    from ..training.runs import write_json  # torch: kept out of reading finalists
 
-    write_json(folder / FILE, finals.to_dict())
+    write_json(folder / FINALISTS_FILE, finals.to_dict())
     log.info("finalists: %s", finals.verdict())
     return finals
+
+
+def epoch_seconds(trial: optuna.trial.FrozenTrial, n_train: int) -> float | None:
+    """Seconds one epoch of ``trial``'s spec takes on ``n_train`` images, predicted from its
+    epochs in the search: the median of their seconds (the first left out when there are more:
+    it warms up), scaled from the coarse pass's images to ``n_train``. Their seconds include a
+    dev pass, which does not grow with the training images, so this errs long (toward one
+    run: Fashion-MNIST, 18.7 s predicted, 15.5 s run). None: no epoch recorded."""
+    rows = [r for r in trial.user_attrs.get("history") or [] if isinstance(r, dict)
+            and isinstance(r.get("seconds"), int | float) and r["seconds"] > 0]
+    if not rows:
+        return None
+    seconds = statistics.median(r["seconds"] for r in (rows[1:] if len(rows) > 1 else rows))
+    subset = (trial.user_attrs.get("fidelity") or {}).get("train_subset")
+    coarse = min(int(subset), n_train) if isinstance(subset, int) and subset > 0 else n_train
+    return seconds * n_train / max(coarse, 1)
+
+
+def undertrained(trials: list[optuna.trial.FrozenTrial], seeds: int, minutes: float,
+                 n_train: int) -> str | None:
+    """Why ``seeds`` runs of each of ``trials`` sharing ``minutes`` would be under-trained: the
+    runs whose predicted epochs in their share fall short of their spec's full epochs (see the
+    module docstring). None: every run fits."""
+    from ..training.budget import MARGIN  # torch: kept out of reading finalists
+
+    n = len(trials) * seeds
+    share = minutes * 60 / n
+    short = []
+    for t in trials:
+        full = int(t.user_attrs["spec"]["train"]["epochs"])
+        epoch_s = epoch_seconds(t, n_train)
+        if epoch_s is None:
+            short.append(f"trial {t.number} has no timed epoch in the search")
+            continue
+        fit = share * MARGIN / epoch_s
+        if fit < full:
+            short.append(f"trial {t.number} about {fit:.1f} of its {full} epochs "
+                         f"({epoch_s:.1f} s an epoch on {n_train:,} images)")
+    if not short:
+        return None
+    return (f"{n} runs sharing {minutes:.1f} minutes would get "
+            f"{f'{share:.0f}' if share >= 10 else f'{share:.1f}'} s each: "
+            + "; ".join(short))
+
+
+def fitting(trials: list[optuna.trial.FrozenTrial], seeds: int, minutes: float, n_train: int
+            ) -> tuple[list[optuna.trial.FrozenTrial], list[str]]:
+    """The trials whose ``seeds`` runs each can train at least one epoch when all their runs
+    share ``minutes`` (predicted as :func:`undertrained` does), and why each other one was left
+    out. The slowest is left out first, which raises the others' shares. A run that cannot
+    finish one epoch would overrun the time budget (training runs at least one); a trial with
+    no timed epoch is kept."""
+    from ..training.budget import MARGIN  # torch: kept out of reading finalists
+
+    kept, why = list(trials), []
+    while kept:
+        share = minutes * 60 / (len(kept) * seeds)
+        timed = [(s, t) for t in kept if (s := epoch_seconds(t, n_train)) is not None]
+        over = [(s, t) for s, t in timed if s > share * MARGIN]
+        if not over:
+            break
+        slowest, trial = max(over, key=lambda x: x[0])
+        kept.remove(trial)
+        why.append(f"trial {trial.number}: one epoch takes about {slowest:.0f} s on "
+                   f"{n_train:,} images, over its runs' share of {share:.0f} s")
+    return kept, why
+
+
+def check_ensemble_limits(info: StudyInfo, trials: list[optuna.trial.FrozenTrial], seeds: int) -> None:
+    """Raise when ``seeds`` runs of each of ``trials``, run together, exceed the study's budgets."""
+    limits = Limits.of(info)
+    if limits is None:
+        return
+    n = len(trials) * seeds
+    params = seeds * sum(int(t.user_attrs.get("params_count") or 0) for t in trials)
+    flops = seeds * sum(float(t.user_attrs.get("flops") or 0) for t in trials)
+    constraints, measured = limits.check_costs(params, flops, lambda: seeds * sum(
+        latency_ms(spec_from_dict(t.user_attrs["spec"], source=f"trial {t.number}")) for t in trials))
+    over = limits.reason(constraints, params, flops, measured)  # the candidates' own wording
+    if over:
+        raise ArchtuneError(
+            f"--ensemble: {n} members ({len(trials)} trial{'s' if len(trials) != 1 else ''} x "
+            f"{seeds} seed{'s' if seeds != 1 else ''}) run together exceed the study's budget: "
+            f"{over}. Lower --finalists or --seeds, or drop --ensemble")
+
+
+def ensemble_run(finals: Finals, path: Path, record: Callable[[int], dict[str, Any]]) -> Run:
+    """Write the run folder ``path`` of the ensemble of the runs in ``finals`` (see
+    :func:`archtune._ensemble.ensemble`); ``record(trial)`` gives search.json for the lead's trial."""
+    from .._ensemble import ensemble  # torch: kept out of reading finalists
+    from ..training.runs import write_json
+
+    sources = [(f.trial, seed, r) for f in finals.finalists for seed, r in zip(f.seeds, f.runs, strict=True)]
+    run = ensemble([r for _, _, r in sources], path,
+                   labels=[{"trial": trial, "seed": seed} for trial, seed, _ in sources])
+    write_json(path / "search.json", record(run.metrics["ensemble"]["members"][0]["trial"]))
+    return run

@@ -1,5 +1,5 @@
 """Retraining a study's choice into a normal run folder: one trial once, the finalists' round
-(:mod:`archtune.search._finalists`) or the finalists averaged (:mod:`archtune.search._ensemble`).
+or the finalists averaged (both: :mod:`archtune.search._finalists`).
 
 With a time budget, retrain decides by itself what it can pay for: whether a finalists' round
 (when neither finalists nor seeds are given) or an ensemble (``ensemble="auto"``) would train its
@@ -19,17 +19,29 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..config import data_config
 from ..errors import ArchtuneError
-from ._info import StudyInfo, value_of
-from ._records import best_trial, get_trial, trial_state
-from ._storage import public_url, study_info
+from ..specs import spec_from_dict
+from ._fidelity import strata_dim
+from ._finalists import (
+    EVAL_SHARE,
+    check_ensemble_limits,
+    choose_finalists,
+    ensemble_run,
+    fitting,
+    top_trials,
+    undertrained,
+)
+from ._objective import Execution
+from ._records import StudyInfo, best_trial, get_trial, study_info, trial_state, value_of
+from ._space import SearchSpace
+from ._storage import public_url
 from ._study import attach
 
 if TYPE_CHECKING:
     import optuna
 
     from ..training import Run
-    from ._run import Execution
 
 log = logging.getLogger(__name__)
 FINALISTS_SHARE = 0.5  # retrain --minutes with finalists: their round's share; the winner's run the rest
@@ -61,7 +73,7 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     (each run an equal share, so finalists are compared at equal time), and the winner is then
     trained again with its own seed in what is left: the returned run. ``ensemble``: the
     finalist runs (``finalists`` trials x ``seeds``) within the dev noise of the best become one
-    averaged model instead, and get the whole time budget (see :mod:`archtune.search._ensemble`);
+    averaged model instead, and get the whole time budget (see :mod:`archtune.search._finalists`);
     ``ensemble="auto"``: that only when each member's share of ``minutes`` is predicted to hold
     its spec's full epochs, else the best trial trained once with the whole budget (a
     finalists' round would leave its runs shorter still); search.json ``ensemble_auto`` says
@@ -70,8 +82,7 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     finalists' record ``left_out`` says why): a run trains at least one epoch, so it would
     overrun the budget.
     """
-    from ..training.budget import check_minutes
-    from ._run import Execution
+    from ..training.budget import check_minutes  # torch: kept out of reading a study
 
     check_minutes(minutes)
     if minutes is not None and epochs is not None:
@@ -119,8 +130,6 @@ class _Retrain:
     def best(self, finalists: int | None, seeds: int | None) -> Run:
         """The finalists' round (or the best trial once); with a time budget and neither count
         given, the round only when it can train its runs fully."""
-        from ._finalists import top_trials
-
         record: dict[str, Any] = {}
         k, n = finalists or FINALISTS, seeds or SEEDS
         if k * n == 1:
@@ -137,8 +146,7 @@ class _Retrain:
              minutes: float | None = None, path: Path | None = None) -> Run:
         """Train ``chosen``'s spec with its own seed on the whole train split (in ``minutes``, by
         default the call's budget); ``record`` is added to search.json."""
-        from ..specs import spec_from_dict
-        from ..training import train
+        from ..training import train  # torch: kept out of reading a study
         from ..training.runs import write_json
 
         raw = chosen.user_attrs.get("spec")
@@ -163,9 +171,8 @@ class _Retrain:
     def round(self, top: list[optuna.trial.FrozenTrial], seeds: int, record: dict[str, Any]) -> Run:
         """Choose among the ``top`` trials by mean over ``seeds``; copy the winner's own-seed run
         out (with a time budget: train the winner again in what the round left)."""
-        from ..training import load_run
+        from ..training import load_run  # torch: kept out of reading a study
         from ..training.runs import write_json
-        from ._finalists import choose_finalists
 
         minutes = self.minutes
         if self.run_dir is not None:
@@ -196,9 +203,6 @@ class _Retrain:
     def ensemble(self, k: int, seeds: int, *, auto: bool) -> Run:
         """Average the finalist runs dev cannot tell apart; ``auto``: only when the time budget
         trains each run fully (else the best trial once)."""
-        from ._ensemble import EVAL_SHARE, check_ensemble_limits, ensemble_run
-        from ._finalists import choose_finalists, top_trials
-
         if k * seeds < 2:
             raise ArchtuneError("--ensemble needs at least 2 members: --finalists x --seeds >= 2")
         top = top_trials(self.study, k, self.family)
@@ -241,9 +245,7 @@ class _Retrain:
     def _ensemble_pays(self, trials: list[optuna.trial.FrozenTrial], seeds: int) -> dict[str, Any]:
         """``ensemble="auto"``'s decision: average (``{"ensemble": True}``) unless the members
         together exceed the study's budgets or the time budget leaves them under-trained
-        (:func:`archtune.search._ensemble.undertrained`)."""
-        from ._ensemble import EVAL_SHARE, check_ensemble_limits
-
+        (:func:`archtune.search._finalists.undertrained`)."""
         try:
             check_ensemble_limits(self.info, trials, seeds)
         except ArchtuneError as err:
@@ -263,20 +265,16 @@ class _Retrain:
     def _undertrained(self, trials: list[optuna.trial.FrozenTrial], seeds: int,
                       minutes: float) -> str | None:
         """Why ``seeds`` runs of each of ``trials`` sharing ``minutes`` would be cut short of
-        their full epochs (:func:`archtune.search._ensemble.undertrained`), or None."""
-        from ._ensemble import undertrained
-
+        their full epochs (:func:`archtune.search._finalists.undertrained`), or None."""
         return undertrained(trials, seeds, minutes, self.n_train(trials[0]))
 
     def _fitting(self, trials: list[optuna.trial.FrozenTrial], seeds: int, minutes: float | None,
                  what: str, *, need: int, refusal: str,
                  hint: str) -> tuple[list[optuna.trial.FrozenTrial], list[str]]:
         """``trials`` less those whose runs cannot train one epoch in their share of ``minutes``
-        (:func:`archtune.search._ensemble.fitting`), and why each was left out (logged); fewer
+        (:func:`archtune.search._finalists.fitting`), and why each was left out (logged); fewer
         than ``need`` left is refused (``refusal``, the reasons, then ``hint``), before any
         training and without the warnings the error repeats."""
-        from ._ensemble import fitting
-
         if minutes is None:
             return trials, []
         rest, left_out = fitting(trials, seeds, minutes, self.n_train(trials[0]))
@@ -289,8 +287,7 @@ class _Retrain:
     def n_train(self, trial: optuna.trial.FrozenTrial) -> int:
         """The train split's size of ``trial``'s data set (what a retrain trains on: the study's,
         so it is loaded once)."""
-        from ..config import data_config
-        from ..data import load_data, train_split_size
+        from ..data import load_data, train_split_size  # torch: kept out of reading a study
 
         if self._n_train is None:
             raw = trial.user_attrs["spec"].get("data") or {}
@@ -301,12 +298,12 @@ class _Retrain:
     @cached_property
     def family(self) -> str | None:
         """The study's architecture-family choice (auto-space's ``arch``), if its space has one."""
-        return _family(self.info)
+        return family_choice(self.info)
 
     def _path(self, what: str, check: bool = True) -> Path:
         """The returned run's folder: run_dir, or a new STUDY-<what>-<time> under runs_root;
         ``check``: refuse a folder that is not empty now, before any training."""
-        from ..training.runs import new_run_dir
+        from ..training.runs import new_run_dir  # torch: kept out of reading a study
 
         path = Path(self.run_dir) if self.run_dir else \
             new_run_dir(f"{self.study.study_name}-{what}", self.runs_root)
@@ -322,11 +319,8 @@ class _Retrain:
                 "fidelity": chosen.user_attrs.get("fidelity")}
 
 
-def _family(info: StudyInfo) -> str | None:
+def family_choice(info: StudyInfo) -> str | None:
     """The study's architecture-family choice (auto-space's ``arch``), if its space has one."""
-    from ._fidelity import strata_dim
-    from ._space import SearchSpace
-
     if not info.space:
         return None
     dim = strata_dim(SearchSpace(info.space, source="stored"))

@@ -1,110 +1,56 @@
-"""``search()`` and ``worker()``: run trials in this process, or in N processes that divide
-the cores between them."""
+"""``search()`` and ``worker()``: run a study's trials in this process, or in N processes that
+divide the cores between them.
+
+``jobs: auto`` chooses N. On a CPU, N trials with one thread each use the cores better than
+one trial with N threads while a model is small (a step has too little work to split across
+threads); as models grow the two become alike, and then one trial at a time is better: each
+trial finishes sooner, so the sampler and pruner learn sooner. ``bench/jobs.py`` measured both
+on the project's 2-core CPU (bench/RESULTS.md, "Search workers"): 2 trials x 1 thread trained
+1.53x as many images per second as 1 trial x 2 threads for mlp-small (0.2 MFLOPs per image),
+1.30-1.37x for the small CNNs, 1.15x for default (11 MFLOPs) and 1.07x for accurate (76
+MFLOPs). AUTO_MAX_FLOPS keeps parallel trials up to about the largest model measured; beyond
+it nothing was measured.
+"""
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import signal
+import statistics
 import sys
 import threading
 import time
-from collections.abc import Sequence
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
+import optuna
+
+from .. import log as archtune_log
 from ..errors import ArchtuneError
-from ._hooks import TrialCallback, study_hooks, trial_callbacks
-from ._jobs import Jobs, resolve_jobs
-from ._limits import Limits
-from ._objective import TrialContext
-from ._refine import refine_space
-from ._settings import as_dict, settings
+from ..specs import infer_shapes, spec_from_dict, totals
+from ._fidelity import refine_space
+from ._objective import Execution, TrialContext, check_data, coarse_epochs, load_search_splits
+from ._settings import Limits, as_dict, settings
 from ._space import SearchSpace, load_space
 from ._storage import SCRATCH, Handle
 from ._study import attach, prepare, pruner_for, top_epochs
-from ._worker import Budget, run_worker
+from ._worker import Budget, run_worker, study_hooks, trial_callbacks
 
 if TYPE_CHECKING:
-    import optuna
-
     from ..data import Splits
     from ..tracking import Tracking
 
 log = logging.getLogger(__name__)
+Jobs = int | Literal["auto"]
+AUTO_MAX_FLOPS = 80e6  # per image; see the module docstring
+SAMPLED = 16  # candidates whose FLOPs are looked at
 
 
 def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def load_search_splits(space: SearchSpace, *, train_subset: int | None = None,
-                       data_dir: str | None = None) -> Splits:
-    """The train and dev splits of the space's data set (the test split is never read).
-
-    ``train_subset`` is a coarse pass's "at most": on a data set whose train split is no
-    larger, every trial trains on all of it (a space's 12,000 fits any data set), for more
-    epochs (see :func:`coarse_epochs`)."""
-    from ..config import data_config
-    from ..data import load_data, train_split_size
-
-    data = load_data(data_config(space.raw.get("data")), data_dir=data_dir)
-    if train_subset is not None:
-        n_train = train_split_size(len(data.dataset.y_train), data.config.dev_fraction)
-        if train_subset < n_train:
-            data.train_subset = train_subset
-        else:
-            log.info("coarse pass: the train split has %d images, not more than train_subset=%d; "
-                     "trials train on all of them", n_train, train_subset)
-    return data.splits
-
-
-def coarse_epochs(epochs: int | None, train_subset: int | None, n_train: int, *,
-                  full: int | None = None) -> int | None:
-    """The epoch cap of a coarse pass (``epochs`` on ``train_subset`` images) on a train split
-    of ``n_train`` images. A coarse pass is a number of images seen: on a smaller data set each
-    trial gets more epochs, ``ceil(epochs * train_subset / n_train)``, at most ``full`` (the
-    space's own epochs). Otherwise it is ``epochs`` as given (None: no cap)."""
-    if epochs is None or not train_subset or n_train <= 0 or n_train >= train_subset:
-        return epochs
-    scaled = math.ceil(epochs * train_subset / n_train)
-    return max(epochs, min(scaled, full) if full is not None else scaled)
-
-
-def check_data(space: SearchSpace, splits: Splits) -> None:
-    """Fail at once when no candidate can fit the data (instead of N invalid trials)."""
-    from ..data import check_fits
-    from ..specs.layers import normalize_layer
-
-    try:  # the last layer's units, unless they are searched or 'classes' (they fit any data)
-        last = normalize_layer(space.raw["layers"][-1], 0)
-        units = last.args["units"] if last.type == "Dense" else None
-    except ArchtuneError:
-        units = None
-    check_fits(splits, kind="space", name=space.name, units=units,
-               input_shape=space.raw.get("input_shape") or [28, 28, 1])
-
-
-@dataclass(frozen=True)
-class Execution:
-    """How this process runs a study's trials: none of it is part of the study, so each worker
-    (process or machine) may choose its own."""
-
-    threads: int | None = None  # CPU threads per trial (None: the cores divided among the jobs)
-    device: str | None = None  # cpu | cuda (None: the best this machine has)
-    data_dir: str | None = None  # folder holding the data set's files on this machine
-    keep_runs: bool | None = None  # keep each trial's run folder in STUDY/trials/N (None: as the study)
-    loggers: str | Sequence[str] | Tracking | None = None  # "tensorboard", "mlflow": every trial
-    mlflow_uri: str | None = None  # MLflow tracking URI (default sqlite:///mlflow.db)
-    on_trial: TrialCallback | Sequence[TrialCallback] | None = None  # (study, trial), once each
-    progress: bool | None = None  # a printed line per finished trial (None: in a notebook only)
-
-    def tracking(self) -> Tracking | None:
-        from ..tracking import resolve
-
-        return resolve(self.loggers, self.mlflow_uri) if self.loggers or self.mlflow_uri else None
 
 
 class Overrides(TypedDict, total=False):
@@ -128,7 +74,7 @@ class Overrides(TypedDict, total=False):
 
 def _context(handle: Handle, ex: Execution, *, splits: Splits | None,
              tracking: Tracking | None) -> TrialContext:
-    from ..training.device import pick_device
+    from ..training.device import pick_device  # torch: kept out of creating a study
 
     info = handle.info
     space = SearchSpace(info.space or {}, source=f"study '{handle.name}'")
@@ -244,8 +190,6 @@ class _ChildArgs:
 
 def _levels() -> dict[str, int]:
     """This process's logging choices, for worker processes to copy."""
-    import optuna
-
     names = ("archtune", "archtune.training", "archtune.data")
     return {n: logging.getLogger(n).level for n in names} | {"optuna": optuna.logging.get_verbosity()}
 
@@ -284,16 +228,12 @@ def _stop_children(procs: list[Any]) -> None:
 
 def _child(args: _ChildArgs, parent: int) -> None:
     """One of the N worker processes of ``search(jobs=N)``, started by process ``parent``."""
-    from .. import log as archtune_log
-
     exit_with_parent(parent)
     levels = args.levels
     if logging.getLogger("archtune").handlers == [] and levels["archtune"] != logging.NOTSET:
         archtune_log.configure({logging.WARNING: -1, logging.DEBUG: 1}.get(levels["archtune"], 0))
     for logger, level in levels.items():
         if logger == "optuna":
-            import optuna
-
             optuna.logging.set_verbosity(level)
         else:
             logging.getLogger(logger).setLevel(level)
@@ -349,3 +289,31 @@ def _watch_parent(parent: int, grace: float, signal_self: bool) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(grace)
     os._exit(130)
+
+
+def median_flops(space: SearchSpace, n: int = SAMPLED) -> float | None:
+    """The median FLOPs per image of ``n`` seeded random candidates (None: none is valid)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    flops = []
+    for _ in range(n):
+        try:
+            spec = spec_from_dict(space.sample(study.ask()), source="candidate")
+        except ArchtuneError:
+            continue
+        flops.append(float(totals(infer_shapes(spec)).flops))
+    return statistics.median(flops) if flops else None
+
+
+def resolve_jobs(jobs: Jobs, space: SearchSpace, cores: int) -> int:
+    """``jobs`` as a number: ``auto`` runs one trial per core for spaces of small models (median
+    candidate under AUTO_MAX_FLOPS), else one trial at a time with every core."""
+    if jobs != "auto":
+        return int(jobs)
+    flops = median_flops(space)
+    n = cores if cores > 1 and flops is not None and flops <= AUTO_MAX_FLOPS else 1
+    log.info("jobs auto: %d trial%s at once (%d cores; median candidate %s FLOPs per image, "
+             "threshold %.0fM)", n, "s" if n > 1 else "", cores,
+             "unknown" if flops is None else f"{flops / 1e6:.1f}M", AUTO_MAX_FLOPS / 1e6)
+    return n

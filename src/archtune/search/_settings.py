@@ -1,11 +1,30 @@
-"""Search settings (a space's ``search:`` section, overridden by arguments) and the Optuna
-samplers and pruners they name."""
+"""Search settings (a space's ``search:`` section, overridden by arguments) and the costs they
+bound or trade: budgets a candidate must fit and the objectives of accuracy against cost.
+
+Budgets (``max_params``, ``max_flops``, ``max_latency_ms``): a candidate over budget is rejected
+from its spec alone, with no training, and recorded ``invalid`` with the reason. Each limit is
+also an Optuna constraint of the trial (``value / limit - 1``, <= 0 when it fits), so TPE learns
+which regions of the space are over budget. Latency is measured once per architecture per
+process (median of timed forward passes of one image, fp32, on this process's CPU threads).
+
+Objectives (``objectives: [dev_accuracy, params]``): dev accuracy is maximised and each cost
+(``params``, ``flops`` per image, batch-1 ``latency_ms``) minimised. A cost is known from the
+spec before any training, so every trial records it first. Optuna's pruners refuse
+multi-objective studies; here a trial is pruned (``pruner: median``) when its dev accuracy after
+an epoch is below the median of the finished trials of *similar cost* at the same epoch: a small
+model is judged against small models, not against the large ones that would always beat it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
-import warnings
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -14,6 +33,9 @@ from ..errors import ArchtuneError, unknown
 
 if TYPE_CHECKING:
     import optuna
+
+    from ..specs import Spec
+    from ._records import TrialRecord
 
 log = logging.getLogger(__name__)
 SAMPLERS = ("grid", "random", "tpe")
@@ -65,8 +87,6 @@ class SearchSettings:
         for key in LIMITS:
             value = getattr(self, key)
             require(value is None or value > 0, f"{where}.{key}", f"must be > 0, got {value}")
-        from ._pareto import parse_objectives
-
         self.objectives = parse_objectives(self.objectives, f"{where}.objectives")
         require(self.objectives is None or self.pruner in (None, "none", "median"), f"{where}.pruner",
                 f"'{self.pruner}' is Optuna's, which refuses multi-objective studies; use median "
@@ -100,43 +120,198 @@ def as_dict(s: SearchSettings) -> dict[str, Any]:
     return dataclasses.asdict(s)
 
 
-def make_sampler(name: str, seed: int, trials: int | None) -> optuna.samplers.BaseSampler:
-    """grid studies run from Optuna's trial queue (every point enqueued once), so their sampler
-    is never asked for a value; random and tpe are Optuna's samplers, seeded for each trial
-    from the study seed and the trial's place (so a resumed or parallel search proposes the
-    points an uninterrupted one would)."""
-    import optuna
-
-    from ._sampler import PerTrialSeed
-
-    if name == "grid":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "random":
-        return PerTrialSeed(lambda s: optuna.samplers.RandomSampler(seed=s), seed)
-    startup = max(4, min(10, (trials or DEFAULT_TRIALS) // 4))
-
-    def tpe(s: int) -> optuna.samplers.BaseSampler:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            # multivariate + group model the joint and conditional structure of a space; the
-            # constant liar keeps parallel workers from proposing the same point.
-            return optuna.samplers.TPESampler(seed=s, n_startup_trials=startup, multivariate=True,
-                                              group=True, constant_liar=True)
-
-    return PerTrialSeed(tpe, seed)
+PRIMARY = "dev_accuracy"  # always the first objective (maximised)
+COSTS = {"params": "params_count", "flops": "flops", "latency_ms": "latency_ms"}  # -> user attr
+PARETO = [PRIMARY, "params"]  # what `--objectives pareto` means
+PEER_FACTOR = 2.0  # trials within this factor of a trial's cost (its first one) are its peers
+PEER_MIN = 4  # a trial is judged once this many peers have reached the same epoch
+WARMUP_EPOCHS = 1  # never pruned before the end of this epoch (as the median pruner)
 
 
-def make_pruner(name: str, max_epochs: int | None, multi: bool = False) -> optuna.pruners.BasePruner:
-    """Pruners decide from the dev accuracy each trial reports after every epoch. A
-    multi-objective study (``multi``) gets none from Optuna: its trials prune themselves
-    against their cost peers (see ``_pareto``)."""
-    import optuna
+def parse_objectives(value: Any, where: str = "search.objectives") -> list[str] | None:
+    """The objectives as a list (``dev_accuracy`` then costs), or None for a single-objective
+    study. Accepts a list, ``"dev_accuracy,flops"`` or ``"pareto"`` (dev_accuracy and params)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = PARETO if value.strip() == "pareto" else [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ArchtuneError(f"{where}: expected a list such as [dev_accuracy, params], or "
+                            f"'pareto', got {kind_of(value)}")
+    for name in value:
+        if name != PRIMARY and name not in COSTS:
+            raise unknown("objective", name, [PRIMARY, *COSTS], where)
+    if not value or value[0] != PRIMARY:
+        raise ArchtuneError(f"{where}: the first objective must be {PRIMARY} (maximised), then "
+                            f"costs to minimise ({', '.join(COSTS)}); got {value}")
+    if len(set(value)) != len(value) or PRIMARY in value[1:]:
+        raise ArchtuneError(f"{where}: each objective once, got {value}")
+    return list(value) if len(value) > 1 else None
 
-    if name == "none" or multi:
-        return optuna.pruners.NopPruner()
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
-    if name == "sha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs or "auto",
-                                          reduction_factor=3)
+
+def directions(objectives: Sequence[str] | None) -> list[str]:
+    """Optuna's study directions: accuracy up, costs down."""
+    return ["maximize", *["minimize"] * (len(objectives or [PRIMARY]) - 1)]
+
+
+def costs_of(attrs: dict[str, Any], objectives: Sequence[str]) -> list[float]:
+    """The trial's cost objectives, from its recorded attributes."""
+    out = []
+    for name in objectives[1:]:
+        value = attrs.get(COSTS[name])
+        if value is None:
+            raise ArchtuneError(f"objective {name}: the trial has no {COSTS[name]} recorded")
+        out.append(float(value))
+    return out
+
+
+def _accuracy_at(attrs: dict[str, Any], epochs: int) -> float | None:
+    history = attrs.get("history")
+    if not isinstance(history, list) or len(history) < epochs:
+        return None
+    value = history[epochs - 1].get("dev_accuracy") if isinstance(history[epochs - 1], dict) else None
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def peer_median(trials: Sequence[optuna.trial.FrozenTrial], number: int, cost_attr: str,
+                cost: float, epochs: int) -> tuple[float | None, int]:
+    """(median dev accuracy after ``epochs`` epochs of the finished trials whose cost is within
+    PEER_FACTOR of ``cost``, how many there were); None when fewer than PEER_MIN."""
+    values = []
+    for t in trials:
+        if t.number == number or not t.state.is_finished() or t.user_attrs.get("status") == "invalid":
+            continue
+        other = t.user_attrs.get(cost_attr)
+        if not isinstance(other, int | float) or other <= 0 or cost <= 0:
+            continue
+        if max(other / cost, cost / other) > PEER_FACTOR:
+            continue
+        acc = _accuracy_at(t.user_attrs, epochs)
+        if acc is not None:
+            values.append(acc)
+    return (statistics.median(values) if len(values) >= PEER_MIN else None), len(values)
+
+
+def should_prune(trial: optuna.Trial, objectives: Sequence[str], cost: float,
+                 history: Sequence[dict[str, float]]) -> bool:
+    """Whether a multi-objective trial stops after the epoch it just finished: below the median
+    of its cost peers at that epoch (after the warm-up)."""
+    epochs = len(history)
+    if epochs <= WARMUP_EPOCHS:
+        return False
+    trials = trial.study.get_trials(deepcopy=False)
+    median, _ = peer_median(trials, trial.number, COSTS[objectives[1]], cost, epochs)
+    return median is not None and history[-1]["dev_accuracy"] < median
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether point a (accuracy, costs...) is at least as good as b everywhere and better
+    somewhere (accuracy higher is better, costs lower)."""
+    ge = a[0] >= b[0] and all(x <= y for x, y in zip(a[1:], b[1:], strict=True))
+    gt = a[0] > b[0] or any(x < y for x, y in zip(a[1:], b[1:], strict=True))
+    return ge and gt
+
+
+def pareto_point(t: TrialRecord, objectives: Sequence[str]) -> list[float] | None:
+    """A complete trial's (accuracy, costs...), or None when any is missing."""
+    if t.value is None or not math.isfinite(t.value):
+        return None
+    try:
+        return [t.value, *costs_of(t.attrs, objectives)]
+    except ArchtuneError:
+        return None
+
+
+def pareto_front(trials: Sequence[TrialRecord], objectives: Sequence[str]) -> list[TrialRecord]:
+    """The complete trials no other complete trial dominates, cheapest (first cost) first."""
+    pts = [(t, p) for t in trials if (p := pareto_point(t, objectives)) is not None]
+    front = [(t, p) for t, p in pts if not any(dominates(q, p) for _, q in pts)]
+    return [t for t, p in sorted(front, key=lambda tp: (tp[1][1], -tp[1][0], tp[0].number))]
+
+
+LATENCY_RUNS = 20  # timed forward passes (after 3 warm-up passes); the median is kept
+_latency_cache: dict[str, float] = {}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_params: int | None = None
+    max_flops: float | None = None
+    max_latency_ms: float | None = None
+
+    @classmethod
+    def of(cls, info: Any) -> Limits | None:
+        """The limits recorded in a study's info (None when it has none)."""
+        limits = cls(*(getattr(info, k, None) for k in ("max_params", "max_flops", "max_latency_ms")))
+        return limits if any(v is not None for v in vars(limits).values()) else None
+
+    def check(self, spec: Spec, params: int, flops: float) -> tuple[dict[str, float], dict[str, Any]]:
+        """({constraint name: value / limit - 1}, measured values) of a candidate; the latency
+        is measured only when the cheaper limits hold (an over-budget model is never built)."""
+        return self.check_costs(params, flops, lambda: latency_ms(spec))
+
+    def check_costs(self, params: int, flops: float, latency: Callable[[], float]
+                    ) -> tuple[dict[str, float], dict[str, Any]]:
+        """As :meth:`check`, from the costs; ``latency()`` is called only when needed."""
+        constraints: dict[str, float] = {}
+        measured: dict[str, Any] = {}
+        if self.max_params is not None:
+            constraints["params"] = params / self.max_params - 1
+        if self.max_flops is not None:
+            constraints["flops"] = flops / self.max_flops - 1
+        if self.max_latency_ms is not None:
+            if any(v > 0 for v in constraints.values()):
+                constraints["latency_ms"] = 0.0  # not measured: rejected already
+            else:
+                measured["latency_ms"] = latency()
+                constraints["latency_ms"] = measured["latency_ms"] / self.max_latency_ms - 1
+        return constraints, measured
+
+    def reason(self, constraints: dict[str, float], params: int, flops: float,
+               measured: dict[str, Any]) -> str | None:
+        """One line naming every limit the candidate exceeds, or None when it fits."""
+        over = []
+        if constraints.get("params", 0) > 0:
+            over.append(f"{params:,} parameters > max_params {self.max_params:,}")
+        if constraints.get("flops", 0) > 0:
+            over.append(f"{flops:,.0f} FLOPs per image > max_flops {self.max_flops:,.0f}")
+        if constraints.get("latency_ms", 0) > 0:
+            over.append(f"batch-1 latency {measured['latency_ms']:.3g} ms > max_latency_ms "
+                        f"{self.max_latency_ms:g}")
+        return "over budget: " + "; ".join(over) + " (not trained)" if over else None
+
+
+def architecture_key(spec: Spec) -> str:
+    """What latency depends on: the layers and the input shape (not training settings)."""
+    d = spec.to_dict()
+    text = json.dumps({"layers": d["layers"], "input_shape": d.get("input_shape")}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def latency_ms(spec: Spec) -> float:
+    """Median milliseconds of a forward pass of one image, fp32, eval mode, on the CPU."""
+    key = architecture_key(spec)
+    if key not in _latency_cache:
+        import torch
+
+        from ..models import build_model  # torch: kept out of loading a space or the CLI
+
+        model = build_model(spec).eval()
+        h, w, c = spec.input_shape
+        x = torch.zeros(1, c, h, w)
+        times = []
+        with torch.inference_mode():
+            for i in range(3 + LATENCY_RUNS):
+                t0 = time.perf_counter()
+                model(x)
+                if i >= 3:
+                    times.append((time.perf_counter() - t0) * 1000)
+        _latency_cache[key] = statistics.median(times)
+    return _latency_cache[key]
+
+
+def apply_constraints(trial: optuna.Trial, constraints: dict[str, float]) -> None:
+    """Record the constraints in the trial, for samplers that use them (TPE)."""
+    for name, value in constraints.items():
+        trial.set_constraint(name, value)

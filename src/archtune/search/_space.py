@@ -1,5 +1,6 @@
 """Search spaces: a spec whose ``layers`` and ``train`` values may be dimensions, plus an
-optional ``search:`` section of default settings. Loading validates the whole space."""
+optional ``search:`` section of default settings. Loading validates the whole space;
+:func:`resolve` walks its tree of dimensions (``_tree``) into a plain spec dict."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import hashlib
 import json
 import math
 import random
+from collections.abc import Callable
 from functools import cache
 from html import escape
 from pathlib import Path
@@ -23,9 +25,20 @@ from ..config import data_config, train_config
 from ..errors import ArchtuneError, did_you_mean, short
 from ..specs.layers import bind_classes, normalize_layer
 from ..specs.schema import SPEC_KEYS, UNBOUND_CLASSES, apply_overrides, read_spec_file
-from ._dims import GRID_LIMIT, Dim
 from ._settings import SearchSettings, settings
-from ._tree import Ctx, DimInfo, Missing, Node, Parser, contains_dim, resolve
+from ._tree import (
+    GRID_LIMIT,
+    Const,
+    Ctx,
+    Dim,
+    DimInfo,
+    DimNode,
+    MapNode,
+    Node,
+    Parser,
+    RepeatNode,
+    contains_dim,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -251,6 +264,58 @@ def _mid(d: Dim) -> Any:
         step = d.step or 1
         mid = d.low + round((mid - d.low) / step) * step
     return int(mid) if d.kind == "int" else mid
+
+
+class Missing(Exception):
+    """Raised by a pick function when a dimension has no value yet (grid enumeration)."""
+
+    def __init__(self, dim: Dim):
+        super().__init__(dim.name)
+        self.dim = dim
+
+
+Pick = Callable[[Dim], Any]
+
+
+def resolve(node: Node, pick: Pick) -> Any:
+    """The plain value of ``node`` with every active dimension's value taken from ``pick``."""
+    if isinstance(node, Const):
+        return copy.deepcopy(node.value)
+    if isinstance(node, DimNode):
+        value = pick(node.dim)
+        if node.branches is None:
+            return value
+        return resolve(node.branches[_index(node.dim, value)], pick)
+    if isinstance(node, MapNode):
+        out: dict[Any, Any] = {}
+        for key, child in node.items:
+            if isinstance(child, DimNode) and child.merge:
+                label = pick(child.dim)
+                out[key] = label
+                out.update(resolve(child.branches[_index(child.dim, label)], pick) or {})
+            else:
+                out[key] = resolve(child, pick)
+        return out
+    if isinstance(node, RepeatNode):
+        n = pick(node.count) if isinstance(node.count, Dim) else node.count
+        return [x for block in node.blocks[:n] for x in resolve(block, pick)]
+    items: list[Any] = []
+    for child in node.items:
+        value = resolve(child, pick)
+        if isinstance(child, RepeatNode) or (isinstance(child, DimNode) and child.branches is not None
+                                             and isinstance(value, list | type(None))):
+            items.extend(value or [])
+        else:
+            items.append(value)
+    return items
+
+
+def _index(dim: Dim, value: Any) -> int:
+    for i, c in enumerate(dim.choices):
+        if type(c) is type(value) and c == value:
+            return i
+    raise ArchtuneError(f"'{dim.name}' = {short(value)} is not one of its choices {list(dim.choices)}")
+
 
 
 def check_spec_values(raw: dict[str, Any]) -> None:

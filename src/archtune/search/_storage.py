@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._validate import check_fields
+from .._files import read_object
 from ..errors import ArchtuneError, did_you_mean, short
-from ._info import STUDY_FIELDS, StudyInfo
+from ._records import STUDY_FIELDS, StudyInfo
 
 if TYPE_CHECKING:
     import optuna
@@ -196,7 +196,7 @@ def connect(url: str, *, must_exist: bool = False) -> RDBStorage:
     return storage
 
 
-def load(storage: RDBStorage, name: str, url: str) -> optuna.Study:
+def load_study(storage: RDBStorage, name: str, url: str) -> optuna.Study:
     """Load a study by name; the error lists the studies the storage holds."""
     import optuna
 
@@ -211,8 +211,6 @@ def load(storage: RDBStorage, name: str, url: str) -> optuna.Study:
 def read_info(folder: str | Path) -> StudyInfo | None:
     """The folder's study.json (validated), or None when it has none: the one reader of
     study.json."""
-    from .._files import read_object
-
     path = Path(folder) / STUDY_FILE
     if not path.exists():
         return None
@@ -220,28 +218,12 @@ def read_info(folder: str | Path) -> StudyInfo | None:
 
 
 def write_info(folder: Path, info: StudyInfo) -> None:
-    from ..training.runs import write_json
+    from ..training.runs import write_json  # torch: kept out of opening a study
 
     folder.mkdir(parents=True, exist_ok=True)
     if info.storage is not None:
         info = info.replace(storage=public_url(info.storage))  # never a password on disk
     write_json(folder / STUDY_FILE, info.to_dict())
-
-
-def study_info(study: optuna.Study) -> StudyInfo:
-    """The study's archtune settings (its ``archtune`` user attribute), validated."""
-    info = study.user_attrs.get("archtune")
-    if not isinstance(info, dict):
-        raise ArchtuneError(f"study '{study.study_name}' was not made by archtune search (it has no "
-                            f"archtune settings)")
-    check_fields(info, STUDY_FIELDS, f"study '{study.study_name}' (its archtune settings)",
-                 required=("space", "sampler", "pruner", "seed"))
-    return StudyInfo.from_dict(info, study.study_name)
-
-
-def save_info(study: optuna.Study, info: StudyInfo) -> None:
-    """Record ``info`` as the study's archtune settings (its user attribute)."""
-    study.set_user_attr("archtune", info.to_dict())
 
 
 def storage_for_folder(folder: Path, info: StudyInfo | None, *, must_exist: bool = True) -> str:

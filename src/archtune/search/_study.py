@@ -1,24 +1,43 @@
-"""Create, resume and open studies; run a search in this process or in several.
+"""Create, resume, open and list studies, and show one.
 
 A study is identified by its name and storage. Resuming it with a changed space or strategy
 (sampler, pruner, seed, fraction, fidelity) is refused unless ``new=True`` replaces it; budgets
-(trials, timeout, target, jobs) may change freely.
+(trials, timeout, target, jobs) may change freely. A study is opened as a :class:`Study`: an
+``optuna.Study`` (everything Optuna offers works on it) that shows itself as a card in a
+notebook and answers archtune's questions directly.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
+import math
 import shutil
 import time
+import warnings
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import optuna
+
+from .._html import card, pct, short, table
+from .._svg import COLORS, Series, curve
 from .._version import __version__
 from ..errors import ArchtuneError
-from ._info import START_POINT, StudyInfo
-from ._pareto import directions
-from ._settings import DEFAULT_TRIALS, IDENTITY, LIMITS, SearchSettings, make_pruner, make_sampler
+from ._objective import PerTrialSeed
+from ._records import (
+    START_POINT,
+    StudyInfo,
+    best_trial,
+    counts,
+    save_info,
+    study_info,
+    trial_state,
+    trials_dataframe,
+    value_of,
+)
+from ._settings import DEFAULT_TRIALS, IDENTITY, LIMITS, SearchSettings, directions
 from ._space import SearchSpace, canonical_json
 from ._storage import (
     SCRATCH,
@@ -27,18 +46,17 @@ from ._storage import (
     connect,
     default_storage,
     find_folder,
-    load,
+    list_folders,
+    load_study,
     public_url,
     read_info,
-    save_info,
     storage_for_folder,
     stored_url,
-    study_info,
     write_info,
 )
 
 if TYPE_CHECKING:
-    import optuna
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +113,6 @@ def _enqueue(handle: Handle, candidates: list[dict[str, Any]]) -> None:
 def prepare(space: SearchSpace, s: SearchSettings, *, name: str, storage: str | None,
             studies_dir: str | Path, new: bool = False, extra: dict[str, Any] | None = None) -> Handle:
     """Create the study, or check that the existing one matches and resume it."""
-    import optuna
-
-    from ._view import Study
-
     check_name(name)
     folder = Path(studies_dir) / name
     local = read_info(folder)
@@ -135,7 +149,7 @@ def prepare(space: SearchSpace, s: SearchSettings, *, name: str, storage: str | 
         except optuna.exceptions.DuplicatedStudyError:
             exists = True  # another process created it just now
     if exists:
-        study = load(rdb, name, url)
+        study = load_study(rdb, name, url)
         info = study_info(study)
         _check_same(info, space, s, name)
         if s.trials is not None and s.trials != info.trials:
@@ -183,8 +197,6 @@ def pruner_for(info: StudyInfo, max_epochs: int | None) -> optuna.pruners.BasePr
 def _with_strategy(study: optuna.Study, info: StudyInfo, rdb: Any,
                    space: SearchSpace) -> optuna.Study:
     """The study loaded with the sampler and pruner it was created with."""
-    import optuna
-
     s = SearchSettings(sampler=info.sampler, pruner=info.pruner, seed=info.seed,  # type: ignore[arg-type]
                        epochs=info.epochs)
     return optuna.load_study(study_name=study.study_name, storage=rdb,
@@ -196,19 +208,17 @@ def attach(study: str | Path, *, storage: str | None = None,
            studies_dir: str | Path = "studies") -> Handle:
     """Open an existing study (by folder, by name under ``studies_dir``, or by name in
     ``storage``) with its sampler and pruner, ready for workers."""
-    from ._view import Study
-
     if storage is not None:
         name = str(study)
         rdb = connect(storage)
-        loaded = load(rdb, name, storage)
+        loaded = load_study(rdb, name, storage)
         folder = Path(studies_dir) / name
     else:
         folder = find_folder(study, studies_dir)
         local = read_info(folder)
         url = storage_for_folder(folder, local)
         rdb = connect(url, must_exist=url.startswith("sqlite:///"))
-        loaded = load(rdb, local.study if local else folder.name, url)
+        loaded = load_study(rdb, local.study if local else folder.name, url)
     info = study_info(loaded)
     space = SearchSpace(info.space or {}, source="stored")
     handle = Handle(Study.of(_with_strategy(loaded, info, rdb, space)), rdb, info, folder)
@@ -225,3 +235,141 @@ def open_study(path_or_name: str | Path, studies_dir: str | Path = "studies", *,
     :attr:`Study.info` gives it as a :class:`StudyInfo`)."""
     handle = attach(path_or_name, storage=storage, studies_dir=studies_dir)
     return handle.study, handle.info.to_dict()
+
+
+def list_studies(studies_dir: str | Path = "studies", storage: str | None = None
+                 ) -> list[dict[str, Any]]:
+    """A summary per study: the folders under ``studies_dir``, or every study in ``storage``."""
+    if storage is not None:
+        names = [s.study_name for s in connect(storage).get_all_studies()]
+        targets = [(n, storage) for n in names]
+    else:
+        targets = [(f, None) for f in list_folders(studies_dir)]
+    rows = []
+    for target, url in targets:
+        name = target if isinstance(target, str) else target.name
+        try:
+            handle = attach(target, storage=url, studies_dir=studies_dir)
+            study, info = handle.study, handle.info
+        except ArchtuneError as err:
+            rows.append({"study": name, "error": str(err)})
+            continue
+        row = {"study": name, "sampler": info.sampler, "pruner": info.pruner,
+               "trials": info.trials, **counts(study), "created": info.created,
+               "storage": public_url(info.storage or ""), "best": None, "best_trial": None}
+        try:
+            best = best_trial(study)
+            row.update(best=value_of(best), best_trial=best.number)
+        except ArchtuneError:
+            pass
+        rows.append(row)
+    return rows
+
+
+def make_sampler(name: str, seed: int, trials: int | None) -> optuna.samplers.BaseSampler:
+    """grid studies run from Optuna's trial queue (every point enqueued once), so their sampler
+    is never asked for a value; random and tpe are Optuna's samplers, seeded for each trial
+    from the study seed and the trial's place (so a resumed or parallel search proposes the
+    points an uninterrupted one would)."""
+    if name == "grid":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "random":
+        return PerTrialSeed(lambda s: optuna.samplers.RandomSampler(seed=s), seed)
+    startup = max(4, min(10, (trials or DEFAULT_TRIALS) // 4))
+
+    def tpe(s: int) -> optuna.samplers.BaseSampler:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # multivariate + group model the joint and conditional structure of a space; the
+            # constant liar keeps parallel workers from proposing the same point.
+            return optuna.samplers.TPESampler(seed=s, n_startup_trials=startup, multivariate=True,
+                                              group=True, constant_liar=True)
+
+    return PerTrialSeed(tpe, seed)
+
+
+def make_pruner(name: str, max_epochs: int | None, multi: bool = False) -> optuna.pruners.BasePruner:
+    """Pruners decide from the dev accuracy each trial reports after every epoch. A
+    multi-objective study (``multi``) gets none from Optuna: its trials prune themselves
+    against their cost peers (see ``_settings``)."""
+    if name == "none" or multi:
+        return optuna.pruners.NopPruner()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs or "auto",
+                                          reduction_factor=3)
+
+
+class Study(optuna.Study):
+    """An Optuna study made by ``archtune search``; ``Study.of(study)`` wraps any other."""
+
+    @classmethod
+    def of(cls, study: optuna.Study) -> Study:
+        """The same study (same storage, sampler and pruner), as archtune's view."""
+        if isinstance(study, cls):
+            return study
+        view = cls.__new__(cls)
+        view.__dict__.update(study.__dict__)
+        return view
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the study searches and how (the contents of study.json)."""
+        return study_info(self)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Trials per state, and ``done``: the finished trials that count towards the budget."""
+        return counts(self)
+
+    def trials_df(self) -> pd.DataFrame:
+        """One row per trial (see :func:`archtune.search.trials_dataframe`)."""
+        return trials_dataframe(self)
+
+    def __repr__(self) -> str:
+        c = self.counts
+        parts = ", ".join(f"{c[k]} {k}" for k in ("complete", "pruned", "failed", "invalid",
+                                                     "running", "waiting") if c[k])
+        try:
+            b = best_trial(self)
+            best = f"best dev accuracy {value_of(b) * 100:.2f}% (trial {b.number})"
+        except ArchtuneError:
+            best = "no complete trial yet"
+        return f"<Study '{self.study_name}': {c['done']} trials done ({parts or 'none'}); {best}>"
+
+    def _repr_html_(self) -> str:
+        return study_html(self)
+
+
+def study_html(study: optuna.Study) -> str:
+    info = study.user_attrs.get("archtune") or {}
+    c = counts(study)
+    states = ", ".join(f"{c[k]} {k}" for k in ("complete", "pruned", "failed", "invalid",
+                                                "running", "waiting") if c[k])
+    facts = [("strategy", f"sampler {escape(str(info.get('sampler', '?')))}, pruner "
+                          f"{escape(str(info.get('pruner', '?')))}, seed {info.get('seed', '?')}"),
+             ("trials", f"{c['done']} of {info.get('trials') or '?'} done" + (f" ({states})" if states else ""))]
+    trials = study.get_trials(deepcopy=False)
+    figures = []
+    try:
+        best = best_trial(study)
+        facts.append(("best dev", f"<b>{pct(value_of(best))}</b> (trial {best.number})"))
+        facts.append(("best params", escape(", ".join(f"{k}={short(v)}" for k, v in best.params.items()))))
+    except ArchtuneError:
+        best = None
+    values = [v if (v := value_of(t)) is not None else math.nan for t in trials]
+    so_far, top = [], -math.inf
+    for v in values:
+        top = max(top, v) if not math.isnan(v) else top
+        so_far.append(top if top > -math.inf else math.nan)
+    figures.append(curve([Series("trial", values, COLORS["value"], dots=True),
+                          Series("best so far", so_far, COLORS["best"])],
+                         title="dev accuracy / trial", percent=True, width=280))
+    ranked = sorted((t for t in trials if value_of(t) is not None), key=lambda t: -(value_of(t) or 0.0))[:5]
+    names = list(dict.fromkeys(k for t in ranked for k in t.params))
+    rows = [[t.number, trial_state(t), pct(value_of(t)), t.user_attrs.get("epochs", "-"),
+             *[short(t.params.get(n, "-")) for n in names]] for t in ranked]
+    below = [table(["trial", "state", "dev acc", "epochs", *names], rows)] if rows else []
+    return card(f"Study {escape(study.study_name)}", facts, figures=figures, below=below)
