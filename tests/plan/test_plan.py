@@ -171,10 +171,10 @@ def _small_plan(tmp_path: Path, npz: Path, epochs_b: int = 1) -> Path:
 
 def test_ctrl_c_then_the_same_command_goes_on(tmp_path: Path, plan_npz: Path, capsys,
                                               monkeypatch) -> None:
-    import archtune.training as training
+    import archtune.plan.execute as execute  # where the plan calls train
 
     plan = _small_plan(tmp_path, plan_npz)
-    real = training.train
+    real = execute.train
     calls = []
 
     def interrupted_second(*args: object, **kw: object) -> object:
@@ -183,7 +183,7 @@ def test_ctrl_c_then_the_same_command_goes_on(tmp_path: Path, plan_npz: Path, ca
             raise KeyboardInterrupt
         return real(*args, **kw)
 
-    monkeypatch.setattr(training, "train", interrupted_second)
+    monkeypatch.setattr(execute, "train", interrupted_second)
     args = ["-q", "plan", str(plan), "--plans-dir", str(tmp_path / "plans")]
     code, out, err = run_cli(args, capsys)
     assert code == 130 and "run the same command to go on" in err
@@ -191,7 +191,7 @@ def test_ctrl_c_then_the_same_command_goes_on(tmp_path: Path, plan_npz: Path, ca
     state = json.loads((folder / "state.json").read_text())
     assert state["steps"]["run:a"]["status"] == "done"
     assert state["steps"]["run:b"]["status"] == "interrupted"
-    monkeypatch.setattr(training, "train", real)
+    monkeypatch.setattr(execute, "train", real)
     code, out, _ = run_cli(args, capsys)
     assert code == 0, out
     assert "run a: reused" in out and "run b: trained" in out and "test b: test accuracy" in out

@@ -3,7 +3,6 @@ storage, while its search runs: per-epoch intermediate values, history, paramete
 importances, the trial table.
 
 ::
-
     from archtune.dashboard import Dashboard, study_storages
     with Dashboard("sqlite:///studies/tiny/study.db", port=0) as d:   # 127.0.0.1 by default
         print(d.url)                                                  # http://127.0.0.1:PORT/dashboard
@@ -26,6 +25,8 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from ..errors import ArchtuneError
+from ..search import connect, find_folder, list_folders, read_info, storage_for_folder
+from ..search import load_study as load
 
 log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
@@ -73,7 +74,6 @@ def _storage(storage_url: str) -> Any:
     except ModuleNotFoundError:
         raise ArchtuneError("the dashboard needs optuna-dashboard: pip install "
                             "'archtune[dashboard]'") from None
-    from ..search import connect
 
     return connect(storage_url, must_exist=True)
 
@@ -149,8 +149,6 @@ def study_storages(studies: list[str], *, storage: str | None = None,
     """{storage URL: [(study name, study id), ...]} of the studies asked for: names (or
     folders) under ``studies_dir``, every study there when none is named, or the studies of
     ``storage`` (all of them when none is named)."""
-    from ..search import connect, find_folder, list_folders, read_info, storage_for_folder
-    from ..search import load_study as load
 
     out: dict[str, list[tuple[str, int]]] = {}
     if storage is not None:

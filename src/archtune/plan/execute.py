@@ -25,6 +25,22 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ..errors import ArchtuneError
+from ..evaluate import dev_result, evaluate
+from ..search import (
+    DEFAULT_TRIALS,
+    Execution,
+    best_trial,
+    counts,
+    list_spaces,
+    load_search_splits,
+    open_study,
+    retrain,
+    search,
+    settings,
+    value_of,
+)
+from ..specs import list_specs, spec_from_dict
+from ..training import load_run, load_splits, train
 from .schema import Plan, SearchEntry
 from .steps import (
     Step,
@@ -81,8 +97,6 @@ def saved_plan(plan: Plan) -> dict[str, Any]:
     """The plan as it runs: the caller's overrides in ``overrides:`` (applied after every
     entry's own ``set:``), spec and space paths made absolute, so ``archtune plan <folder>``
     runs the same plan again from anywhere."""
-    from ..search import list_spaces
-    from ..specs import list_specs
 
     raw = copy.deepcopy(plan.raw)
     raw["name"] = plan.name
@@ -163,8 +177,6 @@ def run_plan(plan: Plan, *, plans_dir: str | Path = "plans", folder: str | Path 
 
 
 def _splits(ctx: _Ctx, spec: Spec) -> Splits:
-    from ..training import load_splits
-
     d = spec.data
     key = (d.dataset, d.data_dir, tuple(d.image_size or ()), d.channels, d.dev_fraction,
            d.split_seed, d.train_subset)
@@ -194,9 +206,6 @@ def _epochs(n: int) -> str:
 
 
 def _dev_line(path: Path) -> str:
-    from ..evaluate import dev_result
-    from ..training import load_run
-
     run = load_run(path)
     dev = dev_result(run)
     m = run.metrics
@@ -205,8 +214,6 @@ def _dev_line(path: Path) -> str:
 
 
 def _train_into(ctx: _Ctx, spec: Spec, path: Path) -> None:
-    from ..training import train
-
     train(spec, splits=_splits(ctx, spec), run_dir=path, device=ctx.opts.device,
           threads=ctx.opts.threads, progress=ctx.opts.progress)
 
@@ -227,7 +234,6 @@ def search_settings(step: Step, trials: int | None) -> dict[str, Any]:
     """The search() options of a plan search: its own, and always a trial count (the caller's,
     else the entry's, else the whole selected grid or the space's default), so a study run
     once with fewer trials is topped up by the next plain run."""
-    from ..search import DEFAULT_TRIALS, settings
 
     assert isinstance(step.entry, SearchEntry) and step.space is not None
     opts = dict(step.entry.options)
@@ -242,7 +248,6 @@ def search_settings(step: Step, trials: int | None) -> dict[str, Any]:
 
 def _done_trials(path: Path) -> tuple[int, int] | None:
     """(finished trials, budget) of the study in ``path`` (None when there is none)."""
-    from ..search import counts, open_study
 
     if not (path / "study.json").is_file():
         return None
@@ -251,8 +256,6 @@ def _done_trials(path: Path) -> tuple[int, int] | None:
 
 
 def _search_splits(ctx: _Ctx, step: Step, opts: dict[str, Any]) -> Splits | None:
-    from ..search import load_search_splits, settings
-
     assert isinstance(step.entry, SearchEntry) and step.space is not None
     if step.entry.dev_subset is None:
         return None
@@ -286,8 +289,6 @@ def dev_subset(splits: Splits, n: int, *, seed: int = 0) -> Splits:
 
 
 def _do_search(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool]:
-    from ..search import Execution, search
-
     assert step.space is not None
     path = study_folder(ctx.folder, step.name)
     fp = step.fingerprint
@@ -307,7 +308,6 @@ def _do_search(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool
     study = search(step.space, study=step.name, studies_dir=path.parent, splits=splits,
                    execution=Execution(device=ctx.opts.device, threads=ctx.opts.threads,
                                        data_dir=ctx.opts.data_dir), **opts)
-    from ..search import best_trial, counts, value_of
 
     c = counts(study)
     best = best_trial(study)
@@ -317,7 +317,6 @@ def _do_search(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool
 
 def _n_dev(ctx: _Ctx, step: Step) -> int:
     """How many dev images scored the search's trials (for the one-standard-error rule)."""
-    from ..search import load_search_splits
 
     assert isinstance(step.entry, SearchEntry)
     known = ctx.state["steps"].get(f"search:{step.name}", {}).get("dev_images")
@@ -331,9 +330,6 @@ def _n_dev(ctx: _Ctx, step: Step) -> int:
 
 
 def _do_retrain(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool]:
-    from ..search import Execution, retrain, value_of
-    from ..specs import spec_from_dict
-
     assert isinstance(step.entry, SearchEntry) and step.entry.retrain is not None
     n_dev = _n_dev(ctx, step)
     study, trial, raw = retrain_choice(ctx.folder, step.entry, n_dev)
@@ -353,9 +349,6 @@ def _do_retrain(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, boo
 
 
 def _do_test(step: Step, ctx: _Ctx, record: dict[str, Any]) -> tuple[str, bool]:
-    from ..evaluate import evaluate
-    from ..training import load_run
-
     path = run_folder(ctx.folder, step.name)
     record.update(path=str(path))
     saved = path / "eval_test.json"

@@ -11,8 +11,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..report.describe import optimiser_text, regularisation_text
+from ..search import settings
+from ..specs import infer_shapes, spec_from_dict, totals
+from .execute import _done_trials, search_settings
 from .schema import Plan, SearchEntry
-from .steps import Step, resolve, run_folder, run_status, same_run, study_folder
+from .steps import (
+    Step,
+    read_state,
+    resolve,
+    retrain_choice,
+    run_folder,
+    run_status,
+    same_run,
+    study_folder,
+)
 
 if TYPE_CHECKING:
     from ..specs import Spec
@@ -34,9 +47,6 @@ def _run_action(path: Path, spec: Spec) -> str:
 
 
 def _run_text(step: Step) -> str:
-    from ..report.describe import optimiser_text, regularisation_text
-    from ..specs import infer_shapes, totals
-
     spec = step.spec
     assert spec is not None
     t = totals(infer_shapes(spec))
@@ -50,9 +60,6 @@ def _run_text(step: Step) -> str:
 
 
 def _search_text(step: Step, trials: int | None) -> str:
-    from ..search import settings
-    from .execute import search_settings
-
     space, entry = step.space, step.entry
     assert space is not None and isinstance(entry, SearchEntry)
     s = settings(vars(space.settings), search_settings(step, trials), where=f"search '{step.name}'")
@@ -74,7 +81,6 @@ def _search_text(step: Step, trials: int | None) -> str:
 def _search_action(step: Step, path: Path, trials: int | None) -> tuple[str, str]:
     if not (path / "study.json").is_file():
         return "search", ""
-    from .execute import _done_trials, search_settings
 
     got = _done_trials(path)
     assert got is not None
@@ -84,9 +90,6 @@ def _search_action(step: Step, path: Path, trials: int | None) -> tuple[str, str
 
 
 def _retrain(step: Step, folder: Path, searching: bool) -> tuple[str, str]:
-    from ..specs import spec_from_dict
-    from .steps import read_state, retrain_choice
-
     entry = step.entry
     assert isinstance(entry, SearchEntry) and entry.retrain is not None
     pick = ("the best complete trial" if entry.retrain.pick == "best" else

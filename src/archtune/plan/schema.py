@@ -1,7 +1,6 @@
 """Experiment plans: a YAML file listing the runs, searches and final tests of a whole study.
 
 ::
-
     name: homework
     data: {dataset: fashion-mnist}            # any data: section of a spec, for every entry
     set: [train.seed=0]                       # overrides for every run and search (optional)
@@ -29,6 +28,7 @@ import yaml
 from .._builtin import builtin_texts, matching
 from .._validate import check_keys
 from ..errors import ArchtuneError, did_you_mean
+from ..search import settings
 
 PLAN_KEYS = ("name", "description", "data", "set", "runs", "searches", "test", "overrides")
 RUN_KEYS = ("spec", "set", "note")
@@ -183,8 +183,6 @@ def _retrain(value: Any, where: str) -> Retrain | None:
 
 
 def _search(name: str, entry: dict[str, Any], where: str) -> SearchEntry:
-    from ..search import settings
-
     check_keys(entry, SEARCH_KEYS, where)
     if not isinstance(entry.get("space"), str):
         raise ArchtuneError(f"{where}: 'space' (a built-in search space or a YAML file) is required")
