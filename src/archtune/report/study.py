@@ -18,7 +18,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArchtuneError
-from ..search import StudyInfo, TrialRecord, directions, pareto_front, trial_record
+from ..search import (
+    StudyInfo,
+    TrialRecord,
+    connect,
+    directions,
+    pareto_front,
+    read_info,
+    storage_for_folder,
+    trial_record,
+)
+from ..search import load_study as load
+from ..search import pareto_point as point
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +74,6 @@ def is_study(path: str | Path) -> bool:
 
 def read_meta(folder: str | Path) -> StudyInfo:
     """The folder's study.json, validated (one reader: the search package's)."""
-    from ..search import read_info
 
     folder = Path(folder)
     meta = read_info(folder)
@@ -83,8 +93,6 @@ def _param_info(name: str, dist: Any) -> ParamInfo:
 
 def load_study_data(folder: str | Path) -> StudyData:
     """Open a study folder's Optuna study and read all its trials."""
-    from ..search import connect, storage_for_folder
-    from ..search import load_study as load
 
     folder = Path(folder)
     meta = read_meta(folder)
@@ -160,7 +168,6 @@ class Front:
 
 def front_data(sd: StudyData) -> Front | None:
     """The Pareto front of a multi-objective study (None for a single-objective one)."""
-    from ..search import pareto_point as point
 
     objectives = sd.meta.objectives
     if not objectives:

@@ -10,10 +10,21 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArchtuneError
-from ..search import best_record, costs_of, public_url
+from ..search import best_record, costs_of, public_url, read_finals
 from ..training.runs import load_run
+from . import data as plot_data
+from . import figures as fg
 from . import study as sy
 from .export import paused
+from .figures_study import (
+    draw_cost_curve,
+    draw_front,
+    draw_history,
+    draw_importances,
+    draw_intermediate,
+    draw_parallel,
+    draw_slices,
+)
 from .html import (
     Section,
     cards,
@@ -24,9 +35,11 @@ from .html import (
     note,
     num,
     pre,
+    render_page,
     table,
     write_atomic,
 )
+from .run import run_report
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +52,6 @@ def study_report(folder: str | Path, output: str | Path | None = None, *,
     With ``best_report`` the best trial's run report is written into its run folder (when the
     trial kept one) and linked from the page.
     """
-    from .html import render_page
 
     sd = sy.load_study_data(folder)
     if not sd.trials:
@@ -131,9 +143,6 @@ def _best(sd: sy.StudyData, best: sy.TrialRecord | None, out: Path, write_report
 
 def _best_run(sd: sy.StudyData, best: sy.TrialRecord, out: Path, write_report: bool,
               data_dir: str | None, device: str | None) -> str:
-    from . import data as plot_data
-    from . import figures as fg
-    from .run import run_report
 
     run_dir = trial_run_dir(sd, best)
     if run_dir is None:
@@ -158,7 +167,6 @@ def _best_run(sd: sy.StudyData, best: sy.TrialRecord, out: Path, write_report: b
 
 def _finalists(sd: sy.StudyData) -> list[Section]:
     """The noise-aware choice before retraining (finalists.json), when one was made."""
-    from ..search import read_finals
 
     finals = read_finals(sd.folder)
     if finals is None:
@@ -182,8 +190,6 @@ def _finalists(sd: sy.StudyData) -> list[Section]:
 
 
 def _history(sd: sy.StudyData, objective: str) -> Section:
-    from .figures_study import draw_cost_curve, draw_history
-
     h = sy.history(sd.trials, sd.direction)
     fig = draw_history(h, objective, sd.direction)
     body = figure(fig, f"{objective} of every complete trial (blue), pruned trials at their last "
@@ -199,7 +205,6 @@ def _history(sd: sy.StudyData, objective: str) -> Section:
 
 def _front(sd: sy.StudyData) -> list[Section]:
     """Multi-objective studies: the Pareto front, drawn and listed."""
-    from .figures_study import draw_front
 
     f = sy.front_data(sd)
     if f is None:
@@ -223,8 +228,6 @@ def _front(sd: sy.StudyData) -> list[Section]:
 
 
 def _importances(sd: sy.StudyData) -> Section:
-    from .figures_study import draw_importances
-
     n = len(sd.complete)
     if n < sy.MIN_IMPORTANCE_TRIALS:
         return Section("importances", "Parameter importances", note(
@@ -244,8 +247,6 @@ def _importances(sd: sy.StudyData) -> Section:
 
 
 def _parallel(sd: sy.StudyData, objective: str) -> Section:
-    from .figures_study import draw_parallel
-
     p = sy.parallel(sd.trials, sd.params, objective)
     if not len(p.values):
         return Section("parallel", "Parallel coordinates", note("No complete trials yet."))
@@ -256,8 +257,6 @@ def _parallel(sd: sy.StudyData, objective: str) -> Section:
 
 
 def _slices(sd: sy.StudyData, objective: str) -> Section:
-    from .figures_study import draw_slices
-
     s = sy.slices(sd.trials, sd.params)
     if not s or not any(len(x.y) for x in s):
         return Section("slices", "Slice plots", note("No complete trials yet."))
@@ -267,8 +266,6 @@ def _slices(sd: sy.StudyData, objective: str) -> Section:
 
 
 def _intermediate(sd: sy.StudyData, objective: str) -> Section:
-    from .figures_study import draw_intermediate
-
     curves = sy.intermediate(sd.trials)
     if not curves:
         return Section("intermediate", "Learning curves of all trials",
