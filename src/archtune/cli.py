@@ -13,7 +13,14 @@ from pathlib import Path
 import click
 
 from . import log as _log
-from .commands.common import echo_builtins, log_options, report_training
+from .commands.common import (
+    IMAGE_SIZE_HELP,
+    SKIP_BAD_HELP,
+    echo_builtins,
+    image_size_option,
+    log_options,
+    report_training,
+)
 from .commands.dashboard import COMMANDS as dashboard_commands
 from .commands.plan import COMMANDS as plan_commands
 from .commands.report import COMMANDS as report_commands
@@ -63,12 +70,27 @@ def specs(pattern: str) -> None:
 @cli.command()
 @click.argument("spec", default=DEFAULT_SPEC)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override, e.g. train.lr=0.05.")
-def summary(spec: str, sets: tuple[str, ...]) -> None:
+@click.option("--data", "dataset", type=str,
+              help="Show the model as trained on this data set (its size and channels).")
+@click.option("--image-size", type=str, metavar="HxW", help=IMAGE_SIZE_HELP)
+def summary(spec: str, sets: tuple[str, ...], dataset: str | None, image_size: str | None) -> None:
     """Keras-style summary of SPEC (built-in name or YAML/JSON file), before any training."""
     from .specs import load_spec
     from .specs import summary as make_summary
 
-    click.echo(make_summary(load_spec(spec, list(sets))))
+    shortcuts = {"data.dataset": dataset, "data.image_size": image_size_option(image_size)}
+    loaded = load_spec(spec, _overrides(shortcuts, sets))
+    if dataset is not None:
+        from .data import check_input, data_shape  # torch: only when data are read
+
+        d = loaded.data
+        (c, h, w), classes = data_shape(d.dataset, data_dir=d.data_dir, channels=d.channels,
+                                        image_size=tuple(d.image_size) if d.image_size else None,
+                                        skip_bad_files=True)
+        if not loaded.input_auto:  # a pinned input_shape must be the data's
+            check_input(kind="spec", name=loaded.name, input_shape=loaded.input_shape, chw=(c, h, w))
+        loaded = loaded.for_input((h, w, c)).for_classes(classes)
+    click.echo(make_summary(loaded))
 
 
 @cli.command()
@@ -94,11 +116,18 @@ def config(spec: str, sets: tuple[str, ...], output: str | None) -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the train/dev split.")
 @click.option("--plots", type=click.Path(file_okay=False),
               help="Also write samples.png and class_distribution.png into this folder.")
-def data(name: str, data_dir: str | None, dev_fraction: float, seed: int, plots: str | None) -> None:
+@click.option("--image-size", type=str, metavar="HxW", help=IMAGE_SIZE_HELP)
+@click.option("--resize", type=click.Choice(["fit", "crop"]), default="fit", show_default=True,
+              help="Image folders: fit (keep the aspect ratio, pad) or crop the centre.")
+@click.option("--skip-bad-files", is_flag=True, help=SKIP_BAD_HELP)
+def data(name: str, data_dir: str | None, dev_fraction: float, seed: int, plots: str | None,
+         image_size: str | None, resize: str, skip_bad_files: bool) -> None:
     """Sizes and class counts per split of a data set (name, .npz file or image folder)."""
     from .data import load_dataset, split_dataset
 
-    ds = load_dataset(name, data_dir=data_dir)
+    size = image_size_option(image_size)
+    ds = load_dataset(name, data_dir=data_dir, image_size=tuple(size) if size else None,
+                      resize=resize, skip_bad_files=skip_bad_files)
     s = split_dataset(ds, dev_fraction=dev_fraction, seed=seed)
     counts = s.class_counts()
     test_counts = [int((ds.y_test == i).sum()) for i in range(len(ds.classes))]
@@ -109,11 +138,32 @@ def data(name: str, data_dir: str | None, dev_fraction: float, seed: int, plots:
     click.echo(f"{'class':<16}{'train':>8}{'dev':>8}{'test':>8}")
     for i, cls in enumerate(ds.classes):
         click.echo(f"{cls:<16}{counts['train'][i]:>8,}{counts['dev'][i]:>8,}{test_counts[i]:>8,}")
+    click.echo(_imbalance_line([a + b for a, b in zip(counts["train"], counts["dev"], strict=True)]))
+    if "size_policy" in ds.facts:
+        f = ds.facts
+        click.echo(f"image size: {h}x{w} ({f['size_policy']}; {f['resized']} resized, "
+                   f"{f['resize']}); {f['grey_images']} grey and {f['colour_images']} colour images")
+    if "skipped_files" in ds.facts:
+        click.echo(f"left out: {ds.facts['skipped_files']['count']} unreadable file(s)")
     if plots:
         from .report.api import data_plots
 
         for path in data_plots(ds, s, plots, seed=seed):
             click.echo(f"wrote {path}")
+
+
+IMBALANCE_NOTE = 1.5  # a largest/smallest class ratio above this gets a note in `archtune data`
+
+
+def _imbalance_line(counts: list[int]) -> str:
+    """The imbalance ratio (largest class / smallest) of the training images, with a note above
+    ``IMBALANCE_NOTE``."""
+    ratio = max(counts) / max(min(counts), 1)
+    line = f"class imbalance: {ratio:.2f} (largest class / smallest, train + dev)"
+    if ratio > IMBALANCE_NOTE:
+        line += ("; consider train.balance: weights (loss weighting) or sampler (class-balanced "
+                 "batches), e.g. --set train.balance=weights")
+    return line
 
 
 @cli.command()
@@ -129,6 +179,8 @@ def data(name: str, data_dir: str | None, dev_fraction: float, seed: int, plots:
 @click.option("--data", "dataset", type=str, help="fashion-mnist | mnist | path to .npz or image folder.")
 @click.option("--data-dir", type=str, help="Folder holding the data set's files.")
 @click.option("--train-subset", type=int, help="Train on this many images (stratified), for quick runs.")
+@click.option("--image-size", type=str, metavar="HxW", help=IMAGE_SIZE_HELP)
+@click.option("--skip-bad-files", is_flag=True, default=None, help=SKIP_BAD_HELP)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any override, e.g. train.lr=0.05.")
 @click.option("--run-dir", type=click.Path(), help="Run folder (default: runs/<spec>-<time>).")
 @click.option("--device", type=str, help="cpu | cuda (default: cuda when available).")
@@ -138,7 +190,8 @@ def data(name: str, data_dir: str | None, dev_fraction: float, seed: int, plots:
 def train(ctx: click.Context, spec: str, epochs: int | None, minutes: float | None,
           batch_size: int | None, optimizer: str | None,
           lr: float | None, seed: int | None, precision: str | None, dataset: str | None,
-          data_dir: str | None, train_subset: int | None, sets: tuple[str, ...], run_dir: str | None,
+          data_dir: str | None, train_subset: int | None, image_size: str | None,
+          skip_bad_files: bool | None, sets: tuple[str, ...], run_dir: str | None,
           device: str | None, threads: int | None, loggers: tuple[str, ...],
           mlflow_uri: str | None) -> None:
     """Train SPEC (default: 'default') and save a run folder; prints dev accuracy and the folder."""
@@ -150,7 +203,9 @@ def train(ctx: click.Context, spec: str, epochs: int | None, minutes: float | No
 
     shortcuts = {"train.epochs": epochs, "train.batch_size": batch_size, "train.optimizer": optimizer,
                  "train.lr": lr, "train.seed": seed, "train.precision": precision,
-                 "data.dataset": dataset, "data.data_dir": data_dir, "data.train_subset": train_subset}
+                 "data.dataset": dataset, "data.data_dir": data_dir, "data.train_subset": train_subset,
+                 "data.image_size": image_size_option(image_size),
+                 "data.skip_bad_files": skip_bad_files or None}
     loaded = load_spec(spec, _overrides(shortcuts, sets))
     report_training(lambda: run_training(loaded, run_dir=run_dir, device=device, threads=threads,
                                          progress=not ctx.obj["quiet"], loggers=list(loggers),

@@ -16,9 +16,38 @@ Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
 Schedule = Literal["constant", "step", "cosine", "onecycle", "triangular"]
 Precision = Literal["auto", "fp32", "bf16"]
 Monitor = Literal["dev_loss", "dev_accuracy"]
+Balance = Literal["none", "weights", "sampler"]
+Resize = Literal["fit", "crop"]
 
 
 Auto = Literal["auto"]
+
+
+@dataclass
+class CropConfig:
+    scale: list[float] | None = None  # random resized crop: share of the image's area kept, [min, max], e.g. [0.6, 1.0]; null = off
+    ratio: list[float] = field(default_factory=lambda: [0.75, 1.3333])  # range of the crop's width/height ratio
+
+    def validate(self, where: str) -> None:
+        s, r = self.scale, self.ratio
+        require(s is None or (len(s) == 2 and 0 < s[0] <= s[1] <= 1), f"{where}.scale",
+                "must be [min, max] with 0 < min <= max <= 1, or null")
+        require(len(r) == 2 and 0 < r[0] <= r[1], f"{where}.ratio", "must be [min, max] with 0 < min <= max")
+
+
+@dataclass
+class JitterConfig:
+    brightness: float = 0.0  # scale brightness by a random factor in [1 - b, 1 + b]
+    contrast: float = 0.0  # scale contrast around the image's mean by a factor in [1 - c, 1 + c]
+    saturation: float = 0.0  # scale saturation by a factor in [1 - s, 1 + s] (3-channel images only)
+
+    def validate(self, where: str) -> None:
+        for key in ("brightness", "contrast", "saturation"):
+            require(0 <= getattr(self, key) <= 1, f"{where}.{key}", "must be in [0, 1]")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.brightness or self.contrast or self.saturation)
 
 
 @dataclass
@@ -27,6 +56,8 @@ class AugmentConfig:
     alternate_flip: bool = False  # with hflip: flip each image on every other epoch instead of at random (airbench)
     translate: int = 0  # shift by up to this many pixels in x and y (zero padding)
     erase: float = 0.0  # probability of erasing one random rectangle (random erasing / cutout)
+    crop: CropConfig = field(default_factory=CropConfig)  # random resized crops (photos; off: they can cut out what makes the class)
+    color_jitter: JitterConfig = field(default_factory=JitterConfig)  # random brightness, contrast, saturation (photos; off by default)
 
     def validate(self, where: str) -> None:
         require(0 <= self.translate <= 8, f"{where}.translate", "must be between 0 and 8 pixels")
@@ -34,7 +65,8 @@ class AugmentConfig:
 
     @property
     def active(self) -> bool:
-        return self.hflip is True or self.translate > 0 or self.erase > 0
+        return (self.hflip is True or self.translate > 0 or self.erase > 0
+                or self.crop.scale is not None or self.color_jitter.active)
 
 
 @dataclass
@@ -54,6 +86,7 @@ class TrainConfig:
     min_delta: float = 0.0  # smallest change of the monitored value that counts as improvement
     monitor: Monitor = "dev_loss"  # what early stopping and the best checkpoint follow
     label_smoothing: float = 0.0  # cross-entropy label smoothing
+    balance: Balance = "none"  # unequal classes: none | weights (loss weights 1/frequency) | sampler (class-balanced batches)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # training-time augmentation
     tta: bool | Auto = False  # flip test-time augmentation at evaluation (image and mirror); auto: as hflip
     tta_translate: int = 0  # multi-crop TTA: also average views shifted by this many pixels (airbench: 1)
@@ -97,8 +130,10 @@ class DataConfig:
     split_seed: int = 0  # seed of the train/dev split
     train_subset: int | None = None  # use only this many training images (stratified), for quick runs
     standardize: bool = False  # subtract per-channel mean and divide by std (from the train split)
-    image_size: list[int] | None = None  # [height, width] for image folders (default: most common)
-    channels: int | None = None  # 1 or 3 for image folders (default: inferred)
+    image_size: list[int] | None = None  # [height, width] every image is resized to (image folders: default their one size, else the median capped at 128)
+    channels: int | None = None  # 1 or 3 for image folders (default: 1 if all grey, else 3)
+    resize: Resize = "fit"  # image folders, predict and serve: fit (keep aspect, pad) | crop (cover, keep the centre)
+    skip_bad_files: bool = False  # image folders: leave out unreadable files (counted in the run) instead of failing
 
     def validate(self, where: str) -> None:
         require(0 < self.dev_fraction < 1, f"{where}.dev_fraction", "must be in (0, 1)")

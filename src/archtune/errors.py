@@ -34,6 +34,7 @@ def unknown(kind: str, word: str, options: Iterable[str], where: str = "") -> Ar
     opts = sorted(options)
     prefix = f"{where}: " if where else ""
     shown = word if len(word) <= 60 else word[:57] + "..."
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)  # one line, always
     return ArchtuneError(
         f"{prefix}unknown {kind} '{shown}'{did_you_mean(word, opts)}; expected one of: {', '.join(opts)}"
     )

@@ -47,3 +47,21 @@ def log_options(command: Callable[..., None]) -> Callable[..., None]:
                                 "sqlite:///mlflow.db here).")(command)
     return click.option("--log", "loggers", multiple=True, metavar="LOGGER",
                         help="Log to tensorboard | mlflow (repeat for both).")(command)
+
+
+def image_size_option(value: str | None) -> list[int] | None:
+    """``--image-size`` as [height, width]: ``32x48``, ``32,48``, ``32 48`` or ``32`` (square)."""
+    if value is None:
+        return None
+    parts = value.lower().replace("x", " ").replace(",", " ").split()
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ArchtuneError(f"--image-size {value!r}: expected HEIGHTxWIDTH such as 64x64 (or one "
+                            "number for a square)")
+    return [int(p) for p in parts]
+
+
+IMAGE_SIZE_HELP = ("Resize every image to HxW (e.g. 64x64); default for image folders: their one "
+                   "size, else the median capped at 128.")
+SKIP_BAD_HELP = "Leave unreadable image files out (counted and recorded) instead of failing."

@@ -1,8 +1,8 @@
 """Data loading: registered IDX data sets, .npz files and image folders; stratified splits."""
 
-from archtune.data.datasets import Dataset, list_datasets, load_dataset
+from archtune.data.datasets import Dataset, data_shape, list_datasets, load_dataset
 from archtune.data.idx import read_idx, write_idx
-from archtune.data.loading import SPLITS, SpecData, check_fits, check_split, load_data
+from archtune.data.loading import SPLITS, SpecData, check_fits, check_input, check_split, load_data
 from archtune.data.sources import locate, mirror_symmetric
 from archtune.data.split import (
     Split,
@@ -20,7 +20,9 @@ __all__ = [
     "Split",
     "Splits",
     "check_fits",
+    "check_input",
     "check_split",
+    "data_shape",
     "channel_stats",
     "list_datasets",
     "load_data",

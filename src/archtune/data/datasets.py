@@ -12,10 +12,12 @@
   [0, 1]. Labels are integers 0..K-1 (K = number of classes, or max label + 1);
 * an image folder: one sub-folder per class holding PNG/JPEG/BMP/WebP files (class names are
   the sub-folder names, sorted), or ``train/`` and ``test/`` sub-folders each laid out so.
-  Images are converted to one size (``image_size``, else the most common size; others are
-  resized keeping their aspect ratio and padded with their border's level) and channel count
-  (``channels``, else 1 if every image is grayscale, else 3), exactly as ``archtune predict``
-  prepares a file (:mod:`archtune.data.images`).
+  Images are converted to one size (``image_size``; else their size when they share one; else
+  their median height and width, the long side capped at 128 pixels: :mod:`archtune.data.policy`)
+  keeping their aspect ratio (``resize``: ``fit`` and pad with the border's level, or ``crop``
+  the centre) and to one channel count (``channels``, else 1 if every image is grayscale, else
+  3), exactly as ``archtune predict`` prepares a file (:mod:`archtune.data.images`). Unreadable
+  files are listed in one error, or left out with ``skip_bad_files``.
 
 When a source has no test split, a stratified, seeded ``test_fraction`` of it is set aside.
 """
@@ -27,8 +29,9 @@ import os
 import time
 import zipfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,8 +44,9 @@ from archtune.data.checks import (
     conform,
     stratified_test_split,
 )
-from archtune.data.folders import read_image_folder
+from archtune.data.folders import folder_shape, read_image_folder
 from archtune.data.idx import read_idx
+from archtune.data.images import RESIZE_MODES
 from archtune.data.sources import ROLES, SOURCES, find_files, get_source, locate
 from archtune.errors import ArchtuneError, did_you_mean
 
@@ -60,6 +64,7 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     source: str
+    facts: dict[str, Any] = field(default_factory=dict)  # how an image folder was read (size policy, ...)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -92,16 +97,17 @@ def load_dataset(
     channels: int | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
+    resize: str = "fit",
+    skip_bad_files: bool = False,
 ) -> Dataset:
     """Load a registered data set, a folder of IDX files, a ``.npz`` file or an image folder.
 
     ``image_size`` is (height, width); ``channels`` is 1 or 3. ``test_fraction`` and ``seed``
-    set aside a stratified test split for sources without one. See the module docstring.
+    set aside a stratified test split for sources without one. An image folder's images are
+    brought to that size by ``resize`` (``fit`` or ``crop``); ``skip_bad_files`` leaves its
+    unreadable files out (else they are listed in one error). See the module docstring.
     """
-    size = check_size(image_size)
-    if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
-        raise ArchtuneError(f"channels: got {channels!r}; expected 1 or 3")
-    check_fraction(test_fraction)
+    size = _check_options(image_size, channels, test_fraction, resize)
     t0 = time.perf_counter()
     name = os.fspath(name)
     if name in SOURCES:
@@ -119,7 +125,8 @@ def load_dataset(
             if any(find_files(path, "mnist").values()):
                 ds = _load_idx_folder(path, path.name, None, size, channels)
             else:
-                ds = _load_image_folder(path, size, channels, test_fraction, seed)
+                ds = _load_image_folder(path, size, channels, test_fraction, seed,
+                                        resize=resize, skip_bad_files=skip_bad_files)
         elif path.suffix.lower() == ".npz":
             ds = _load_npz(path, size, channels, test_fraction, seed)
         else:
@@ -137,6 +144,32 @@ def load_dataset(
         time.perf_counter() - t0,
     )
     return ds
+
+
+def _check_options(image_size: tuple[int, int] | None, channels: int | None,
+                   test_fraction: float, resize: str) -> tuple[int, int] | None:
+    size = check_size(image_size)
+    if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
+        raise ArchtuneError(f"channels: got {channels!r}; expected 1 or 3")
+    if resize not in RESIZE_MODES:
+        raise ArchtuneError(f"resize: got {resize!r}; expected one of {', '.join(RESIZE_MODES)}")
+    check_fraction(test_fraction)
+    return size
+
+
+def data_shape(name: str = "fashion-mnist", *, data_dir: str | Path | None = None,
+               image_size: tuple[int, int] | None = None, channels: int | None = None,
+               skip_bad_files: bool = False) -> tuple[tuple[int, int, int], int]:
+    """(channels, height, width) that :func:`load_dataset` would give, and the number of
+    classes: for an image folder from its files' headers alone (nothing decoded); other data
+    sets are loaded."""
+    path = Path(os.fspath(name)).expanduser()
+    if name not in SOURCES and path.is_dir() and not any(find_files(path, "mnist").values()):
+        _check_options(image_size, channels, 0.2, "fit")
+        return folder_shape(path, check_size(image_size), channels, skip_bad_files=skip_bad_files)
+    ds = load_dataset(name, data_dir=data_dir, image_size=image_size, channels=channels,
+                      skip_bad_files=skip_bad_files)
+    return ds.input_shape, ds.num_classes
 
 
 # ---------------------------------------------------------------- IDX
@@ -327,9 +360,10 @@ def _load_npz(
 
 
 def _load_image_folder(
-    root: Path, size: tuple[int, int] | None, channels: int | None, test_fraction: float, seed: int
+    root: Path, size: tuple[int, int] | None, channels: int | None, test_fraction: float, seed: int,
+    *, resize: str, skip_bad_files: bool,
 ) -> Dataset:
-    folder = read_image_folder(root, size, channels)
+    folder = read_image_folder(root, size, channels, resize=resize, skip_bad_files=skip_bad_files)
     x, y = folder.x, folder.y
     if folder.n_train is not None:
         n = folder.n_train
@@ -345,4 +379,5 @@ def _load_image_folder(
         x_test=torch.from_numpy(np.ascontiguousarray(x_te)),
         y_test=torch.from_numpy(np.ascontiguousarray(y_te)),
         source=str(root.resolve()),
+        facts=folder.facts,
     )

@@ -131,6 +131,18 @@ def _fit(im: Image.Image, height: int, width: int) -> Image.Image:
     return im.resize(size, Image.Resampling.BILINEAR)
 
 
+def _cover(im: Image.Image, height: int, width: int) -> Image.Image:
+    """Resize keeping the aspect ratio so the image covers height x width, then crop its centre."""
+    if (im.height, im.width) == (height, width):
+        return im
+    scale = max(width / im.width, height / im.height)
+    size = (max(width, round(im.width * scale)), max(height, round(im.height * scale)))
+    if size != (im.width, im.height):
+        im = im.resize(size, Image.Resampling.BILINEAR)
+    left, top = (im.width - width) // 2, (im.height - height) // 2
+    return im.crop((left, top, left + width, top + height))
+
+
 def _composite(a: np.ndarray) -> np.ndarray:
     """(h, w, C+1) with alpha last -> (h, w, C) over a matte contrasting with the opaque pixels."""
     color, alpha = a[..., :-1], a[..., -1:] / 255.0
@@ -148,16 +160,24 @@ def _border_median(a: np.ndarray) -> float:
     return float(edge[mid] if len(edge) % 2 else (edge[mid - 1] + edge[mid]) / 2)
 
 
+RESIZE_MODES = ("fit", "crop")  # data.resize: fit inside and pad, or cover and crop the centre
+
+
 def image_to_array(im: Image.Image, height: int, width: int, channels: int, *,
-                   invert: Callable[[float], bool] | None = None) -> tuple[np.ndarray, bool]:
+                   invert: Callable[[float], bool] | None = None,
+                   resize: str = "fit") -> tuple[np.ndarray, bool]:
     """A decoded image -> float32 (height, width, channels) of whole numbers in 0..255, and
     whether it was inverted.
 
-    Resized keeping the aspect ratio, transparency over a contrasting matte, colour to luma (or
+    Resized keeping the aspect ratio (``resize``: ``fit`` inside height x width, or ``crop``:
+    cover it and keep the centre), transparency over a contrasting matte, colour to luma (or
     grayscale repeated), then padded, centred, with the border's median level. ``invert(level)``
     decides from that background level (0..255) whether to invert (255 - v).
     """
-    small = _fit(_normalise_mode(im), height, width)
+    if resize not in RESIZE_MODES:
+        raise ArchtuneError(f"resize: expected one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+    shape = _cover if resize == "crop" else _fit
+    small = shape(_normalise_mode(im), height, width)
     a = np.asarray(small, dtype=np.float32)
     a = a[..., None] if a.ndim == 2 else a
     if small.mode in ("LA", "RGBA"):

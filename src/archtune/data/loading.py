@@ -57,20 +57,29 @@ def load_data(config: DataConfig, *, data_dir: str | None = None,
     """
     d = config
     ds = load_dataset(d.dataset, data_dir=data_dir or d.data_dir, channels=d.channels,
-                      image_size=tuple(d.image_size) if d.image_size else None)
+                      image_size=tuple(d.image_size) if d.image_size else None,
+                      resize=d.resize, skip_bad_files=d.skip_bad_files)
     return SpecData(config, ds, train_subset or d.train_subset)
+
+
+def check_input(*, kind: str, name: str, input_shape: Sequence[int],
+                chw: Sequence[int]) -> None:
+    """Raise unless ``input_shape`` (Keras order: height, width[, channels]) is the data's
+    (``chw``: channels, height, width)."""
+    h, w, *c = input_shape
+    if (c[0] if c else 1, h, w) != tuple(chw):
+        ch, hh, ww = chw
+        raise ArchtuneError(
+            f"{kind} '{name}' expects input_shape {list(input_shape)} but the data set's images "
+            f"are [{hh}, {ww}, {ch}]; set input_shape: [{hh}, {ww}, {ch}] in the {kind}"
+            + (" (or input_shape: auto to take the data's)" if kind == "spec" else ""))
 
 
 def check_fits(splits: Splits, *, kind: str, name: str, input_shape: Sequence[int],
                units: int | None) -> None:
     """Raise unless a model with ``input_shape`` (Keras order: height, width[, channels]) and
     ``units`` outputs (None: not known yet) fits the data; ``kind`` is ``spec`` or ``space``."""
-    h, w, *c = input_shape
-    if (c[0] if c else 1, h, w) != tuple(splits.input_shape):
-        ch, hh, ww = splits.input_shape
-        raise ArchtuneError(
-            f"{kind} '{name}' expects input_shape {list(input_shape)} but the data set's images "
-            f"are [{hh}, {ww}, {ch}]; set input_shape: [{hh}, {ww}, {ch}] in the {kind}")
+    check_input(kind=kind, name=name, input_shape=input_shape, chw=splits.input_shape)
     k = len(splits.classes)
     if units is not None and units != k:
         raise ArchtuneError(

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Real
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,6 +44,7 @@ class Splits:
     dev: Split
     classes: list[str]
     input_shape: tuple[int, int, int]
+    facts: dict[str, Any] = field(default_factory=dict)  # how the data set was read (Dataset.facts)
 
     @property
     def num_classes(self) -> int:
@@ -139,6 +141,7 @@ def split_dataset(
         dev=_to_split(ds.x_train, ds.y_train, dev_idx),
         classes=list(ds.classes),
         input_shape=ds.input_shape,
+        facts=dict(ds.facts),
     )
     log.info(
         "%s: train %d, dev %d (dev_fraction %g, seed %d)",

@@ -36,6 +36,29 @@ class SamePool2d(nn.Module):
         return total / count
 
 
+def _bins(size: int, out: int) -> torch.Tensor:
+    """(out, size) averaging matrix of PyTorch's adaptive pooling bins along one axis."""
+    m = torch.zeros(out, size)
+    for i in range(out):
+        start, end = (i * size) // out, -(-((i + 1) * size) // out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+class AdaptivePool2d(nn.Module):
+    """Adaptive average pooling of a fixed input size to a fixed grid, as two matrix products
+    (the bins of ``nn.AdaptiveAvgPool2d``), so that ONNX exports it for any sizes (its own
+    adaptive pooling needs the output to divide the input). The matrices are not saved."""
+
+    def __init__(self, size: Sequence[int], out: Sequence[int]):
+        super().__init__()
+        self.register_buffer("rows", _bins(size[0], out[0]), persistent=False)
+        self.register_buffer("cols", _bins(size[1], out[1]).T.contiguous(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(torch.matmul(self.rows.to(x.dtype), x), self.cols.to(x.dtype))
+
+
 class Residual(nn.Module):
     """A spec's Residual layer: ``shortcut(x) + layers(x)`` (its activation follows as a module).
 
@@ -62,6 +85,7 @@ class Builder:
     and :meth:`layers` for a layer that holds a list of layers."""
 
     SamePool2d = SamePool2d
+    AdaptivePool2d = AdaptivePool2d
     Residual = Residual
 
     def layers(self, infos: Sequence[LayerInfo], *, fold_last_softmax: bool = False) -> nn.Sequential:

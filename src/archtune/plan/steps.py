@@ -133,10 +133,12 @@ def same_run(path: Path, spec: Spec) -> bool:
 
     try:
         saved = yaml.safe_load((path / "spec.yaml").read_text())
-        classes = output_units(spec_from_dict(saved))
+        was = spec_from_dict(saved)
+        classes = output_units(was)
     except (ArchtuneError, OSError, yaml.YAMLError):
         return False
-    return fingerprint(saved) == fingerprint(as_trained(spec, classes, quiet=True).to_dict())
+    wanted = as_trained(spec, classes, quiet=True, input_shape=was.input_shape)
+    return fingerprint(was.to_dict()) == fingerprint(wanted.to_dict())  # keys added since: defaults
 
 
 def run_status(path: Path) -> str | None:

@@ -196,7 +196,8 @@ def _train_once(raw: dict[str, Any], path: Path, ex: Execution, progress: bool,
     if (path / "metrics.json").is_file():
         try:
             run = load_run(path)
-            saved = as_trained(spec, output_units(run.spec), quiet=True)
+            saved = as_trained(spec, output_units(run.spec), quiet=True,
+                               input_shape=tuple(run.spec.input_shape))
             if run.status == "complete" and _same(run.spec.to_dict(), saved.to_dict(), minutes):
                 log.info("finalist run %s: reused (complete, same spec)", path)
                 return run

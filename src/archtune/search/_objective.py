@@ -108,8 +108,10 @@ def check_data(space: SearchSpace, splits: Splits) -> None:
         units = last.args["units"] if last.type == "Dense" else None
     except ArchtuneError:
         units = None
-    check_fits(splits, kind="space", name=space.name, units=units,
-               input_shape=space.raw.get("input_shape") or [28, 28, 1])
+    pinned = space.raw.get("input_shape")  # absent or auto: each trial takes the data's shape
+    if pinned in (None, "auto"):
+        pinned = [*splits.input_shape[1:], splits.input_shape[0]]
+    check_fits(splits, kind="space", name=space.name, units=units, input_shape=pinned)
 
 
 def trial_seed(study_seed: int, number: int) -> int:

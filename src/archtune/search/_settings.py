@@ -284,7 +284,7 @@ class Limits:
 def architecture_key(spec: Spec) -> str:
     """What latency depends on: the layers and the input shape (not training settings)."""
     d = spec.to_dict()
-    text = json.dumps({"layers": d["layers"], "input_shape": d.get("input_shape")}, sort_keys=True,
+    text = json.dumps({"layers": d["layers"], "input_shape": list(spec.input_shape)}, sort_keys=True,
                       default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

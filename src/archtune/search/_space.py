@@ -227,7 +227,7 @@ class SearchSpace:
                 forced = dict(info.requires) | {d.name: value}
                 err = self._first_error(forced, rng)
                 if err is not None:
-                    raise ArchtuneError(f"{self.source}: with {d.name} = {json.dumps(value)}: {err}")
+                    raise ArchtuneError(f"{self.source}: with {d.name} = {_quoted(value)}: {err}")
         if not self.infos:
             err = self._first_error({}, rng)
             if err is not None:
@@ -388,3 +388,12 @@ def space_html(space: SearchSpace) -> str:
     rows = [[d.name, d.kind, d.describe()] for d in space.dims]
     return card(f"Search space {escape(space.name)}", facts,
                 below=[table(["dimension", "kind", "values"], rows, max_rows=60)])
+
+
+def _quoted(value: Any, limit: int = 60) -> str:
+    """A dimension's value as JSON, cut to ``limit`` characters (an error message stays short)."""
+    try:
+        text = json.dumps(value)
+    except ValueError:  # an integer too long to print
+        return short(value, limit)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -55,6 +55,8 @@ from .timing import StageTimes
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
+RESIZE_TEXT = {"fit": "keep aspect ratio, bilinear, pad with the background",
+               "crop": "keep aspect ratio, bilinear, cover the input and keep the centre"}
 _STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
                  413: "request_too_large", 415: "unsupported_media_type"}
 
@@ -122,7 +124,7 @@ def model_info(predictor: Predictor, limits: Limits, invert: str) -> dict[str, A
             "layers": [{"name": i.name, "type": i.layer.type, "output_shape": i.keras_shape,
                         "params": i.params} for i in infos],
             "metrics": metrics,
-            "preprocessing": {"resize": "keep aspect ratio, bilinear, pad with the background",
+            "preprocessing": {"resize": RESIZE_TEXT[fmt.resize],
                               "background": fmt.background or "unknown", "invert": invert,
                               "scale": "pixels / 255; standardisation is inside the model",
                               "accepted": ["PNG", "JPEG", "BMP", "WebP"]},

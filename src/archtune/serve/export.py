@@ -88,6 +88,7 @@ def export_metadata(predictor: Predictor) -> dict[str, str]:
         "std": json.dumps(model.std.flatten().tolist()),
         "standardisation": "inside the graph: (x - mean) / std per channel",
         "background": fmt.background or "unknown",
+        "resize": fmt.resize,
         "outputs": "logits, probabilities",
         "preprocessing": (PREPROCESSING_DOC or "").strip(),
         "spec": json.dumps(predictor.spec.to_dict()),

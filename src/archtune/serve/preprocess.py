@@ -10,7 +10,10 @@ The model's input size and channel count come from the run's spec; the normalisa
 2. **Decode** the first frame; the EXIF orientation of photos is applied. Truncated or corrupt
    files are refused. 16-bit grayscale is scaled to 8 bits.
 3. **Resize keeping the aspect ratio** so that the image fits the model's H x W (bilinear, with
-   Pillow's antialiasing when shrinking). An image already of the model's size is not resampled.
+   Pillow's antialiasing when shrinking); with the run's ``data.resize: crop``, so that it
+   covers H x W, and its centre is kept. An image already of the model's size is not resampled.
+   H x W is the size the run was trained at (its spec's ``input_shape``, which records the size
+   its image folder was read at), so a photo of any size is prepared as its training images were.
 4. **Transparency**: pixels are composited over a matte that contrasts with the opaque part
    (black behind a light item, white behind a dark one), so a cut-out item stays visible.
 5. **Channels**: colour -> grayscale with the ITU-R 601 luma weights (0.299, 0.587, 0.114), as
@@ -70,12 +73,13 @@ class InputFormat:
     height: int
     width: int
     background: Literal["dark"] | None = None  # None: unknown polarity (auto never inverts)
+    resize: str = "fit"  # fit (keep the aspect ratio, pad) | crop (cover, keep the centre): data.resize
 
     @classmethod
     def from_spec(cls, spec: Spec) -> InputFormat:
         c, h, w = spec.chw
         dark = spec.data.dataset in DARK_BACKGROUND_DATASETS
-        return cls(c, h, w, "dark" if dark else None)
+        return cls(c, h, w, "dark" if dark else None, spec.data.resize)
 
     @property
     def chw(self) -> tuple[int, int, int]:
@@ -108,7 +112,7 @@ def should_invert(background_level: float, fmt: InputFormat, invert: str) -> boo
 def prepare_image(im: Image.Image, fmt: InputFormat, *, invert: str = "auto") -> PreparedImage:
     """A decoded image -> (C, H, W) float32 in [0, 1], following the module's steps 3-7."""
     source_size, source_format = (im.width, im.height), str(im.format or "")
-    a, inverted = image_to_array(im, fmt.height, fmt.width, fmt.channels,
+    a, inverted = image_to_array(im, fmt.height, fmt.width, fmt.channels, resize=fmt.resize,
                                  invert=lambda level: should_invert(level, fmt, invert))
     pixels = a.transpose(2, 0, 1) / np.float32(255.0)
     return PreparedImage(pixels.astype(np.float32), source_size, source_format, inverted)

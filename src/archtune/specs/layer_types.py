@@ -156,6 +156,29 @@ register_layer(LayerType("GlobalMaxPooling2D", {}, _global_shape, _global_build(
                          doc="max of each channel: (H, W, C) -> (C,)"))
 
 
+def _adaptive_shape(layer: Layer, shape: Shape, where: str) -> Out:
+    c, h, w = _spatial(layer, shape, where)
+    oh, ow = layer.args["output_size"]  # a larger grid repeats pixels, as PyTorch's does
+    return Out((c, oh, ow), flops=0 if (oh, ow) == (h, w) else c * max(h * w, oh * ow))
+
+
+def _adaptive_build(info: LayerInfo, builder: Any) -> list[nn.Module]:
+    from torch import nn
+
+    size = tuple(info.layer.args["output_size"])
+    if tuple(info.input_shape[1:]) == size:  # already the grid: exactly the identity
+        return [nn.Identity()]
+    return [builder.AdaptivePool2d(info.input_shape[1:], size)]
+
+
+register_layer(LayerType(
+    "AdaptiveAvgPooling2D", {"output_size": Arg("pair")}, _adaptive_shape, _adaptive_build,
+    doc="average pooling to a fixed output_size grid whatever the input size (the bins of "
+        "PyTorch's AdaptiveAvgPool2d; the identity when the input already has that size), so a "
+        "Flatten-Dense head keeps its parameters on larger images",
+    primary="output_size", aliases=("AdaptiveAvgPool2D",)))
+
+
 # ---------------------------------------------------------------- Flatten, Dense
 
 

@@ -19,6 +19,10 @@ from .shapes import infer_shapes
 
 SPEC_KEYS = ("name", "description", "input_shape", "layers", "train", "data", "search")
 DEFAULT_INPUT_SHAPE = (28, 28, 1)  # Keras order: height, width, channels
+AUTO = "auto"  # input_shape of a spec that takes its data's (absent means the same)
+# An unbound spec is shown, counted and checked at its stand-in shape until it meets its data:
+# the height and width of its data section's image_size (else DEFAULT_INPUT_SHAPE's), and
+# its data section's channels (else 1).
 UNBOUND_CLASSES = 10  # units of a 'classes' layer until the spec meets its data (Fashion-MNIST's, MNIST's)
 
 
@@ -33,6 +37,7 @@ class Spec:
     data: DataConfig = field(default_factory=DataConfig)
     description: str = ""
     class_layers: tuple[int, ...] = ()  # layers whose units are the data's classes, not yet bound
+    input_auto: bool = False  # input_shape is a stand-in until the spec meets its data
 
     @property
     def chw(self) -> tuple[int, int, int]:
@@ -46,7 +51,7 @@ class Spec:
         return {
             "name": self.name,
             "description": self.description,
-            "input_shape": list(self.input_shape),
+            "input_shape": AUTO if self.input_auto else list(self.input_shape),
             "layers": layers,
             "train": to_dict(self.train),
             "data": to_dict(self.data),
@@ -58,6 +63,14 @@ class Spec:
         if not self.class_layers:
             return self
         return spec_from_dict(self.to_dict(), source=f"spec '{self.name}'", classes=classes)
+
+    def for_input(self, input_shape: tuple[int, int, int]) -> Spec:
+        """This spec bound to data of ``input_shape`` (height, width, channels) when it does not
+        pin its own (itself otherwise): what training on such data builds and saves."""
+        if not self.input_auto:
+            return self
+        raw = self.to_dict() | {"input_shape": list(input_shape)}
+        return spec_from_dict(raw, source=f"spec '{self.name}'")  # units: classes stay marked
 
     def with_epochs(self, epochs: int) -> Spec:
         """This spec with its train section's ``epochs`` replaced (everything else shared)."""
@@ -75,6 +88,13 @@ class Spec:
 
 
 MAX_INPUT_SIDE = 16_384  # largest height, width or channel count a spec may declare
+
+
+def stand_in_shape(data: DataConfig) -> tuple[int, int, int]:
+    """The shape an unbound spec (``input_shape: auto``) is shown and checked at before it
+    meets its data: its ``data.image_size`` (else 28 x 28) and ``data.channels`` (else 1)."""
+    h, w = data.image_size or DEFAULT_INPUT_SHAPE[:2]
+    return (h, w, data.channels or DEFAULT_INPUT_SHAPE[2])
 
 
 def _input_shape(value: Any) -> tuple[int, int, int]:
@@ -109,14 +129,18 @@ def spec_from_dict(raw: dict[str, Any], *, source: str = "spec", classes: int | 
             raise ArchtuneError("'layers' must be a non-empty list of layers")
         bound = [bind_classes(entry, UNBOUND_CLASSES if classes is None else classes) for entry in layers_raw]
         layers = [normalize_layer(entry, i) for i, (entry, _) in enumerate(bound)]
+        data = data_config(raw.get("data"))
+        shape = raw.get("input_shape", AUTO)
+        auto = shape is None or shape == AUTO
         spec = Spec(
             name=str(raw.get("name") or "spec"),
             description=str(raw.get("description") or ""),
             layers=layers,
-            input_shape=_input_shape(raw.get("input_shape", list(DEFAULT_INPUT_SHAPE))),
+            input_shape=stand_in_shape(data) if auto else _input_shape(shape),
             train=train_config(raw.get("train")),
-            data=data_config(raw.get("data")),
+            data=data,
             class_layers=() if classes is not None else tuple(i for i, (_, mark) in enumerate(bound) if mark),
+            input_auto=auto,
         )
         infer_shapes(spec)
     except ArchtuneError as err:

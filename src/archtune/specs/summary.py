@@ -66,6 +66,12 @@ def summary(spec: Spec) -> Summary:
             f"Non-trainable params: {t.params - t.trainable:,}",
             f"FLOPs per image: {t.flops:,} ({human(t.flops)}; 2 x multiply-adds)",
             line]
+    if spec.input_auto:  # input_shape: auto, not bound to a data set yet
+        h, w, c = spec.input_shape
+        fixed = (f"its data resized to {h}x{w} (data.image_size)" if spec.data.image_size
+                 else "the data's size")
+        out.insert(-1, f"input_shape: auto, shown at {h}x{w}x{c} here; training takes {fixed} and "
+                       f"the data's channels (archtune summary SPEC --data DATA shows that model)")
     if spec.class_layers:  # units: classes, not bound to a data set yet
         out.insert(-1, f"Dense layer {', '.join(map(str, spec.class_layers))}: units: classes, "
                        f"counted as {UNBOUND_CLASSES} here; training gives it one unit a class of its data")

@@ -64,6 +64,48 @@ def erase(x: torch.Tensor, prob: float, gen: torch.Generator) -> torch.Tensor:
     return x.masked_fill(mask[:, None], 0.0)
 
 
+def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
+    return torch.empty(n, device=gen.device).uniform_(lo, hi, generator=gen)
+
+
+def resized_crop(x: torch.Tensor, scale: list[float], ratio: list[float],
+                 gen: torch.Generator) -> torch.Tensor:
+    """Random resized crop: each image's own random box (``scale``: share of the area,
+    ``ratio``: width / height), stretched back to the full size, in one ``grid_sample``."""
+    n = x.shape[0]
+    area = _uniform(n, scale[0], scale[1], gen)
+    log_r = _uniform(n, float(torch.tensor(ratio[0]).log()), float(torch.tensor(ratio[1]).log()), gen)
+    r = log_r.exp()
+    sw, sh = (area * r).sqrt().clamp(max=1.0), (area / r).sqrt().clamp(max=1.0)  # box / image
+    cx = (torch.rand(n, generator=gen, device=gen.device) * 2 - 1) * (1 - sw)  # centre in [-1, 1]
+    cy = (torch.rand(n, generator=gen, device=gen.device) * 2 - 1) * (1 - sh)
+    theta = torch.zeros(n, 2, 3, device=gen.device)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sw, cx, sh, cy
+    theta = theta.to(device=x.device, dtype=x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def color_jitter(x: torch.Tensor, brightness: float, contrast: float, saturation: float,
+                 gen: torch.Generator) -> torch.Tensor:
+    """Random brightness, contrast and (3 channels) saturation factors, one each per image,
+    in [1 - v, 1 + v]; pixels stay in [0, 1]."""
+    n, c = x.shape[:2]
+
+    def factor(v: float) -> torch.Tensor:
+        return _uniform(n, 1 - v, 1 + v, gen).to(device=x.device, dtype=x.dtype)[:, None, None, None]
+
+    if brightness:
+        x = x * factor(brightness)
+    if contrast:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * factor(contrast) + mean
+    if saturation and c == 3:
+        grey = (x * x.new_tensor([0.299, 0.587, 0.114])[None, :, None, None]).sum(1, keepdim=True)
+        x = (x - grey) * factor(saturation) + grey
+    return x.clamp(0.0, 1.0)
+
+
 def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
             flip: torch.Tensor | None = None) -> torch.Tensor:
     """Apply the configured augmentations to a batch of images in [0, 1] (before standardising).
@@ -73,8 +115,13 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
     """
     if cfg.hflip is True:
         x = hflip(x, gen) if flip is None else flip_where(x, flip)
+    if cfg.crop.scale is not None:
+        x = resized_crop(x, cfg.crop.scale, cfg.crop.ratio, gen)
     if cfg.translate:
         x = translate(x, cfg.translate, gen)
+    if cfg.color_jitter.active:
+        j = cfg.color_jitter
+        x = color_jitter(x, j.brightness, j.contrast, j.saturation, gen)
     if cfg.erase:
         x = erase(x, cfg.erase, gen)
     return x

@@ -54,7 +54,8 @@ def train_epoch(
     model.train()
     device = x.device
     n = x.shape[0]
-    order = torch.randperm(n, generator=gen, device=gen.device).to(device)
+    order = epoch_order(y, cfg.balance, gen).to(device)
+    weight = class_weights(y) if cfg.balance == "weights" else None
     layers = param_layers(model) if cfg.grad_norm_every else {}
     norm_sums = {k: 0.0 for k in layers}
     norm_count = 0
@@ -70,7 +71,8 @@ def train_epoch(
         xb = to_model_layout(xb, channels_last)
         with autocast(device, precision):
             logits = model(xb)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+            loss = F.cross_entropy(logits.float(), yb, weight=weight,
+                                   label_smoothing=cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if layers and step % cfg.grad_norm_every == 0:
@@ -89,6 +91,25 @@ def train_epoch(
             on_step(step + 1, loss_sum.item() / seen, correct.item() / seen)
     grad = {k: v / norm_count for k, v in norm_sums.items()} if norm_count else {}
     return EpochStats(loss_sum.item() / seen, correct.item() / seen, grad)
+
+
+def class_weights(y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy weights inversely proportional to each class's frequency in ``y``, so that
+    every class weighs the same in the loss (1 for balanced classes; a class absent gets 0)."""
+    counts = torch.bincount(y).float()
+    w = torch.where(counts > 0, counts.sum() / (len(counts) * counts.clamp(min=1)), 0.0)
+    return w.to(y.device)
+
+
+def epoch_order(y: torch.Tensor, balance: str, gen: torch.Generator) -> torch.Tensor:
+    """The indices of one epoch: a shuffle of all images; with ``balance: sampler``, as many
+    drawn with replacement with each class equally likely."""
+    n = len(y)
+    if balance != "sampler":
+        return torch.randperm(n, generator=gen, device=gen.device)
+    yc = y.to(gen.device)
+    per_image = 1.0 / torch.bincount(yc).float()[yc]
+    return torch.multinomial(per_image, n, replacement=True, generator=gen)
 
 
 @torch.inference_mode()

@@ -44,18 +44,23 @@ def load_splits(spec: Spec) -> Splits:
 
 
 def check_compatible(spec: Spec, splits: Splits) -> Spec:
-    """The spec as trained on ``splits``: its ``units: classes`` layers get the data's number of
-    classes; raise unless its input shape and outputs fit the data."""
-    spec = spec.for_classes(len(splits.classes))
+    """The spec as trained on ``splits``: an ``input_shape: auto`` takes the data's size and
+    channels, its ``units: classes`` layers the data's number of classes; raise unless its
+    input shape and outputs fit the data."""
+    c, h, w = splits.input_shape
+    spec = spec.for_input((h, w, c)).for_classes(len(splits.classes))
     check_fits(splits, kind="spec", name=spec.name, input_shape=spec.input_shape,
                units=output_units(spec))
     return spec
 
 
-def as_trained(spec: Spec, classes: int, *, quiet: bool = False) -> Spec:
-    """The spec a run of ``spec`` on data of ``classes`` classes trains and saves (spec.yaml):
-    ``auto`` flips decided (logged unless ``quiet``), ``units: classes`` bound."""
-    return resolve_flips(spec, quiet=quiet).for_classes(classes)
+def as_trained(spec: Spec, classes: int, *, quiet: bool = False,
+               input_shape: tuple[int, int, int] | None = None) -> Spec:
+    """The spec a run of ``spec`` on data of ``classes`` classes (and of ``input_shape``, height,
+    width, channels, when given) trains and saves (spec.yaml): ``auto`` flips decided (logged
+    unless ``quiet``), ``units: classes`` and ``input_shape: auto`` bound."""
+    spec = resolve_flips(spec, quiet=quiet).for_classes(classes)
+    return spec.for_input(input_shape) if input_shape is not None else spec
 
 
 def _is_better(value: float, best: float | None, monitor: str, min_delta: float) -> bool:
@@ -210,7 +215,7 @@ def _run_facts(spec: Spec, splits: Splits) -> dict[str, Any]:
     return {"spec": spec.name, "classes": splits.classes, "params": t.params, "flops": t.flops,
             "seed": spec.train.seed,
             "data": {"dataset": spec.data.dataset, "n_train": len(splits.train.y),
-                     "n_dev": len(splits.dev.y)}}
+                     "n_dev": len(splits.dev.y), **splits.facts}}
 
 
 def _run_epochs(fit: _Fit, writer: RunWriter, hooks: Any, progress: bool,
