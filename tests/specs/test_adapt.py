@@ -63,13 +63,30 @@ def test_builtins_either_pool_globally_or_name_their_size(name: str) -> None:
 def test_default_pools_to_7x7_and_is_the_identity_on_28x28() -> None:
     spec = load_spec("default")
     kinds = [la.type for la in spec.layers]
-    assert kinds[kinds.index("Flatten") - 1] == "AdaptiveAvgPooling2D"
+    i = kinds.index("Flatten") - 1
+    assert kinds[i] == "AdaptiveAvgPooling2D"
     model = build_model(spec.for_input((28, 28, 1)))
-    assert isinstance(model.blocks[8], torch.nn.Identity)
+    assert isinstance(model.blocks[i], torch.nn.Identity)
     big = build_model(spec.for_input((64, 48, 3)))
-    assert isinstance(big.blocks[8], AdaptivePool2d) and "blocks.adaptiveavgpooling2d_8.rows" not in big.state_dict()
-    info = infer_shapes(spec.for_input((28, 28, 1)))[8]
+    assert isinstance(big.blocks[i], AdaptivePool2d)
+    assert f"blocks.adaptiveavgpooling2d_{i}.rows" not in big.state_dict()
+    info = infer_shapes(spec.for_input((28, 28, 1)))[i]
     assert info.output_shape == (64, 7, 7) and info.flops == 0
+
+
+@pytest.mark.parametrize("name", ["default", "accurate"])
+def test_the_recipes_stem_pools_large_images_and_leaves_small_ones(name: str) -> None:
+    spec = load_spec(name)
+    assert spec.layers[0].type == "Downscale2D"
+    small = infer_shapes(spec.for_input((64, 64, 3)))[0]
+    assert small.output_shape == (3, 64, 64) and small.flops == 0
+    assert isinstance(build_model(spec.for_input((28, 28, 1))).blocks[0], torch.nn.Identity)
+    large = infer_shapes(spec.for_input((128, 100, 3)))[0]
+    assert large.output_shape == (3, 64, 50)  # factor 2: the long side within 64
+    odd = infer_shapes(spec.for_input((200, 90, 3)))[0]
+    assert odd.output_shape == (3, 50, 22)  # factor 4; pixels past a whole window dropped
+    x = torch.rand(2, 3, 128, 100)
+    assert build_model(spec.for_input((128, 100, 3)).for_classes(5))(x).shape == (2, 5)
 
 
 @pytest.mark.parametrize("size, out", [((10, 11), (7, 7)), ((9, 5), (3, 2)), ((8, 8), (4, 4)),

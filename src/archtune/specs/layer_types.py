@@ -179,6 +179,33 @@ register_layer(LayerType(
     primary="output_size", aliases=("AdaptiveAvgPool2D",)))
 
 
+def _downscale_factor(h: int, w: int, max_side: int) -> int:
+    """The smallest integer factor that brings the longer side within ``max_side`` (1: none)."""
+    return max(1, math.ceil(max(h, w) / max_side))
+
+
+def _downscale_shape(layer: Layer, shape: Shape, where: str) -> Out:
+    c, h, w = _spatial(layer, shape, where)
+    f = _downscale_factor(h, w, layer.args["max_side"])
+    return Out((c, h // f, w // f), flops=0 if f == 1 else c * h * w)
+
+
+def _downscale_build(info: LayerInfo, builder: Any) -> list[nn.Module]:
+    from torch import nn
+
+    _, h, w = info.input_shape
+    f = _downscale_factor(h, w, info.layer.args["max_side"])
+    return [nn.Identity() if f == 1 else nn.AvgPool2d(f, f)]
+
+
+register_layer(LayerType(
+    "Downscale2D", {"max_side": Arg("pos_int", 64)}, _downscale_shape, _downscale_build,
+    doc="a stem for large images: average-pools by the smallest integer factor that brings the "
+        "longer side within max_side (pixels past a whole window are dropped); the identity on "
+        "images already that small, so a recipe costs the same on them",
+    primary="max_side"))
+
+
 # ---------------------------------------------------------------- Flatten, Dense
 
 
