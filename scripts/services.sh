@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install and start what the tests need from Debian packages: a PostgreSQL server (for
-# multi-process search) and headless Chromium (for report and web-page tests).
+# multi-process search), headless Chromium (for report and web-page tests) and g++ (torch.compile).
 # Prints the environment variables the tests read; use: eval "$(bash scripts/services.sh)"
 # Exits non-zero (with one line on stderr) when either cannot be set up: it never prints an
 # empty variable.
@@ -12,6 +12,7 @@ find_chromium() { command -v chromium || command -v chromium-browser || true; }
 need=""
 [ -n "$(find_chromium)" ] || need="$need chromium fonts-dejavu-core"
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need="$need postgresql"
+command -v g++ >/dev/null || need="$need g++"   # torch.compile's C++ compiler (a test needs it)
 if [ -n "$need" ]; then
   $SUDO apt-get update -qq >&2 || die "apt-get update failed (needed:$need)"
   $SUDO apt-get install -y -qq $need >&2 || die "apt-get install$need failed"

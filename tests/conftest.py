@@ -7,9 +7,11 @@ A test whose data or service is missing is skipped on a developer's machine, but
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
-from typing import NoReturn
+from types import ModuleType
+from typing import Any, NoReturn
 
 import numpy as np
 import pytest
@@ -30,6 +32,14 @@ def unavailable(reason: str) -> NoReturn:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: a test that cannot run fails the run)", pytrace=False)
     pytest.skip(reason)
+
+
+def require_module(name: str) -> ModuleType:
+    """Import an optional package, or skip/fail (under CI=true) saying it is missing."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        unavailable(f"{name} is not installed ({err}); install the dev extra: pip install -e '.[dev]'")
 
 
 def real_data_dir() -> Path | None:
@@ -123,3 +133,36 @@ def real_data(monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = require_real_data()
     monkeypatch.setenv("ARCHTUNE_DATA", str(folder))
     return folder
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Draw the fuzz tests' seed once, before xdist starts its workers (they inherit it)."""
+    from tests._fuzz import fuzz_seed
+
+    fuzz_seed()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from tests._fuzz import SEED_ENV, fuzz_seed
+
+    return f"fuzz seed: {fuzz_seed()} (replay the random fuzz cases with {SEED_ENV}={fuzz_seed()})"
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Cases and dropped cases of the fuzz tests, per input kind (xdist's workers' too)."""
+    from tests._fuzz import SEED_ENV, fuzz_seed
+
+    cases: dict[str, list[int]] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            props = dict(getattr(report, "user_properties", ()) or ())
+            if getattr(report, "when", "") == "call" and "fuzz_kind" in props:
+                row = cases.setdefault(str(props["fuzz_kind"]), [0, 0, 0])
+                row[0] += int(props["fuzz_cases"])
+                row[1] += int(props["fuzz_dropped"])
+                row[2] += int(props.get("fuzz_known_bugs", 0))
+    if cases:
+        total = sum(c for c, _, _ in cases.values())
+        each = "; ".join(f"{kind} {c} ({d} dropped, {k} known bugs)"
+                         for kind, (c, d, k) in sorted(cases.items()))
+        terminalreporter.write_line(f"fuzz: {total} cases, seed {fuzz_seed()} ({SEED_ENV}): {each}")

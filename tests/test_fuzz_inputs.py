@@ -4,34 +4,33 @@ exception, within 10 s and 1 GB per case.
 
 Mutations: deleted keys, values of another type, extreme numbers, deep nesting (as data and as
 text), bad encodings, binary noise, truncation, YAML aliases (shared and exponential), and
-integers too long to convert. Cases are derandomised, so CI runs the same ones every time.
+integers too long to convert. Each test runs a fixed set of cases (the same every run) and a
+random set seeded afresh each session (see tests/_fuzz.py: the seed is printed, and
+ARCHTUNE_FUZZ_SEED replays it); cases the test itself cannot use are counted, not dropped silently.
 """
 
 from __future__ import annotations
 
 import copy
-import datetime
 import json
 import math
+import re
 import resource
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archtune.errors import ArchtuneError
 from archtune.search import list_spaces, load_space, raw_space
 from archtune.specs import list_specs, load_spec, raw_spec
 from tests._cli import run_cli
+from tests._fuzz import PARTS, Drop, KnownBug, run_fuzz
 
 SOURCES = [("spec", n) for n in list_specs()] + [("space", n) for n in list_spaces()]
 RAW = {(kind, n): (raw_spec(n) if kind == "spec" else raw_space(n)[0]) for kind, n in SOURCES}
-CASE = settings(deadline=datetime.timedelta(seconds=10), derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.function_scoped_fixture])
 SENTINEL = "@@FUZZ@@"
 
 EXTREME = st.sampled_from([0, -1, 1, -0.0, 2**31, 2**63, -(2**63), 10**300, 1e308, -1e308, 1e-320,
@@ -135,15 +134,59 @@ def _load(kind: str, source: Any) -> None:
     load_spec(source) if kind == "spec" else load_space(source)
 
 
+# the product bugs these cases find, each named by an xfail(strict=True) test below
+LONG_VALUE_BUG = "a spec/space error quotes a long value whole"
+ECHO_NEWLINE_BUG = "a spec/space error quotes a text value's line break as it is (several lines)"
+
+
+def _message_bug(message: str) -> str | None:
+    first = message.split("\n", 1)[0]
+    if "\n" in message and first.count("'") % 2 == 1:  # the line ends inside a quoted value
+        return ECHO_NEWLINE_BUG
+    if len(message) >= 2000 and "\n" not in message and re.search(r"(: with [\w.]+ = |, got ')", first[:400]):
+        return LONG_VALUE_BUG
+    return None
+
+
 def _expect_clean(kind: str, source: Any) -> str:
     """'ok' or 'error'; any exception other than a one-line ArchtuneError fails the test."""
     try:
         _load(kind, source)
     except ArchtuneError as err:
         message = str(err)
+        bug = _message_bug(message)
+        if bug is not None:
+            raise KnownBug(bug) from None
         assert message and "\n" not in message and len(message) < 2000, message[:3000]
         return "error"
     return "ok"
+
+
+def test_a_long_choice_value_is_quoted_short() -> None:
+    """A space's 'with NAME = VALUE: ...' error (once 5,146 characters for this choice)."""
+    raw = {"name": "t", "layers": [{"Dense": {"units": 10, "activation": "softmax"}}],
+           "train": {"label_smoothing": {"choice": ["9" * 5000, 0.1]}}}
+    with pytest.raises(ArchtuneError) as err:
+        load_space(raw)
+    assert len(str(err.value)) < 2000
+
+
+@pytest.mark.xfail(strict=True, reason="product bug: " + LONG_VALUE_BUG + " (a Residual's "
+                   "'layers: expected a non-empty list of layers, got ...')")
+def test_a_long_residual_value_is_quoted_short() -> None:
+    raw = {"name": "t", "layers": [{"Residual": {"layers": "x" * 5000}}, "Flatten",
+                                   {"Dense": {"units": 10, "activation": "softmax"}}]}
+    with pytest.raises(ArchtuneError) as err:
+        load_spec(raw)
+    assert len(str(err.value)) < 2000
+
+
+def test_a_value_with_a_line_break_is_quoted_on_one_line() -> None:  # fixed: errors.unknown escapes it
+    raw = {"name": "t", "layers": [{"Conv2D": {"filters": 2, "kernel_size": 3, "padding": "sa\nme"}},
+                                   "Flatten", {"Dense": {"units": 10, "activation": "softmax"}}]}
+    with pytest.raises(ArchtuneError) as err:
+        load_spec(raw)
+    assert "\n" not in str(err.value)
 
 
 @pytest.fixture(scope="module")
@@ -171,21 +214,24 @@ def memory_cap() -> Any:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-@settings(CASE, max_examples=1300)
-@given(case=mutated(), fmt=st.sampled_from(["dict", "yaml", "json"]))
-def test_mutated_documents_load_or_fail_in_one_line(case: tuple[str, Any], fmt: str,
-                                                    workdir: Path) -> None:
-    kind, doc = case
-    if fmt == "dict":
-        _expect_clean(kind, doc)
-        return
-    path = workdir / f"doc.{fmt}"
-    try:
-        text = json.dumps(doc) if fmt == "json" else yaml.safe_dump(doc)
-    except (RecursionError, ValueError):  # too deep for the test's own writers
-        return
-    path.write_text(text)
-    _expect_clean(kind, path)
+@pytest.mark.parametrize("part", PARTS)
+def test_mutated_documents_load_or_fail_in_one_line(part: str, workdir: Path,
+                                                    record_property: Any) -> None:
+    def check(args: tuple[tuple[str, Any], str]) -> None:
+        (kind, doc), fmt = args
+        if fmt == "dict":
+            _expect_clean(kind, doc)
+            return
+        path = workdir / f"doc.{fmt}"
+        try:
+            text = json.dumps(doc) if fmt == "json" else yaml.safe_dump(doc)
+        except (RecursionError, ValueError):
+            raise Drop("too deep for the test's own writers") from None
+        path.write_text(text)
+        _expect_clean(kind, path)
+
+    run_fuzz("spec-space", part, st.tuples(mutated(), st.sampled_from(["dict", "yaml", "json"])),
+             check, examples=500, record=record_property, max_dropped=0.05)
 
 
 def _text(kind: str, name: str, fmt: str) -> str:
@@ -223,36 +269,43 @@ def _text_of(doc: Any, fmt: str) -> str:
     return json.dumps(doc) if fmt == "json" else yaml.safe_dump(doc)
 
 
-@settings(CASE, max_examples=800)
-@given(case=bad_bytes())
-def test_hostile_files_load_or_fail_in_one_line(case: tuple[str, str, bytes], workdir: Path) -> None:
-    kind, suffix, data = case
-    path = workdir / f"bytes.{suffix}"
-    path.write_bytes(data)
-    _expect_clean(kind, path)
+@pytest.mark.parametrize("part", PARTS)
+def test_hostile_files_load_or_fail_in_one_line(part: str, workdir: Path,
+                                                record_property: Any) -> None:
+    def check(case: tuple[str, str, bytes]) -> None:
+        kind, suffix, data = case
+        path = workdir / f"bytes.{suffix}"
+        path.write_bytes(data)
+        _expect_clean(kind, path)
+
+    run_fuzz("spec-space-files", part, bad_bytes(), check, examples=400, record=record_property)
 
 
-@settings(CASE, max_examples=60)
-@given(case=st.one_of(bad_bytes(), mutated().map(lambda c: (c[0], "yaml", _dump(c[1])))))
-def test_cli_answers_in_one_line_with_exit_code_2(case: tuple[str, str, bytes], workdir: Path,
+@pytest.mark.parametrize("part", PARTS)
+def test_cli_answers_in_one_line_with_exit_code_2(part: str, workdir: Path, record_property: Any,
                                                   capsys: pytest.CaptureFixture) -> None:
-    kind, suffix, data = case
-    if not data:
-        return
-    path = workdir / f"cli.{suffix}"
-    path.write_bytes(data)
-    args = ["summary", str(path)] if kind == "spec" else \
-        ["search", str(path), "--dry-run", "--trials", "1", "--studies-dir", str(workdir / "st")]
-    code, out, err = run_cli(args, capsys)
-    assert code in (0, 2), (code, err[-2000:])
-    if code == 2:
-        lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), err[-2000:]
-    assert "Traceback" not in err
+    def check(case: tuple[str, str, bytes | None]) -> None:
+        kind, suffix, data = case
+        if data is None:
+            raise Drop("too deep for the test's YAML writer")
+        path = workdir / f"cli.{suffix}"
+        path.write_bytes(data)
+        args = ["summary", str(path)] if kind == "spec" else \
+            ["search", str(path), "--dry-run", "--trials", "1", "--studies-dir", str(workdir / "st")]
+        code, out, err = run_cli(args, capsys)
+        assert code in (0, 2), (code, err[-2000:])
+        if code == 2:
+            lines = err.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("error: "), err[-2000:]
+        assert "Traceback" not in err
+
+    cases = st.one_of(bad_bytes(), mutated().map(lambda c: (c[0], "yaml", _dump(c[1]))))
+    run_fuzz("spec-space-cli", part, cases, check, examples=30, record=record_property,
+             max_dropped=0.2)
 
 
-def _dump(doc: Any) -> bytes:
+def _dump(doc: Any) -> bytes | None:
     try:
         return yaml.safe_dump(doc).encode()
     except (RecursionError, ValueError):
-        return b""
+        return None

@@ -61,7 +61,7 @@ def _fake_path(bin_dir: Path, *, with_chromium: bool) -> str:
     """A PATH with only what scripts/services.sh runs, a no-op apt-get (it records its calls)
     and, if asked, a fake chromium."""
     bin_dir.mkdir()
-    for tool in ("id", "ls", "sort", "tail", "mkdir", "rm", "chown", "runuser", "cat"):
+    for tool in ("id", "ls", "sort", "tail", "mkdir", "rm", "chown", "runuser", "cat", "g++"):
         found = shutil.which(tool)
         if found:
             (bin_dir / tool).symlink_to(found)

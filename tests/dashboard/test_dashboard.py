@@ -26,7 +26,6 @@ from tests.conftest import make_splits
 from tests.search.conftest import TINY_SPACE, archtune_cmd, space
 from tests.serve.cdp import Browser
 
-CHROMIUM = os.environ.get("ARCHTUNE_CHROMIUM")
 LOCKED = "database is locked"
 
 
@@ -136,15 +135,15 @@ def _ctrl_c_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.skipif(not CHROMIUM, reason="ARCHTUNE_CHROMIUM is not set")
 def test_dashboards_stay_live_while_a_search_writes_the_same_sqlite_file(tmp_path: Path,
-                                                                         big_npz: Path) -> None:
+                                                                         big_npz: Path,
+                                                                         chromium: str) -> None:
     """`search --dashboard` and a separate `archtune dashboard` read the study.db the search
     writes; Chromium sees trials and their per-epoch values appear; nobody sees a lock error."""
     raw = space(TINY_SPACE, big_npz, epochs=8)  # 8 trials: ~20 s of trials on 2 shared cores, to look at
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")  # SIGABRT: every thread's stack
-    browser = Browser(str(CHROMIUM))  # started first: the search's seconds go to looking, not to starting it
+    browser = Browser(chromium)  # started first: the search's seconds go to looking, not to starting it
     search_proc = subprocess.Popen(
         archtune_cmd("search", "s.yaml", "--trials", "8", "--pruner", "none", "--dashboard",
                      "--dashboard-port", "0"),

@@ -13,6 +13,7 @@ import pytest
 from archtune import load_run
 from archtune.report.plan_data import load_plan_data
 from tests._cli import run_cli
+from tests.conftest import unavailable
 
 from .conftest import Ran, cli
 from .test_plan import MODELS
@@ -65,7 +66,7 @@ def test_plan_report_shows_every_model_with_its_one_dev_and_its_test_accuracy(
 
 def test_the_pdf_has_at_most_5_a4_pages(plan_page: tuple[Path, Path, Ran]) -> None:
     if not CHROMIUM:
-        pytest.skip("ARCHTUNE_CHROMIUM is not set")
+        unavailable('ARCHTUNE_CHROMIUM is not set; run eval "$(bash scripts/services.sh)"')
     from pypdf import PdfReader
 
     html, _, ran = plan_page
@@ -110,7 +111,7 @@ def test_pdf_without_chromium_is_one_line_and_writes_nothing(homework: tuple[Pat
 def test_compare_and_run_reports_print_too(homework: tuple[Path, Ran], tmp_path: Path,
                                            capsys) -> None:
     if not CHROMIUM:
-        pytest.skip("ARCHTUNE_CHROMIUM is not set")
+        unavailable('ARCHTUNE_CHROMIUM is not set; run eval "$(bash scripts/services.sh)"')
     from pypdf import PdfReader
 
     folder, _ = homework

@@ -17,6 +17,7 @@ from archtune.data import load_data
 from archtune.models import EnsembleNet
 from archtune.search import best_trial, read_finals, retrain, search
 from archtune.training import load_checkpoint
+from tests.conftest import require_module
 
 from .conftest import TINY_SPACE, run_cli, space
 
@@ -105,7 +106,7 @@ def test_an_ensemble_run_predicts_and_exports(tiny_study, tmp_path: Path) -> Non
     html = run_report(run.path, tmp_path / "r.html").read_text()
     n = run.metrics["dev"]["members"]
     assert f"an ensemble of {n} runs (retrain --ensemble)" in html
-    pytest.importorskip("onnxruntime")
+    require_module("onnxruntime")
     from archtune.serve.export import export_onnx
 
     report = export_onnx(pred, tmp_path / "ens.onnx")

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from archtune._process import start_time
 from archtune.search import canonical_json, connect, load_space, search
+from tests.conftest import unavailable
 
 from .conftest import GRID_SPACE, TINY_SPACE, archtune_cmd, proposals, run_cli, space
 
@@ -48,20 +49,38 @@ def _wait_mid_trial(proc: subprocess.Popen, url: str, name: str, done: int) -> i
     raise AssertionError("timed out waiting for a running trial")
 
 
+def _kill_mid_trial(proc: subprocess.Popen, url: str, name: str, done: int) -> int:
+    """SIGKILL ``proc`` while a trial runs, after ``done`` complete ones; returns that trial's
+    number. The process is frozen (SIGSTOP) before its study is read, so the trial read as
+    running is still running when the kill lands (not finished in between). (Frozen inside a
+    commit, its SQLite file makes the read wait up to the storage's 120 s, then fail: again.)"""
+    deadline = time.monotonic() + 300
+    while True:
+        number = _wait_mid_trial(proc, url, name, done)
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            state = next(t.state for t in _trials(url, name) if t.number == number)
+        except Exception:  # frozen inside a write (the database locked): look again
+            state = None
+        if state == TrialState.RUNNING:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            return number
+        os.kill(proc.pid, signal.SIGCONT)
+        assert time.monotonic() < deadline, f"trial {number} kept finishing before the kill"
+
+
 def test_a_killed_search_resumes_with_the_dead_trial_retried(tmp_path: Path, big_npz: Path) -> None:
-    raw = space(TINY_SPACE, big_npz, epochs=12)  # a float lr: no two points alike; epochs enough
-    # that the trial seen mid-way is still running when the kill lands (with 5 it once finished)
+    raw = space(TINY_SPACE, big_npz, epochs=5)  # a float lr: no two points alike
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
     args = ["search", "s.yaml", "--trials", "3", "--pruner", "none", "--sampler", "random"]
     url = f"sqlite:///{tmp_path}/studies/tiny/study.db"
     proc = subprocess.Popen(archtune_cmd(*args), cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        killed = _wait_mid_trial(proc, url, "tiny", done=1)
+        killed = _kill_mid_trial(proc, url, "tiny", done=1)
         before = {t.number: (t.datetime_complete, t.value) for t in _trials(url, "tiny")
                   if t.state == TrialState.COMPLETE}
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -100,8 +119,13 @@ def _alive(procs: dict[int, str | None]) -> list[int]:
     return [pid for pid, start in procs.items() if start and start_time(pid) == start]
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree in /proc")
 def test_workers_end_when_a_parallel_search_is_killed(tmp_path: Path, big_npz: Path) -> None:
+    """SIGKILL of one worker of `search --jobs 2`, then of the search: the other worker ends by
+    itself (requeueing its trial), the killed one's trial is left running with its scratch
+    folder, and the next worker on the study (the product's resume path) fails and requeues it
+    and removes the folder: no trial running, each killed trial queued again with its point."""
+    if not Path("/proc/self/stat").exists():
+        unavailable("this test reads the process tree in /proc (Linux)")
     raw = space(TINY_SPACE, big_npz, epochs=200)  # trials still running when the parent is killed
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
     args = ["search", "s.yaml", "--trials", "30", "--jobs", "2", "--pruner", "none"]
@@ -111,33 +135,39 @@ def test_workers_end_when_a_parallel_search_is_killed(tmp_path: Path, big_npz: P
     workers: dict[int, str | None] = {}
     try:
         deadline = time.monotonic() + 120
-        while len([t for t in _trials_or_none(url) if t.state == TrialState.RUNNING
-                   and t.intermediate_values]) < 2:
+        while len(running := [t for t in _trials_or_none(url) if t.state == TrialState.RUNNING
+                              and t.intermediate_values]) < 2:
             assert proc.poll() is None and time.monotonic() < deadline, "no two trials running"
             time.sleep(0.2)
         workers = _children(proc.pid)
         assert len(workers) >= 2
+        victim = running[0]  # its worker is killed outright: it cannot requeue its trial
+        victim_pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
+        assert victim_pid in workers, (victim_pid, workers)
+        os.kill(victim_pid, signal.SIGKILL)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-        deadline = time.monotonic() + 10
-        while _alive(workers) and time.monotonic() < deadline:
+        # a worker requeues its trial within its 10 s grace, else exits at once (a loaded machine)
+        deadline = time.monotonic() + 60
+        while alive := _alive(workers):
+            assert time.monotonic() < deadline, f"processes {alive} outlived their killed search by 60 s"
             time.sleep(0.2)
-        assert _alive(workers) == []  # the workers (and the resource tracker) are gone
+        scratch = tmp_path / "studies" / "tiny" / "scratch"
+        left = [t.number for t in _trials(url, "tiny") if t.state == TrialState.RUNNING]
+        assert left == [victim.number] and (scratch / str(victim.number)).is_dir(), left
+        # the product's resume: a worker joining the study (its time budget spent at once, so it
+        # starts no trial) first retries what the killed processes left running
+        resumed = run_cli("worker", "tiny", "--timeout", "0.001", cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr
         trials = _trials(url, "tiny")
-        if any(t.state == TrialState.RUNNING for t in trials):
-            # a worker that could not requeue its trial within its grace (a loaded CI machine)
-            # exited at once: then the next search retries it, its worker being dead
-            from archtune.search import attach
-            from archtune.search import recover as _recover
-
-            _recover(attach("tiny", studies_dir=tmp_path / "studies"))
-            trials = _trials(url, "tiny")
         assert not [t for t in trials if t.state == TrialState.RUNNING]
+        assert trials[victim.number].state == TrialState.FAIL
         failed = [t for t in trials if t.state == TrialState.FAIL]
         queued = [t for t in trials if t.state == TrialState.WAITING]
         assert len(failed) == 2  # the two trials it ran, queued again with their points
         assert sorted(canonical_json(t.params) for t in failed) == \
             sorted(canonical_json(t.params) for t in queued)
+        assert not scratch.exists() or list(scratch.iterdir()) == []  # the killed trials' folders
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -83,28 +84,44 @@ def test_wrong_array_shape_is_an_error(predictor: Predictor) -> None:
         predictor.probabilities(np.zeros((2, 3, 28, 28), np.float32))
 
 
+async def _until(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    """Poll ``condition`` (letting the event loop run) until it holds, or fail saying ``what``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds:g} s: {what}"
+        await asyncio.sleep(0.001)
+
+
 def test_micro_batcher_gathers_concurrent_requests() -> None:
+    """Requests that arrive while the model is busy are answered by one forward pass."""
     calls: list[int] = []
     threads: set[str] = set()
+    busy = threading.Event()  # the model holds its first batch until the test lets it go
 
-    def slow_double(x: np.ndarray) -> np.ndarray:
+    def held_double(x: np.ndarray) -> np.ndarray:
         calls.append(len(x))
         threads.add(threading.current_thread().name)
-        time.sleep(0.02)
+        assert busy.wait(60), "the test never let the model go"
         return x * 2
 
     async def main() -> list[np.ndarray]:
-        batcher = MicroBatcher(slow_double, max_batch=64, max_wait_ms=5)
+        batcher = MicroBatcher(held_double, max_batch=64, max_wait_ms=5)
+        inputs = [np.full((1 + i % 2, 3), i, np.float32) for i in range(20)]
         try:
-            inputs = [np.full((1 + i % 2, 3), i, np.float32) for i in range(20)]
-            return await asyncio.gather(*(batcher.submit(x) for x in inputs))
+            first = asyncio.ensure_future(batcher.submit(inputs[0]))
+            await _until(lambda: calls == [1], "the first request reached the model alone")
+            rest = [asyncio.ensure_future(batcher.submit(x)) for x in inputs[1:]]
+            await _until(lambda: batcher.pending == 19, "19 requests queued behind the busy model")
+            busy.set()
+            return await asyncio.gather(first, *rest)
         finally:
+            busy.set()
             await batcher.close()
 
     results = asyncio.run(main())
     for i, r in enumerate(results):
         assert r.shape == (1 + i % 2, 3) and np.all(r == 2 * i)  # each got its own rows back
-    assert sum(calls) == 30 and len(calls) < 20  # fewer forward passes than requests
+    assert calls == [1, 29]  # the 19 requests queued meanwhile: one forward pass of 29 rows
     assert all(name.startswith("archtune-model") for name in threads)
 
 
