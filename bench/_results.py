@@ -31,12 +31,28 @@ def machine() -> str:
     return f"{cpu} ({bf16}), {cores} cores, {dev}, torch {torch.__version__}, {platform.system()}"
 
 
+def commit() -> str:
+    """The checkout's commit, with ' (modified)' when tracked files differ from it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + (" (modified)" if dirty else "")
+
+
 def write_section(title: str, body: str, command: str) -> None:
-    """Replace (or append) '## title' in RESULTS.md with the body, machine, date and command."""
+    """Replace (or append) '## title' in RESULTS.md with the body, commit, machine, date and
+    command."""
     stamp = time.strftime("%Y-%m-%d %H:%M %Z")
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    section = (f"## {title}\n\nMachine: {machine()}. Date: {stamp}. Load average at the end "
-               f"(1, 5, 15 min): {load}.\n"
+    section = (f"## {title}\n\nCommit: {commit()}. Machine: {machine()}. Date: {stamp}. Load "
+               f"average at the end (1, 5, 15 min): {load}.\n"
                f"Command: `{command}`\n\n{body.strip()}\n")
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nEach section is written by the script named in it; rerun it to refresh.\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)

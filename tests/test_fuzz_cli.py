@@ -214,8 +214,6 @@ def _invoke(args: list[str]) -> BaseException | None:
     return CliRunner().invoke(cli, args, prog_name="archtune").exception
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: " + RUN_DIR_FILE_BUG + " (ensemble --run-dir: "
-                   "archtune._ensemble.ensemble, path.iterdir() on a file)")
 def test_ensemble_into_a_file_is_one_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     err = _invoke(["ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--run-dir",
@@ -223,36 +221,26 @@ def test_ensemble_into_a_file_is_one_error(tmp_path: Path) -> None:
     assert isinstance(err, ArchtuneError), repr(err)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: " + LONG_NAME_BUG + " (Path.exists() in "
-                   "archtune.specs' raw_spec, load_run, the studies' find_folder: ENAMETOOLONG)")
 def test_a_name_too_long_for_a_path_is_one_error() -> None:
     err = _invoke(["summary", "x" * 5000])
     assert isinstance(err, ArchtuneError), repr(err)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: " + LONG_NUMBER_BUG + " (summary "
-                   "--image-size: int() of each part in archtune's command helpers)")
 def test_an_image_size_of_5000_digits_is_one_error() -> None:
     err = _invoke(["summary", "mlp-small", "--image-size", "9" * 5000])
     assert isinstance(err, ArchtuneError) or isinstance(err, SystemExit), repr(err)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: " + ECHO_NEWLINE_BUG + " (unknown spec "
-                   "'{name}' and the like: the name is not quoted with repr())")
 def test_a_name_with_a_line_break_is_quoted_on_one_line() -> None:
     err = _invoke(["summary", "no\nsuch"])
     assert isinstance(err, ArchtuneError) and "\n" not in str(err), repr(err)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: " + LONG_ECHO_BUG + " (unknown split "
-                   "'{split}', no layer type matches '{pattern}', ...)")
 def test_a_long_argument_is_quoted_short() -> None:
     err = _invoke(["layers", "9" * 5000])
     assert isinstance(err, ArchtuneError) and len(str(err)) < 2000, repr(err)[:200]
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: " + SHOW_BUG + " (the plan command's --show: "
-                   "path.read_text())")
 def test_plan_show_of_a_binary_file_is_one_error(tmp_path: Path) -> None:
     (tmp_path / "p.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     err = _invoke(["plan", str(tmp_path / "p.png"), "--show"])
@@ -266,15 +254,12 @@ def test_a_path_with_a_nul_character_is_one_error(tmp_path: Path) -> None:
     assert err is None or isinstance(err, ArchtuneError) or isinstance(err, SystemExit), repr(err)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: " + RUN_DIR_FILE_BUG + " (config -o FILE/x.yaml)")
 def test_config_output_inside_a_file_is_one_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     err = _invoke(["config", "mlp-small", "-o", str(tmp_path / "file" / "x.yaml")])
     assert isinstance(err, ArchtuneError), repr(err)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: " + RUN_DIR_FILE_BUG + " (config -o "
-                   "MISSING/x.yaml)")
 def test_config_output_in_a_missing_folder_is_one_error(tmp_path: Path) -> None:
     err = _invoke(["config", "mlp-small", "-o", str(tmp_path / "missing" / "x.yaml")])
     assert err is None or isinstance(err, ArchtuneError), repr(err)

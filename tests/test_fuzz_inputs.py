@@ -171,8 +171,6 @@ def test_a_long_choice_value_is_quoted_short() -> None:
     assert len(str(err.value)) < 2000
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: " + LONG_VALUE_BUG + " (a Residual's "
-                   "'layers: expected a non-empty list of layers, got ...')")
 def test_a_long_residual_value_is_quoted_short() -> None:
     raw = {"name": "t", "layers": [{"Residual": {"layers": "x" * 5000}}, "Flatten",
                                    {"Dense": {"units": 10, "activation": "softmax"}}]}

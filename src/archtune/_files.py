@@ -35,6 +35,30 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def exists(path: str | Path) -> bool:
+    """``Path.exists()``, False for a name no file can have (too long for the system)."""
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):
+        return False
+
+
+def is_file(path: str | Path) -> bool:
+    """``Path.is_file()``, False for a name no file can have (too long for the system)."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def write_text(path: str | Path, text: str, what: str = "file") -> None:
+    """Write ``text`` to ``path``; one clear error when its folder is missing or not a folder."""
+    try:
+        Path(path).write_text(text)
+    except OSError as err:
+        raise ArchtuneError(f"{path}: cannot write the {what}: {err.strerror or err}") from None
+
+
 def read_text(path: str | Path, what: str = "file") -> str:
     """The text of ``path``, decoded strictly (UTF-8 unless a byte-order mark says otherwise)."""
     path = Path(path)

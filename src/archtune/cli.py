@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import click
 
 from . import log as _log
+from ._files import write_text
 from .commands.common import (
     IMAGE_SIZE_HELP,
     SKIP_BAD_HELP,
@@ -27,7 +27,7 @@ from .commands.report import COMMANDS as report_commands
 from .commands.search import COMMANDS as search_commands
 from .commands.serve import COMMANDS as serve_commands
 from .commands.studies import COMMANDS as studies_commands
-from .errors import ArchtuneError
+from .errors import ArchtuneError, short
 
 DEFAULT_SPEC = "default"
 
@@ -103,7 +103,7 @@ def config(spec: str, sets: tuple[str, ...], output: str | None) -> None:
 
     text = load_spec(spec, list(sets)).to_yaml()
     if output:
-        Path(output).write_text(text)
+        write_text(output, text, "spec")
         click.echo(f"saved {output}")
     else:
         click.echo(text, nl=False)
@@ -231,7 +231,7 @@ def evaluate(runs: tuple[str, ...], split: str, as_json: bool, data_dir: str | N
     from .training import load_run
 
     if split not in SPLITS:
-        raise ArchtuneError(f"unknown split '{split}'; expected one of: {', '.join(SPLITS)}")
+        raise ArchtuneError(f"unknown split {short(split)}; expected one of: {', '.join(SPLITS)}")
     loaded = [load_run(r) for r in runs]  # every folder checked first
     results = []
     for r in loaded:

@@ -192,9 +192,6 @@ def test_damaged_plan_files_and_overrides_load_or_fail_in_one_line(
     run_fuzz("plan-yaml", part, cases, check, examples=300, record=record_property)
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError, reason="product bug: " + READ_BUG +
-                   " (archtune.plan.schema._read reads with path.read_text() and catches only "
-                   "yaml.YAMLError; specs and spaces read through archtune._files instead)")
 def test_a_plan_file_that_is_not_utf8_is_one_error(tmp_path: Path) -> None:
     path = tmp_path / "latin.yaml"
     path.write_bytes(TEXT.replace("name: homework", "name: homew\xf6rk").encode("latin-1"))
@@ -202,15 +199,11 @@ def test_a_plan_file_that_is_not_utf8_is_one_error(tmp_path: Path) -> None:
         load_plan(path)
 
 
-@pytest.mark.xfail(strict=True, raises=yaml.YAMLError, reason="product bug: " + SET_BUG +
-                   " (archtune.plan.schema.edit_plan: yaml.safe_load(value) is not guarded)")
 def test_a_set_value_that_is_not_yaml_is_one_error() -> None:
     with pytest.raises(ArchtuneError):
         load_plan("homework", ["searches.cnn-grid.trials=["])
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: " + MULTILINE_BUG +
-                   " (archtune.plan.schema._read puts str(yaml error) in the message, marks and all)")
 def test_a_plan_file_with_a_yaml_error_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "two.yaml"
     path.write_text("--- 1\n--- 2\n")
@@ -219,16 +212,12 @@ def test_a_plan_file_with_a_yaml_error_is_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: " + LONG_BUG +
-                   " (archtune.plan.schema: --set {item!r}, got {value!r}, name {value!r})")
 def test_a_long_set_item_is_quoted_short() -> None:
     with pytest.raises(ArchtuneError) as err:
         load_plan("homework", ["runs.nope.epochs=" + "9" * 5000])
     assert len(str(err.value)) < 2000
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason="product bug: " + DEEP_BUG +
-                   " (archtune.plan.schema.parse_plan: copy.deepcopy(raw) before any depth check)")
 def test_a_deeply_nested_plan_is_one_error() -> None:
     deep: Any = 1
     for _ in range(900):
@@ -239,8 +228,6 @@ def test_a_deeply_nested_plan_is_one_error() -> None:
         pass
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="product bug: " + CIRCULAR_BUG +
-                   " (archtune.plan.schema.parse_plan and _sets: json.dumps of the value)")
 def test_a_recursive_alias_in_a_plan_is_one_error(tmp_path: Path) -> None:
     path = tmp_path / "loop.yaml"
     path.write_text("name: x\nruns: {a: {spec: mlp-small}}\ndata: {dataset: &a [*a]}\n")

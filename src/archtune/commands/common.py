@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import ArchtuneError
+from ..errors import ArchtuneError, short
 
 if TYPE_CHECKING:
     from ..training import Run
@@ -34,7 +34,7 @@ def echo_builtins(names: list[str], what: str, pattern: str, header: str,
                   row: Callable[[str], str]) -> None:
     """The table of ``archtune specs`` / ``spaces``: a header, then one row per name."""
     if not names:
-        raise ArchtuneError(f"no built-in {what} matches '{pattern}'")
+        raise ArchtuneError(f"no built-in {what} matches {short(pattern)}")
     click.echo(header)
     for name in names:
         click.echo(row(name))
@@ -56,8 +56,8 @@ def image_size_option(value: str | None) -> list[int] | None:
     parts = value.lower().replace("x", " ").replace(",", " ").split()
     if len(parts) == 1:
         parts *= 2
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise ArchtuneError(f"--image-size {value!r}: expected HEIGHTxWIDTH such as 64x64 (or one "
+    if len(parts) != 2 or not all(p.isdigit() and len(p) <= 6 and int(p) > 0 for p in parts):
+        raise ArchtuneError(f"--image-size {short(value)}: expected HEIGHTxWIDTH such as 64x64 (or one "
                             "number for a square)")
     return [int(p) for p in parts]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from .._files import read_text
 from ..errors import ArchtuneError
 from .search import quiet_libraries
 
@@ -43,7 +44,7 @@ def plan(ctx: click.Context, plan: str, dry_run: bool, show: bool, folder: str |
     if show:
         path = Path(plan) / "plan.yaml" if Path(plan).is_dir() else Path(plan)
         click.echo(builtin_text(plan) if plan in list_plans() or not path.is_file()
-                   else path.read_text(), nl=False)  # builtin_text: unknown names get a hint
+                   else read_text(path, "plan"), nl=False)  # builtin_text: unknown names get a hint
         return
     if trials is not None and trials < 1:
         raise ArchtuneError(f"--trials {trials}: must be >= 1")

@@ -48,7 +48,7 @@ from archtune.data.folders import folder_shape, read_image_folder
 from archtune.data.idx import read_idx
 from archtune.data.images import RESIZE_MODES
 from archtune.data.sources import ROLES, SOURCES, find_files, get_source, locate
-from archtune.errors import ArchtuneError, did_you_mean
+from archtune.errors import ArchtuneError, did_you_mean, short
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +150,9 @@ def _check_options(image_size: tuple[int, int] | None, channels: int | None,
                    test_fraction: float, resize: str) -> tuple[int, int] | None:
     size = check_size(image_size)
     if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
-        raise ArchtuneError(f"channels: got {channels!r}; expected 1 or 3")
+        raise ArchtuneError(f"channels: got {short(channels)}; expected 1 or 3")
     if resize not in RESIZE_MODES:
-        raise ArchtuneError(f"resize: got {resize!r}; expected one of {', '.join(RESIZE_MODES)}")
+        raise ArchtuneError(f"resize: got {short(resize)}; expected one of {', '.join(RESIZE_MODES)}")
     check_fraction(test_fraction)
     return size
 

@@ -18,7 +18,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import ArchtuneError
+from ..errors import ArchtuneError, short
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -175,7 +175,7 @@ def image_to_array(im: Image.Image, height: int, width: int, channels: int, *,
     decides from that background level (0..255) whether to invert (255 - v).
     """
     if resize not in RESIZE_MODES:
-        raise ArchtuneError(f"resize: expected one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+        raise ArchtuneError(f"resize: expected one of {', '.join(RESIZE_MODES)}, got {short(resize)}")
     shape = _cover if resize == "crop" else _fit
     small = shape(_normalise_mode(im), height, width)
     a = np.asarray(small, dtype=np.float32)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from ..config import DataConfig
-from ..errors import ArchtuneError
+from ..errors import ArchtuneError, short
 from .datasets import Dataset, load_dataset
 from .split import Split, Splits, split_dataset, test_split
 
@@ -44,7 +44,7 @@ class SpecData:
 def check_split(name: str) -> str:
     """``name`` if it names a split (train, dev or test), else a clear error."""
     if name not in SPLITS:
-        raise ArchtuneError(f"unknown split '{name}'; expected one of: {', '.join(SPLITS)}")
+        raise ArchtuneError(f"unknown split {short(name)}; expected one of: {', '.join(SPLITS)}")
     return name
 
 

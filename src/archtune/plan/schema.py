@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .._builtin import builtin_texts, matching
+from .._files import check_nesting, parse_yaml, read_data
 from .._validate import check_keys
-from ..errors import ArchtuneError, did_you_mean
+from ..errors import ArchtuneError, did_you_mean, short
 from ..search import settings
 
 PLAN_KEYS = ("name", "description", "data", "set", "runs", "searches", "test", "overrides")
@@ -104,24 +103,20 @@ def builtin_text(name: str) -> str:
 def _read(name_or_path: str | Path) -> tuple[dict[str, Any], str, Path | None]:
     text = str(name_or_path)
     if text in _builtin():
-        return yaml.safe_load(_builtin()[text]), text, None
+        return parse_yaml(_builtin()[text], text), text, None
     path = Path(text)
     if path.is_dir() and (path / "plan.yaml").is_file():
         path = path / "plan.yaml"  # a plan folder: the plan it ran
     if not path.is_file():
         raise ArchtuneError(f"unknown plan '{text}'{did_you_mean(text, _builtin())}: not a built-in "
                             f"plan ({', '.join(list_plans())}) nor a YAML file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ArchtuneError(f"{path}: not valid YAML: {err}") from None
-    return raw, str(path), path.parent
+    return read_data(path, "plan"), str(path), path.parent
 
 
 def _name(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value or value[0] in "_-" or len(value) > 80 \
             or any(c not in NAME_CHARS for c in value):
-        raise ArchtuneError(f"{where}: name {value!r}: use letters, digits, '_' and '-' "
+        raise ArchtuneError(f"{where}: name {short(value)}: use letters, digits, '_' and '-' "
                             f"(at most 80, not starting with '_' or '-')")
     return value
 
@@ -136,7 +131,7 @@ def _sets(value: Any, where: str) -> list[str]:
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and "=" in v for v in value):
         raise ArchtuneError(f"{where}.set: expected a list of KEY=VALUE overrides "
-                            f"(e.g. [train.epochs=20]) or a mapping, got {value!r}")
+                            f"(e.g. [train.epochs=20]) or a mapping, got {short(value)}")
     return list(value)
 
 
@@ -144,14 +139,14 @@ def _entries(raw: Any, where: str) -> dict[str, dict[str, Any]]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ArchtuneError(f"{where}: expected a mapping of names to entries, got {raw!r}")
+        raise ArchtuneError(f"{where}: expected a mapping of names to entries, got {short(raw)}")
     out = {}
     for name, entry in raw.items():
         _name(name, f"{where}.{name}")
         if isinstance(entry, str):
             entry = {"spec" if where.endswith("runs") else "space": entry}
         if not isinstance(entry, dict):
-            raise ArchtuneError(f"{where}.{name}: expected a mapping, got {entry!r}")
+            raise ArchtuneError(f"{where}.{name}: expected a mapping, got {short(entry)}")
         out[str(name)] = entry
     return out
 
@@ -170,15 +165,15 @@ def _retrain(value: Any, where: str) -> Retrain | None:
         return Retrain()
     if not isinstance(value, dict):
         raise ArchtuneError(f"{where}.retrain: expected true, false or a mapping with "
-                            f"{' and '.join(RETRAIN_KEYS)}, got {value!r}")
+                            f"{' and '.join(RETRAIN_KEYS)}, got {short(value)}")
     check_keys(value, RETRAIN_KEYS, f"{where}.retrain")
     pick = value.get("pick", "best")
     if pick not in PICKS:
-        raise ArchtuneError(f"{where}.retrain.pick: unknown value {pick!r}"
+        raise ArchtuneError(f"{where}.retrain.pick: unknown value {short(pick)}"
                             f"{did_you_mean(str(pick), PICKS)}; expected one of: {', '.join(PICKS)}")
     epochs = value.get("epochs")
     if epochs is not None and (not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1):
-        raise ArchtuneError(f"{where}.retrain.epochs: expected a positive integer, got {epochs!r}")
+        raise ArchtuneError(f"{where}.retrain.epochs: expected a positive integer, got {short(epochs)}")
     return Retrain(pick, epochs)
 
 
@@ -190,7 +185,7 @@ def _search(name: str, entry: dict[str, Any], where: str) -> SearchEntry:
     settings(options, where=where)  # types and ranges checked now
     dev = entry.get("dev_subset")
     if dev is not None and (not isinstance(dev, int) or isinstance(dev, bool) or dev < 10):
-        raise ArchtuneError(f"{where}.dev_subset: expected an integer >= 10, got {dev!r}")
+        raise ArchtuneError(f"{where}.dev_subset: expected an integer >= 10, got {short(dev)}")
     return SearchEntry(name, entry["space"], _sets(entry.get("set"), where), options, dev,
                        _retrain(entry.get("retrain"), where), str(entry.get("note", "")))
 
@@ -202,7 +197,7 @@ def _tests(value: Any, plan: Plan, where: str) -> list[str]:
         return [r.name for r in plan.runs] + [s.name for s in plan.searches if s.retrain]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ArchtuneError(f"{where}.test: expected a list of run and search names (or 'all'), "
-                            f"got {value!r}")
+                            f"got {short(value)}")
     for name in value:
         if name not in plan.names:
             raise ArchtuneError(f"{where}.test: no run or search named '{name}'"
@@ -222,12 +217,13 @@ def parse_plan(raw: Any, *, source: str = "plan", folder: Path | None = None,
     :func:`archtune.plan.steps.resolve`."""
     if not isinstance(raw, dict):
         raise ArchtuneError(f"{source}: a plan must be a mapping with 'runs' and/or 'searches'")
+    check_nesting(raw, source)  # before copying or printing any of it
     check_keys(raw, PLAN_KEYS, source)
     name = _name(raw.get("name") or (Path(source).stem if folder else None), f"{source}: name")
     where = f"plan '{name}'"
     data = raw.get("data") or {}
     if not isinstance(data, dict):
-        raise ArchtuneError(f"{where}.data: expected a mapping (a spec's data: section), got {data!r}")
+        raise ArchtuneError(f"{where}.data: expected a mapping (a spec's data: section), got {short(data)}")
     sets = [f"data.{k}={json.dumps(v)}" for k, v in data.items()] + _sets(raw.get("set"), where)
     runs = [_run(n, e, f"{where}.runs.{n}") for n, e in _entries(raw.get("runs"), f"{where}.runs").items()]
     searches = [_search(n, e, f"{where}.searches.{n}")
@@ -253,17 +249,17 @@ def edit_plan(raw: dict[str, Any], item: str) -> None:
     node: Any = raw
     for depth, part in enumerate(parts[:-1]):
         if not isinstance(node, dict):
-            raise ArchtuneError(f"--set {item!r}: '{'.'.join(parts[:depth])}' is not a mapping")
+            raise ArchtuneError(f"--set {short(item)}: '{'.'.join(parts[:depth])}' is not a mapping")
         if depth == 1 and part not in node:
             what = {"runs": "run", "searches": "search"}.get(parts[0], parts[0])
-            raise ArchtuneError(f"--set {item!r}: the plan has no {what} '{part}'"
+            raise ArchtuneError(f"--set {short(item)}: the plan has no {what} '{part}'"
                                 f"{did_you_mean(part, node)}")
         if depth == 1 and isinstance(node[part], str):
             node[part] = {"spec" if parts[0] == "runs" else "space": node[part]}
         node = node.setdefault(part, {})
     if not isinstance(node, dict):
-        raise ArchtuneError(f"--set {item!r}: '{'.'.join(parts[:-1])}' is not a mapping")
-    node[parts[-1]] = yaml.safe_load(value)
+        raise ArchtuneError(f"--set {short(item)}: '{'.'.join(parts[:-1])}' is not a mapping")
+    node[parts[-1]] = parse_yaml(value, f"--set {short(key)}")
 
 
 def load_plan(name_or_path: str | Path, overrides: list[str] | None = None) -> Plan:
@@ -278,7 +274,7 @@ def load_plan(name_or_path: str | Path, overrides: list[str] | None = None) -> P
     specs = []
     for item in overrides or []:
         if "=" not in item:
-            raise ArchtuneError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=1")
+            raise ArchtuneError(f"--set {short(item)}: expected KEY=VALUE, e.g. train.epochs=1")
         if item.split("=", 1)[0].split(".")[0] in PLAN_OVERRIDES and isinstance(raw, dict):
             edit_plan(raw, item)
         else:

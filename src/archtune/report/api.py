@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ..data import Dataset, Splits, load_data
-from ..errors import ArchtuneError
+from ..errors import ArchtuneError, short
 from ..training.runs import RUN_FILES, Run, load_run
 from . import data as plot_data
 from . import figures as fg
@@ -85,7 +85,7 @@ def inspect_run(run_path: str | Path, image: int, layers: list[int | str] | None
     for i in layers:
         check_conv_layer(spec, i)
     if split not in ("train", "dev", "test"):
-        raise ArchtuneError(f"unknown split '{split}'; expected one of: train, dev, test")
+        raise ArchtuneError(f"unknown split {short(split)}; expected one of: train, dev, test")
     x, y = _split_images(run, split, data_dir)
     check_image_index(image, len(y), split)
     model = run.load_model("cpu")

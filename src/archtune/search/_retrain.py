@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..config import data_config
-from ..errors import ArchtuneError
+from ..errors import ArchtuneError, short
 from ..specs import spec_from_dict
 from ._fidelity import strata_dim
 from ._finalists import (
@@ -88,7 +88,7 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     if minutes is not None and epochs is not None:
         raise ArchtuneError("give epochs or minutes, not both: minutes chooses the epochs")
     if ensemble not in (True, False, "auto"):
-        raise ArchtuneError(f"ensemble: expected true, false or 'auto', got {ensemble!r}")
+        raise ArchtuneError(f"ensemble: expected true, false or 'auto', got {short(ensemble)}")
     if ensemble and trial is not None:
         raise ArchtuneError("give --trial or --ensemble, not both: an ensemble is of the finalists")
     job = _Retrain(*_resolve(study, studies_dir, storage), epochs=epochs, minutes=minutes,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._files import read_object
+from .._files import is_file, read_object
 from ..errors import ArchtuneError, did_you_mean, short
 from ._records import STUDY_FIELDS, StudyInfo
 
@@ -204,7 +204,7 @@ def load_study(storage: RDBStorage, name: str, url: str) -> optuna.Study:
     if name not in names:
         where = f" in '{public_url(url)}'"
         found = f"; it holds: {', '.join(sorted(names))}" if names else "; it holds no study"
-        raise ArchtuneError(f"no study '{name}'{did_you_mean(name, names)}{where}{found}")
+        raise ArchtuneError(f"no study {short(name)}{did_you_mean(name, names)}{where}{found}")
     return optuna.load_study(study_name=name, storage=storage)
 
 
@@ -250,15 +250,15 @@ def storage_for_folder(folder: Path, info: StudyInfo | None, *, must_exist: bool
 def find_folder(path_or_name: str | Path, studies_dir: str | Path) -> Path:
     """The study folder of a path (holding study.json) or of a name under ``studies_dir``."""
     path = Path(path_or_name)
-    if (path / STUDY_FILE).is_file():
+    if is_file(path / STUDY_FILE):
         return path
     folder = Path(studies_dir) / str(path_or_name)
-    if (folder / STUDY_FILE).is_file():
+    if is_file(folder / STUDY_FILE):
         return folder
     known = list_folders(studies_dir)
     hint = did_you_mean(str(path_or_name), [f.name for f in known])
     found = f" (studies there: {', '.join(f.name for f in known)})" if known else ""
-    raise ArchtuneError(f"no study '{path_or_name}'{hint} under {studies_dir}/{found}; "
+    raise ArchtuneError(f"no study {short(str(path_or_name))}{hint} under {studies_dir}/{found}; "
                         f"give --studies-dir, or --storage URL for a study elsewhere")
 
 

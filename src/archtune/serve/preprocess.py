@@ -52,7 +52,7 @@ from ..data.images import (
     open_header,
     open_image,
 )
-from ..errors import ArchtuneError
+from ..errors import ArchtuneError, short
 from ..specs import Spec
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class PreparedImage:
 def should_invert(background_level: float, fmt: InputFormat, invert: str) -> bool:
     """Whether to invert an image whose border median is ``background_level`` (0..255)."""
     if invert not in INVERT_CHOICES:
-        raise ArchtuneError(f"invert: expected one of {', '.join(INVERT_CHOICES)}, got {invert!r}")
+        raise ArchtuneError(f"invert: expected one of {', '.join(INVERT_CHOICES)}, got {short(invert)}")
     if invert != "auto":
         return invert == "always"
     return fmt.background == "dark" and background_level > 127.5

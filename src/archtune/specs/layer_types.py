@@ -12,7 +12,7 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ArchtuneError
+from ..errors import ArchtuneError, short
 from .functions import initialize
 from .layers import (
     Arg,
@@ -298,7 +298,7 @@ SHORTCUTS = ("auto", "identity", "conv")
 
 def _layer_list(value: Any, where: str) -> list[Layer]:
     if not isinstance(value, list) or not value:
-        raise ArchtuneError(f"{where}: expected a non-empty list of layers, got {value!r}")
+        raise ArchtuneError(f"{where}: expected a non-empty list of layers, got {short(value)}")
     return [normalize_layer(v.to_dict() if isinstance(v, Layer) else v, i, prefix=where)
             for i, v in enumerate(value)]
 

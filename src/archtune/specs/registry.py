@@ -9,7 +9,8 @@ from typing import Any
 import yaml
 
 from .._builtin import builtin_texts, matching
-from ..errors import ArchtuneError, did_you_mean
+from .._files import exists
+from ..errors import ArchtuneError, did_you_mean, short
 from .schema import Spec, apply_overrides, read_spec_file, spec_from_dict
 
 
@@ -31,10 +32,10 @@ def raw_spec(name_or_path: str | Path | dict[str, Any]) -> dict[str, Any]:
     if text in _builtin():
         return dict(_builtin()[text])
     path = Path(text)
-    if path.suffix in (".yaml", ".yml", ".json") or path.exists():
+    if path.suffix in (".yaml", ".yml", ".json") or exists(path):
         return read_spec_file(path)
     raise ArchtuneError(
-        f"unknown spec '{text}'{did_you_mean(text, _builtin())}: not a built-in spec "
+        f"unknown spec {short(text)}{did_you_mean(text, _builtin())}: not a built-in spec "
         f"({', '.join(list_specs())}) nor a .yaml/.json file")
 
 

@@ -166,15 +166,15 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     out = copy.deepcopy(raw)
     for item in overrides:
         if "=" not in item:
-            raise ArchtuneError(f"--set {item!r}: expected KEY=VALUE, e.g. train.lr=0.05")
+            raise ArchtuneError(f"--set {short(item)}: expected KEY=VALUE, e.g. train.lr=0.05")
         key, value = item.split("=", 1)
         parts = key.strip().split(".")
         if parts[0] not in ("train", "data", "input_shape", "name", "description"):
-            raise ArchtuneError(f"--set {item!r}: only train.*, data.*, name and description can be set")
+            raise ArchtuneError(f"--set {short(item)}: only train.*, data.*, name and description can be set")
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ArchtuneError(f"--set {item!r}: '{part}' is not a section")
+                raise ArchtuneError(f"--set {short(item)}: '{part}' is not a section")
         node[parts[-1]] = parse_yaml(value, f"--set {key}")
     return out

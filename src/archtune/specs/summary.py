@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..errors import ArchtuneError
+from ..errors import ArchtuneError, short
 from .card import spec_html
 from .functions import ACTIVATIONS, INITIALIZERS
 from .layers import KINDS, LAYER_TYPES, list_layers
@@ -89,7 +89,7 @@ def layers_table(pattern: str = "*") -> str:
     then the activation and initialiser names: what ``archtune layers`` prints."""
     names = list_layers(pattern)
     if not names:
-        raise ArchtuneError(f"no layer type matches '{pattern}'; the types are: {', '.join(list_layers())}")
+        raise ArchtuneError(f"no layer type matches {short(pattern)}; the types are: {', '.join(list_layers())}")
     args = {n: [(key, KINDS[arg.kind].describe, "required" if arg.required else f"default {_default(arg.default)}")
                 for key, arg in LAYER_TYPES[n].args.items()] for n in names}
     rows = [row for n in names for row in args[n]]

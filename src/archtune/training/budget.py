@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ArchtuneError
+from ..errors import ArchtuneError, short
 from .loop import predict_log_probs, predict_logits, train_epoch
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class Replanner:
 def check_minutes(minutes: float | None) -> None:
     if minutes is not None and not (isinstance(minutes, int | float) and math.isfinite(minutes)
                                     and minutes > 0):
-        raise ArchtuneError(f"minutes: expected a time budget > 0 minutes, got {minutes!r}")
+        raise ArchtuneError(f"minutes: expected a time budget > 0 minutes, got {short(minutes)}")
 
 
 def epochs_that_fit(budget_s: float, spent_s: float, epoch_s: float, final_s: float) -> int:
