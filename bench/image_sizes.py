@@ -65,7 +65,7 @@ def main() -> None:
     from _results import write_section
 
     write_section("Recipes on larger RGB images: seconds per epoch", body,
-                  "python bench/image_sizes.py " + " ".join(sys.argv[1:]))
+                  " ".join(["python bench/image_sizes.py", *sys.argv[1:]]))
 
 
 if __name__ == "__main__":
