@@ -53,7 +53,8 @@ def ensemble(runs: Sequence[Run | str | Path], run_dir: str | Path, *, keep_all:
         raise ArchtuneError(f"an ensemble needs at least 2 runs, got {len(runs)}")
     path = Path(run_dir)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise ArchtuneError(f"{path} exists and is not an empty folder; choose another run folder")
+        raise ArchtuneError(f"{path} exists and is not empty (or not a folder); choose another run "
+                            "folder")
     loaded = _load_members(runs)
     devs = [run.metrics["dev"] for run in loaded]
     n_dev = min(int(d.get("n") or 0) for d in devs)

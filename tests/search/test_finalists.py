@@ -121,46 +121,28 @@ def test_retrain_command_prints_the_finalists(tmp_path: Path, tiny_npz: Path) ->
     assert result.returncode == 0, result.stderr
     assert "finalists (full fidelity" in result.stdout and " wins with mean dev " in result.stdout
     assert result.stdout.count("  trial ") == 2
-    # a second of budget cannot hold a round of 6 runs of 200 epochs (the search ran 1 each):
-    # the best trial once, and the reason
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump(space(TINY_SPACE, tiny_npz, epochs=200)))
-    assert run_cli("search", "s.yaml", "--trials", "3", "--pruner", "none", "--epochs", "1",
-                   "--study", "long", cwd=tmp_path).returncode == 0
-    result = run_cli("retrain", "long", "--minutes", "0.02", "--run-dir", "runs/short", cwd=tmp_path)
+    # by default: the best trial once, no finalists' table
+    result = run_cli("retrain", "tiny", "--run-dir", "runs/once", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "finalists: none, the best trial once (the round's 6 runs sharing" in result.stdout
-    assert "of its 200 epochs" in result.stdout and "finalists (full fidelity" not in result.stdout
+    assert "finalists (full fidelity" not in result.stdout and "test it: archtune evaluate" in result.stdout
 
 
-def test_a_round_cut_short_by_the_time_budget_is_skipped(tiny_study, monkeypatch) -> None:
-    """retrain(minutes=M) without finalists or seeds: the round of 3 x 2 runs only when each run's
-    share of M/2 is predicted to hold its full epochs; else the best trial once with all of M."""
-    import archtune.search._finalists as ens
-    from archtune.search import decisions
-
+def test_retrain_trains_the_best_trial_once_by_default(tiny_study, monkeypatch) -> None:
+    """retrain() without finalists or seeds: one full training of the best trial, with the
+    whole time budget; the round runs only when asked for."""
     calls: list[int] = []
     real = archtune.training.train
     monkeypatch.setattr(archtune.training, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
-    monkeypatch.setattr(ens, "epoch_seconds", lambda trial, n: 60.0)  # a minute an epoch
     run = retrain(tiny_study, minutes=0.1, run_dir="runs/once")
     assert calls == [1] and read_finals("studies/tiny") is None  # no round ran
-    auto = decisions(run)["finalists_auto"]
-    assert auto["round"] is False
-    assert "the round's 6 runs sharing 0.1 minutes would get 0.5 s each" in auto["why"]
     best = max(tiny_study.trials, key=lambda t: (t.value, -t.number))
     own = json.loads((run.path / "search.json").read_text())
     assert own["trial"] == best.number and "finalists" not in own
     assert run.metrics["time_budget"]["budget_s"] == pytest.approx(6.0)  # the whole budget
-    monkeypatch.setattr(ens, "epoch_seconds", lambda trial, n: 0.01)
     calls.clear()
-    run = retrain(tiny_study, minutes=0.1, run_dir="runs/round")
-    assert decisions(run) == {"finalists_auto": {  # and no ensemble_auto: none was asked for
-        "round": True, "why": "every finalist run fits its full epochs in its share"}}
+    retrain(tiny_study, seeds=2, epochs=1, run_dir="runs/round")  # --seeds alone: a round of 3 x 2
     finals = read_finals("studies/tiny")
-    assert finals is not None and sum(len(f.runs) for f in finals.finalists) == len(calls) - 1
-    Path(run.path, "search.json").write_text(json.dumps({"finalists_auto": {"round": "yes"}}))
-    with pytest.raises(ArchtuneError, match="'finalists_auto' should be a mapping with 'round'"):
-        decisions(run)
+    assert finals is not None and sum(len(f.runs) for f in finals.finalists) == len(calls) == 6
 
 
 def _spy_training(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:

@@ -264,18 +264,17 @@ def worker(study: str, **kw: Any) -> None:
 
 @click.command()
 @click.argument("study")
-@click.option("--trial", type=int, help="Trial number (default: the finalists' winner).")
+@click.option("--trial", type=int, help="Trial number (default: the best trial).")
 @click.option("--finalists", type=click.IntRange(min=1),
-              help="Top trials trained again at full fidelity; the best mean dev accuracy wins "
-              "[default: 3].")
+              help="A finalists' round: the top trials trained again at full fidelity, the best "
+              "mean dev accuracy wins [3 when only --seeds is given].")
 @click.option("--seeds", type=click.IntRange(min=1),
-              help="Seeds per finalist (its own, then derived ones) [default: 2].")
+              help="Seeds per finalist in the round (its own, then derived ones) [2 when only "
+              "--finalists is given].")
 @click.option("--epochs", type=int, help="Epochs (default: the spec's full number).")
-@click.option("--minutes", type=float, help="Time budget of the whole retrain instead of --epochs: "
-              "the finalists get half (equal shares), the winner the rest. Without --finalists "
-              "and --seeds, the finalists' round runs only when each of its runs' share holds its "
-              "full epochs (predicted from the search's epochs), else the best trial once with "
-              "all of it.")
+@click.option("--minutes", type=float, help="Time budget of the whole retrain instead of --epochs; "
+              "with a finalists' round, the finalists get half (equal shares), the winner the "
+              "rest.")
 @click.option("--ensemble", type=click.Choice(["on", "auto"]), is_flag=False, flag_value="on",
               help="Average the finalist runs (--finalists x --seeds) within one dev standard "
               "error of the best into one model instead of choosing one; with --minutes they get "
@@ -291,10 +290,10 @@ def worker(study: str, **kw: Any) -> None:
 @log_options
 @click.pass_context
 def retrain(ctx: click.Context, study: str, **kw: Any) -> None:
-    """Retrain STUDY's best into a normal run folder: by default its top 3 trials are trained
-    again at full fidelity with 2 seeds each and the best mean wins (--finalists 1 --seeds 1:
-    the best trial once; --trial N: that trial once; --ensemble: the finalist runs dev cannot tell apart, averaged;
-    --ensemble auto: that only where the time budget trains every run fully)."""
+    """Retrain STUDY's best trial into a normal run folder: one full training (--trial N: that
+    trial; --finalists K --seeds S: the top K trials trained again with S seeds each, the best
+    mean wins; --ensemble: the finalist runs dev cannot tell apart, averaged; --ensemble auto:
+    that only where the time budget trains every run fully)."""
     from ..search import retrain as run_retrain
 
     kw = _with_execution(kw)
@@ -308,12 +307,8 @@ def retrain(ctx: click.Context, study: str, **kw: Any) -> None:
         click.echo(f"--ensemble auto: {'averaged' if auto.get('ensemble') else 'one run'} "
                    f"({auto.get('why')})")
     averaged_or_chosen = not kw["ensemble"] or "ensemble" in run.metrics  # not auto's one run
-    round_auto = decided.get("finalists_auto")
-    if round_auto is not None:
-        click.echo(f"finalists: {'a round' if round_auto['round'] else 'none, the best trial once'}"
-                   f" ({round_auto['why']})")
-        averaged_or_chosen = round_auto["round"]
-    many = kw.get("finalists", FINALISTS) > 1 or kw.get("seeds", SEEDS) > 1
+    asked = kw["ensemble"] or "finalists" in kw or "seeds" in kw  # a round or an ensemble
+    many = asked and kw.get("finalists", FINALISTS) * kw.get("seeds", SEEDS) > 1
     if kw.get("trial") is None and many and averaged_or_chosen:
         from ..search import attach, read_finals
 

@@ -58,15 +58,11 @@ def retrain(study: optuna.Study | str | Path, trial: int | None = None, epochs: 
     """Train a trial's spec on the full training split and full epochs (or ``epochs``) into a
     normal run folder, which also holds ``search.json`` naming the study and trial.
 
-    With ``trial`` given, that trial is trained once with its seed. Otherwise the ``finalists``
-    best complete trials (default FINALISTS) are trained at full fidelity with ``seeds`` seeds
-    each (default SEEDS) and the best mean dev accuracy wins (see
-    :mod:`archtune.search._finalists`; ``finalists=1, seeds=1`` is the best trial trained once);
-    the winner's run with its own seed is the returned run. With ``minutes`` and neither
-    ``finalists`` nor ``seeds`` given, that round runs only when each of its runs' share is
-    predicted to hold its spec's full epochs (as ``ensemble="auto"`` decides), else the best trial
-    is trained once with the whole budget (a round of runs cut short would rank them as a coarse
-    pass does); search.json ``finalists_auto`` says which, and why.
+    By default the best trial is trained once with its seed (one full training); with ``trial``
+    given, that trial. With ``finalists`` or ``seeds`` given, the finalists' round: the
+    ``finalists`` best complete trials (default FINALISTS) are trained at full fidelity with
+    ``seeds`` seeds each (default SEEDS) and the best mean dev accuracy wins (see
+    :mod:`archtune.search._finalists`); the winner's run with its own seed is the returned run.
     ``execution``: threads, device, data_dir and experiment loggers, as for :func:`search`.
     ``minutes``: a time budget for the whole call instead of ``epochs`` (see
     :func:`archtune.train`). With several finalist runs, their round gets FINALISTS_SHARE of it
@@ -128,19 +124,12 @@ class _Retrain:
     # -- the modes ---------------------------------------------------------------------------
 
     def best(self, finalists: int | None, seeds: int | None) -> Run:
-        """The finalists' round (or the best trial once); with a time budget and neither count
-        given, the round only when it can train its runs fully."""
-        record: dict[str, Any] = {}
+        """The best trial once (the default: one full training), or the finalists' round when
+        either count is given."""
         k, n = finalists or FINALISTS, seeds or SEEDS
-        if k * n == 1:
+        if (finalists is None and seeds is None) or k * n == 1:
             return self.once(best_trial(self.study))
-        top = top_trials(self.study, k, self.family)
-        if finalists is None and seeds is None and self.minutes is not None:
-            auto = self._round_pays(top, n)
-            record = {"finalists_auto": auto}
-            if not auto["round"]:
-                return self.once(best_trial(self.study), record)
-        return self.round(top, n, record)
+        return self.round(top_trials(self.study, k, self.family), n, {})
 
     def once(self, chosen: optuna.trial.FrozenTrial, record: dict[str, Any] | None = None,
              minutes: float | None = None, path: Path | None = None) -> Run:
@@ -228,20 +217,6 @@ class _Retrain:
 
     # -- what the modes decide from ----------------------------------------------------------
 
-    def _round_pays(self, top: list[optuna.trial.FrozenTrial], seeds: int) -> dict[str, Any]:
-        """Whether the finalists' round of ``top`` fits the time budget (``{"round": True}``):
-        each of its runs' share (FINALISTS_SHARE of it) is predicted to hold its spec's full
-        epochs."""
-        share = float(self.minutes or 0) * FINALISTS_SHARE
-        why = self._undertrained(top, seeds, share)
-        if why is None:
-            log.info("finalists: each of the %d x %d runs fits its full epochs in its share of "
-                     "%.1f minutes", len(top), seeds, share)
-            return {"round": True, "why": "every finalist run fits its full epochs in its share"}
-        log.info("finalists: none, the best trial trained once with the whole budget: the "
-                 "round's %s", why)
-        return {"round": False, "why": f"the round's {why}"}
-
     def _ensemble_pays(self, trials: list[optuna.trial.FrozenTrial], seeds: int) -> dict[str, Any]:
         """``ensemble="auto"``'s decision: average (``{"ensemble": True}``) unless the members
         together exceed the study's budgets or the time budget leaves them under-trained
@@ -327,14 +302,13 @@ def family_choice(info: StudyInfo) -> str | None:
     return None if dim is None else dim.name
 
 
-_DECISIONS = {"ensemble_auto": "ensemble", "finalists_auto": "round"}  # search.json key -> its flag
+_DECISIONS = {"ensemble_auto": "ensemble"}  # search.json key -> its flag
 
 
 def decisions(run: Run) -> dict[str, dict[str, Any]]:
     """What retrain decided for ``run`` by itself, read once from its search.json:
-    ``ensemble_auto`` (``ensemble``, ``why``: ``ensemble="auto"``) and ``finalists_auto``
-    (``round``, ``why``: a time budget without finalists or seeds given), each only where it
-    decided; a run without search.json decided nothing."""
+    ``ensemble_auto`` (``ensemble``, ``why``: ``ensemble="auto"``), only where it decided; a run
+    without search.json decided nothing."""
     path = run.path / "search.json"
     try:
         data = json.loads(path.read_text())
@@ -350,6 +324,6 @@ def decisions(run: Run) -> dict[str, dict[str, Any]]:
         if not (isinstance(auto, dict) and isinstance(auto.get(flag), bool)
                 and isinstance(auto.get("why"), str)):
             raise ArchtuneError(f"{path}: '{key}' should be a mapping with '{flag}' "
-                                f"(true/false) and 'why' (text), got {auto!r}")
+                                f"(true/false) and 'why' (text), got {short(auto)}")
         found[key] = auto
     return found
