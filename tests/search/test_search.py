@@ -329,6 +329,32 @@ def test_fidelity_and_retrain_at_full_fidelity(tmp_path: Path, tiny_npz: Path, m
     assert json.loads((run.path / "search.json").read_text())["trial"] == t.number
 
 
+def test_retrain_reuses_a_trial_run_trained_at_full_fidelity(tmp_path: Path, tiny_npz: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search without a coarse pass, with kept runs: retrain copies the best trial's run out
+    (its dev split evaluated) instead of training it again; a coarse pass is retrained."""
+    import archtune.training
+
+    study = search(space(TINY_SPACE, tiny_npz, epochs=2), trials=2, studies_dir=tmp_path,
+                   study="full", execution=Execution(keep_runs=True))
+    best = best_trial(study)
+    calls: list[int] = []
+    real = archtune.training.train
+    monkeypatch.setattr(archtune.training, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
+    run = retrain("full", studies_dir=tmp_path, run_dir=tmp_path / "r")
+    assert calls == []  # nothing trained again
+    record = json.loads((run.path / "search.json").read_text())
+    assert record["trial"] == best.number and record["reused_run"] == best.user_attrs["run_dir"]
+    assert run.spec.train.seed == best.user_attrs["seed"] and run.metrics["epochs_run"] == 2
+    assert (run.path / "eval_dev.json").is_file() and run.evaluation("dev")["n"] > 0
+    coarse = search(space(TINY_SPACE, tiny_npz, epochs=2), trials=1, epochs=1, studies_dir=tmp_path,
+                    study="coarse", execution=Execution(keep_runs=True))
+    assert best_trial(coarse).user_attrs["epochs"] == 1
+    calls.clear()
+    retrain("coarse", studies_dir=tmp_path, run_dir=tmp_path / "r2")
+    assert calls == [1]  # a coarse trial's run is not the full spec: trained again
+
+
 def test_coarse_pass_larger_than_the_data_trains_on_all_of_it(tmp_path: Path, tiny_npz: Path) -> None:
     # the train split of tiny_npz has 240 images: a space's 12,000 means "all of them"
     study = search(space(TINY_SPACE, tiny_npz, epochs=1), trials=1, train_subset=12000,

@@ -149,6 +149,8 @@ class _Retrain:
         if self.ex.data_dir is not None:
             raw["data"]["data_dir"] = self.ex.data_dir
         spec = spec_from_dict(raw, source=f"study '{self.study.study_name}' trial {chosen.number}")
+        if self.minutes is None and minutes is None and (kept := self._kept_run(chosen, spec)):
+            return self._reuse(kept, chosen, record, path)
         ex = self.ex
         run = train(spec, run_dir=path or self._path(f"trial{chosen.number}", check=False),
                     threads=ex.threads, device=ex.device, progress=self.progress,
@@ -274,6 +276,41 @@ class _Retrain:
     def family(self) -> str | None:
         """The study's architecture-family choice (auto-space's ``arch``), if its space has one."""
         return family_choice(self.info)
+
+    def _kept_run(self, chosen: optuna.trial.FrozenTrial, spec: Any) -> Run | None:
+        """The trial's own kept run when it trained this very spec to its end (full data, full
+        epochs, same seed: a search without a coarse pass, with kept runs), else None."""
+        from ..specs import output_units  # torch: kept out of reading a study
+        from ..training import load_run
+        from ..training.trainer import as_trained
+
+        kept = chosen.user_attrs.get("run_dir")
+        if not isinstance(kept, str) or not Path(kept, "metrics.json").is_file():
+            return None
+        try:
+            run = load_run(kept)
+            wanted = as_trained(spec, output_units(run.spec), quiet=True,
+                                input_shape=tuple(run.spec.input_shape))
+        except ArchtuneError:
+            return None
+        return run if run.status == "complete" and run.spec.to_dict() == wanted.to_dict() else None
+
+    def _reuse(self, kept: Run, chosen: optuna.trial.FrozenTrial, record: dict[str, Any] | None,
+               path: Path | None) -> Run:
+        """``kept`` copied out as the retrained run (nothing trained again), its dev split
+        evaluated as ``evaluate`` does."""
+        from ..evaluate import evaluate  # torch: kept out of reading a study
+        from ..training import load_run
+        from ..training.runs import write_json
+
+        dest = path or self._path(f"trial{chosen.number}", check=False)
+        shutil.copytree(kept.path, dest, dirs_exist_ok=True)
+        log.info("trial %d trained this spec fully during the search: its run %s is reused, not "
+                 "trained again", chosen.number, kept.path)
+        write_json(dest / "search.json", self._record(chosen) | (record or {})
+                   | {"reused_run": str(kept.path)})
+        evaluate(load_run(dest), "dev", data_dir=self.ex.data_dir)
+        return load_run(dest)
 
     def _path(self, what: str, check: bool = True) -> Path:
         """The returned run's folder: run_dir, or a new STUDY-<what>-<time> under runs_root;
