@@ -22,7 +22,10 @@ import yaml
 
 from .._stats import accuracy_se
 from ..errors import ArchtuneError
+from ..search import list_spaces, load_space, open_study, value_of
+from ..specs import list_specs, load_spec, output_units, spec_from_dict
 from ..training.runs import write_json
+from ..training.trainer import as_trained
 from .schema import Plan, RunEntry, SearchEntry
 
 if TYPE_CHECKING:
@@ -80,8 +83,6 @@ def _resolve_path(value: str, plan: Plan, builtin: list[str]) -> str:
 def resolve(plan: Plan) -> list[Step]:
     """Every step of the plan in order, with its spec or space loaded and checked (the
     plan's overrides applied); nothing is trained or written."""
-    from ..search import list_spaces, load_space
-    from ..specs import list_specs, load_spec
 
     def loaded(kind: str, name: str, load: Any, value: str, builtin: list[str],
                own: list[str]) -> Any:
@@ -128,8 +129,6 @@ def folder_fingerprint(path: Path) -> str | None:
 def same_run(path: Path, spec: Spec) -> bool:
     """Whether the run folder ``path`` was trained with ``spec``: its spec.yaml is ``spec`` as
     training saves it (``auto`` flips decided, ``units: classes`` bound to the run's classes)."""
-    from ..specs import output_units, spec_from_dict
-    from ..training.trainer import as_trained
 
     try:
         saved = yaml.safe_load((path / "spec.yaml").read_text())
@@ -196,7 +195,6 @@ def retrain_choice(plan_dir: Path, entry: SearchEntry, n_dev: int) -> tuple[Any,
     ``retrain.pick`` rule; the spec carries ``retrain.epochs`` when set."""
     import copy
 
-    from ..search import open_study, value_of
 
     assert entry.retrain is not None
     study, _ = open_study(study_folder(plan_dir, entry.name))
