@@ -22,10 +22,10 @@ def short(value: Any, limit: int = 60) -> str:
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:
-    """Return ' (did you mean 'x'?)' for the closest option, or '' when nothing is close."""
-    opts = list(options)
-    lowered = {o.lower(): o for o in opts}
-    match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    """Return ' (did you mean 'x'?)' for the closest option, or '' when nothing is close
+    (options that are not text, such as a YAML key written as a number, are compared as text)."""
+    lowered = {str(o).lower(): str(o) for o in options}
+    match = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.6)
     return f" (did you mean '{lowered[match[0]]}'?)" if match else ""
 
 

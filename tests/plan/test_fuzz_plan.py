@@ -233,3 +233,12 @@ def test_a_recursive_alias_in_a_plan_is_one_error(tmp_path: Path) -> None:
     path.write_text("name: x\nruns: {a: {spec: mlp-small}}\ndata: {dataset: &a [*a]}\n")
     with pytest.raises(ArchtuneError):
         load_plan(path)
+
+
+def test_a_set_on_a_plan_with_a_number_as_a_run_name_is_one_error(tmp_path: Path) -> None:
+    """Found by a fresh fuzz seed: the did-you-mean of --set runs.NAME compared text with a
+    YAML key written as a number."""
+    path = tmp_path / "numbers.yaml"
+    path.write_text("name: x\nruns: {1: {spec: mlp-small}, a: {spec: mlp-small}}\n")
+    with pytest.raises(ArchtuneError, match="the plan has no run 'b'"):
+        load_plan(path, ["runs.b.epochs=1"])
