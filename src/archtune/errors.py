@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from collections.abc import Iterable
 from typing import Any
 
+# a longer run of non-space characters in a message (a pasted blob, a 5,000-digit number) is
+# cut, so an error stays readable whatever it quotes
+LONGEST_WORD = 200
+_LONG_WORD = re.compile(rf"\S{{{LONGEST_WORD + 1},}}")
+
 
 class ArchtuneError(Exception):
     """A problem with the user's input (spec, data, run folder, ...), explained in its message."""
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        text = _LONG_WORD.sub(lambda m: m.group()[: LONGEST_WORD - 3] + "...", str(message))
+        super().__init__(text, *args)
 
 
 def short(value: Any, limit: int = 60) -> str:

@@ -173,7 +173,7 @@ def test_mutated_plans_load_or_fail_in_one_line(part: str, workdir: Path,
     cases = st.tuples(mutated_plan(), st.sampled_from(["dict", "yaml"]),
                       st.lists(OVERRIDE, max_size=3))
     run_fuzz("plan-yaml", part, cases, check, examples=300, record=record_property,
-             max_dropped=0.05)
+             max_dropped=0.1)  # some mutations are too deep for yaml.safe_dump itself
 
 
 @pytest.mark.parametrize("part", PARTS)
