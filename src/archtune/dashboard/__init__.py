@@ -25,8 +25,14 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from ..errors import ArchtuneError
-from ..search import connect, find_folder, list_folders, read_info, storage_for_folder
-from ..search import load_study as load
+from ..search import (
+    connect,
+    find_folder,
+    list_folders,
+    load_study,
+    read_info,
+    storage_for_folder,
+)
 
 log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
@@ -156,7 +162,7 @@ def study_storages(studies: list[str], *, storage: str | None = None,
         names = studies or [s.study_name for s in rdb.get_all_studies()]
         if not names:
             raise ArchtuneError(f"storage '{storage}' holds no study yet")
-        out[storage] = [(n, load(rdb, n, storage)._study_id) for n in names]
+        out[storage] = [(n, load_study(rdb, n, storage)._study_id) for n in names]
         return out
     folders = [find_folder(s, studies_dir) for s in studies] or list_folders(studies_dir)
     if not folders:
@@ -166,6 +172,6 @@ def study_storages(studies: list[str], *, storage: str | None = None,
         info = read_info(folder)
         url = storage_for_folder(folder, info)
         name = info.study if info else folder.name
-        study = load(connect(url, must_exist=url.startswith("sqlite:///")), name, url)
+        study = load_study(connect(url, must_exist=url.startswith("sqlite:///")), name, url)
         out.setdefault(url, []).append((name, study._study_id))
     return out

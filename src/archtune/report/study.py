@@ -23,13 +23,13 @@ from ..search import (
     TrialRecord,
     connect,
     directions,
+    load_study,
     pareto_front,
+    pareto_point,
     read_info,
     storage_for_folder,
     trial_record,
 )
-from ..search import load_study as load
-from ..search import pareto_point as point
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def load_study_data(folder: str | Path) -> StudyData:
     folder = Path(folder)
     meta = read_meta(folder)
     url = storage_for_folder(folder, meta)  # the folder's own study.db, never the cwd's
-    study = load(connect(url, must_exist=True), meta.study, url)
+    study = load_study(connect(url, must_exist=True), meta.study, url)
     trials = study.get_trials(deepcopy=False)
     params: dict[str, ParamInfo] = {}
     for t in trials:
@@ -172,7 +172,7 @@ def front_data(sd: StudyData) -> Front | None:
     objectives = sd.meta.objectives
     if not objectives:
         return None
-    pts = [(t.number, p) for t in sd.trials if (p := point(t, objectives)) is not None]
+    pts = [(t.number, p) for t in sd.trials if (p := pareto_point(t, objectives)) is not None]
     return Front(list(objectives), [n for n, _ in pts], [p for _, p in pts],
                  pareto_front(sd.trials, objectives))
 

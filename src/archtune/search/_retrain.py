@@ -303,14 +303,15 @@ class _Retrain:
         from ..training import load_run
         from ..training.runs import write_json
 
-        dest = path or self._path(f"trial{chosen.number}", check=False)
+        dest = path or self._path(f"trial{chosen.number}")  # never copied over another run
         shutil.copytree(kept.path, dest, dirs_exist_ok=True)
         log.info("trial %d trained this spec fully during the search: its run %s is reused, not "
                  "trained again", chosen.number, kept.path)
         write_json(dest / "search.json", self._record(chosen) | (record or {})
                    | {"reused_run": str(kept.path)})
-        evaluate(load_run(dest), "dev", data_dir=self.ex.data_dir)
-        return load_run(dest)
+        run = load_run(dest)
+        evaluate(run, "dev", data_dir=self.ex.data_dir)  # eval_dev.json, read when asked
+        return run
 
     def _path(self, what: str, check: bool = True) -> Path:
         """The returned run's folder: run_dir, or a new STUDY-<what>-<time> under runs_root;
