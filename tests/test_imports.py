@@ -27,6 +27,7 @@ LAYERS: list[set[str]] = [
     {"training"},
     {"evaluate", "_ensemble", "_factory"},
     {"search"},
+    {"tuning"},
     {"notebook", "dashboard", "report", "serve"},
     {"plan"},
     {"cli"},

@@ -32,6 +32,7 @@ _EXPORTS = {
     "load_checkpoint": "archtune.training", "load_run": "archtune.training",
     "train": "archtune.training",
     "create_model": "archtune._factory",
+    "tune": "archtune.tuning", "TuneResult": "archtune.tuning",
     "ensemble": "archtune._ensemble",
 }
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from .models import ArchtuneNet, build_model
     from .specs import Spec, infer_shapes, list_specs, load_spec, summary
     from .training import Run, list_runs, load_checkpoint, load_run, train
+    from .tuning import TuneResult, tune
 
 
 def __getattr__(name: str) -> Any:
@@ -68,4 +70,5 @@ __all__ = [
     "capacity_verdict", "create_model", "ensemble", "evaluate", "format_evaluation", "infer_shapes",
     "list_datasets", "list_runs", "list_specs", "load_checkpoint", "load_dataset", "load_run",
     "load_spec", "metrics_from_logits", "split_dataset", "summary", "test_split", "train",
+    "TuneResult", "tune",
 ]

@@ -27,6 +27,7 @@ from .commands.report import COMMANDS as report_commands
 from .commands.search import COMMANDS as search_commands
 from .commands.serve import COMMANDS as serve_commands
 from .commands.studies import COMMANDS as studies_commands
+from .commands.tune import COMMANDS as tune_commands
 from .errors import ArchtuneError, short
 
 DEFAULT_SPEC = "default"
@@ -311,7 +312,7 @@ def layers(pattern: str) -> None:
 
 
 for _command in (*search_commands, *studies_commands, *report_commands, *serve_commands,
-                 *dashboard_commands, *plan_commands):  # the verbs of archtune.commands
+                 *dashboard_commands, *plan_commands, *tune_commands):  # the verbs of archtune.commands
     cli.add_command(_command)
 
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from ._validate import from_dict, require
 
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
-Schedule = Literal["constant", "step", "cosine", "onecycle", "triangular"]
+Schedule = Literal["constant", "step", "cosine", "onecycle", "triangular", "wsd"]
 Precision = Literal["auto", "fp32", "bf16"]
 Monitor = Literal["dev_loss", "dev_accuracy"]
 Balance = Literal["none", "weights", "sampler"]
@@ -78,10 +78,11 @@ class TrainConfig:
     weight_decay: float = 0.0  # L2 (sgd/adam/rmsprop) or decoupled (adamw) weight decay
     batch_size: int = 32  # training batch size
     epochs: int = 10  # maximum number of epochs
-    schedule: Schedule = "constant"  # constant | step | cosine | onecycle | triangular (linear up, linear down)
+    schedule: Schedule = "constant"  # constant | step | cosine | onecycle | triangular (linear up, linear down) | wsd (warm-up, stable, decay)
     step_size: int = 10  # epochs between lr drops (schedule: step)
     gamma: float = 0.1  # lr factor at each drop (schedule: step)
-    warmup_frac: float = 0.25  # fraction of steps spent warming up (schedule: onecycle, triangular)
+    warmup_frac: float = 0.25  # fraction of steps spent warming up (schedule: onecycle, triangular, wsd)
+    cooldown_frac: float = 0.2  # fraction of steps spent decaying to zero at the end (schedule: wsd)
     patience: int | None = None  # early stopping: epochs without dev improvement; null = off
     min_delta: float = 0.0  # smallest change of the monitored value that counts as improvement
     monitor: Monitor = "dev_loss"  # what early stopping and the best checkpoint follow
@@ -110,6 +111,9 @@ class TrainConfig:
         require(self.step_size >= 1, f"{where}.step_size", "must be >= 1")
         require(0 < self.gamma <= 1, f"{where}.gamma", "must be in (0, 1]")
         require(0 < self.warmup_frac < 1, f"{where}.warmup_frac", "must be in (0, 1)")
+        require(0 < self.cooldown_frac < 1, f"{where}.cooldown_frac", "must be in (0, 1)")
+        require(self.schedule != "wsd" or self.warmup_frac + self.cooldown_frac <= 1 + 1e-9,
+                f"{where}.cooldown_frac", "and warmup_frac must add up to at most 1 (schedule: wsd)")
         require(self.patience is None or self.patience >= 1, f"{where}.patience", "must be >= 1 or null")
         require(0 <= self.label_smoothing < 1, f"{where}.label_smoothing", "must be in [0, 1)")
         require(self.eval_batch_size >= 1, f"{where}.eval_batch_size", "must be >= 1")

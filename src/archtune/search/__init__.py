@@ -55,9 +55,9 @@ _EXPORTS = {
     "stored_url": "._storage", "read_info": "._storage", "write_info": "._storage",
     "storage_for_folder": "._storage", "find_folder": "._storage", "list_folders": "._storage",
     "GRACE_S": "._storage",
-    "attach": "._study", "make_sampler": "._study",
+    "attach": "._study", "make_sampler": "._study", "prepare_study": "._study", "Handle": "._storage",
     # running trials
-    "TrialContext": "._objective", "TrialResult": "._objective", "run_trial": "._objective",
+    "check_data": "._objective", "TrialContext": "._objective", "TrialResult": "._objective", "run_trial": "._objective",
     "coarse_epochs": "._objective", "proposal_index": "._objective",
     "Budget": "._worker", "run_worker": "._worker", "WORKER": "._worker",
     "this_worker": "._worker", "stop_reason": "._worker", "next_trial": "._worker",

@@ -36,7 +36,7 @@ from ._objective import Execution, TrialContext, check_data, coarse_epochs, load
 from ._settings import Limits, as_dict, settings
 from ._space import SearchSpace, load_space
 from ._storage import SCRATCH, Handle
-from ._study import attach, prepare, pruner_for, top_epochs
+from ._study import attach, prepare_study, pruner_for, top_epochs
 from ._worker import Budget, run_worker, study_hooks, trial_callbacks
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def search(space: SearchSpace | str | Path | dict[str, Any], *, study: str | Non
     if splits is not None and jobs > 1:
         raise ArchtuneError("splits= are used in this process only; run with jobs=1")
     name = study or (f"{Path(refine).name}-refine" if refine is not None else space.name)
-    handle = prepare(space, s, name=name, storage=storage, studies_dir=studies_dir, new=new,
+    handle = prepare_study(space, s, name=name, storage=storage, studies_dir=studies_dir, new=new,
                      extra=extra)
     if not create_only:
         budget = Budget(trials=handle.info.trials, timeout=s.timeout, target=s.target)

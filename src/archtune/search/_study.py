@@ -110,7 +110,7 @@ def _enqueue(handle: Handle, candidates: list[dict[str, Any]]) -> None:
     log.info("queued %d grid candidates in %.1fs", len(todo), time.perf_counter() - t0)
 
 
-def prepare(space: SearchSpace, s: SearchSettings, *, name: str, storage: str | None,
+def prepare_study(space: SearchSpace, s: SearchSettings, *, name: str, storage: str | None,
             studies_dir: str | Path, new: bool = False, extra: dict[str, Any] | None = None) -> Handle:
     """Create the study, or check that the existing one matches and resume it."""
     check_name(name)

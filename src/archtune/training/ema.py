@@ -39,5 +39,11 @@ class WeightAverage:
     def model(self) -> nn.Module:
         return self._avg.module
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self._avg.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self._avg.load_state_dict(state)
+
     def update(self) -> None:
         self._avg.update_parameters(self._source)

@@ -52,6 +52,11 @@ def lr_factor(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: in
         return cfg.gamma ** (step // (cfg.step_size * steps_per_epoch))
     if cfg.schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * min(step / max(total_steps, 1), 1.0)))
+    if cfg.schedule == "wsd":  # warm-up from lr/25, stable at lr, linear decay to lr/1e4
+        warm, decay = wsd_steps(cfg, total_steps)
+        if step < warm:
+            return 0.04 + 0.96 * step / warm
+        return max(min(1.0, (total_steps - step) / decay), 1e-4)
     warm = max(int(cfg.warmup_frac * total_steps), 1)
     if cfg.schedule == "triangular":  # linear up from lr/5 to lr, then linear down to 0
         if step < warm:
@@ -62,6 +67,13 @@ def lr_factor(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: in
         return 0.04 + 0.96 * step / warm
     t = min((step - warm) / max(total_steps - warm, 1), 1.0)
     return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def wsd_steps(cfg: TrainConfig, total_steps: int) -> tuple[int, int]:
+    """(warm-up, decay) optimiser steps of schedule ``wsd`` over ``total_steps`` (rounded, so a
+    spec written from whole steps gives them back exactly)."""
+    return (max(round(cfg.warmup_frac * total_steps), 1),
+            max(round(cfg.cooldown_frac * total_steps), 1))
 
 
 class _Factor:
@@ -89,7 +101,7 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
                                                           steps_per_epoch))
 
 
-STRETCHED = ("cosine", "onecycle", "triangular")  # the schedules whose shape depends on their length
+STRETCHED = ("cosine", "onecycle", "triangular", "wsd")  # the schedules whose shape depends on their length
 
 
 def stretch_schedule(sched: torch.optim.lr_scheduler.LambdaLR, at_step: int, total_steps: int) -> None:

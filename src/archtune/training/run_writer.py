@@ -40,6 +40,22 @@ class RunWriter:
         write_json(path / "env.json", env)
         write_json(path / "metrics.json", self.metrics)
 
+    @classmethod
+    def reopen(cls, path: Path, spec: Spec, env: dict[str, Any], metrics: dict[str, Any],
+               history: list[dict[str, float]]) -> RunWriter:
+        """The writer of a paused run folder, continued in a new process: its epochs after
+        ``history`` (trained after the pause was saved) are dropped."""
+        writer = cls.__new__(cls)
+        writer.path, writer.spec, writer.env = path, spec, env
+        writer.metrics = metrics | {"status": "running", "process": this_process(),
+                                    "epochs_run": len(history)}
+        writer.history, writer.grads = list(history), []
+        writer._flushed, writer._best_unwritten = 0.0, False
+        write_text(path / "spec.yaml", spec.to_yaml())
+        write_json(path / "env.json", env)
+        writer._flush()
+        return writer
+
     def respec(self, spec: Spec) -> None:
         """The run's spec changed while it trains (a time budget re-planned its epochs)."""
         self.spec = spec

@@ -66,6 +66,14 @@ class Techniques:
     def after_step(self) -> Callable[[], None] | None:
         return None if self._average is None else self._average.update
 
+    def average_state(self) -> dict[str, torch.Tensor] | None:
+        """The moving average's state (None without ``ema``), to continue a paused run."""
+        return None if self._average is None else self._average.state_dict()
+
+    def load_average_state(self, state: dict[str, torch.Tensor] | None) -> None:
+        if self._average is not None and state is not None:
+            self._average.load_state_dict(state)
+
     @property
     def evaluated(self) -> nn.Module:
         """The model whose dev accuracy is recorded and whose weights are saved: the moving
