@@ -31,6 +31,21 @@ def machine() -> str:
     return f"{cpu} ({bf16}), {cores} cores, {dev}, torch {torch.__version__}, {platform.system()}"
 
 
+PRECISION_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx2")  # what bf16 and
+# fp32 speed depend on: native bf16 (AVX512-BF16, AMX), else the widest fp32 vectors
+
+
+def cpu_flags(names: tuple[str, ...] = PRECISION_FLAGS) -> dict[str, bool]:
+    """Which of ``names`` the CPU has (/proc/cpuinfo; all False where it cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        text = ""
+    flags = next((set(line.split(":", 1)[1].split()) for line in text.splitlines()
+                  if line.startswith("flags")), set())
+    return {name: name in flags for name in names}
+
+
 def commit() -> str:
     """The checkout's commit, with ' (modified)' when tracked files differ from it."""
     import subprocess

@@ -269,19 +269,37 @@ def table(rows: list[Row]) -> str:
 def matrix(work: Path, pg_url: str | None, only: str) -> list[Row]:
     data = make_data(work)
     (work / "space.yaml").write_text(yaml.safe_dump({**SPACE, "data": {"dataset": str(data)}}))
-    run(search_args(work, "reference", None, 1), work / "reference.log")
-    folder = work / "studies" / "reference"
-    reference = points(Study(f"sqlite:///{folder}/study.db", "reference", folder).trials())
+    cases = [(kind, url, jobs, moment)
+             for kind, url in [("SQLite", None)] + ([("PostgreSQL", pg_url)] if pg_url else [])
+             for jobs in (1, 2) for moment in MOMENTS
+             if only in f"search --jobs {jobs}, {kind}, kill {moment}"]
     rows = []
-    for kind, url in [("SQLite", None)] + ([("PostgreSQL", pg_url)] if pg_url else []):
-        for jobs in (1, 2):
-            for moment in MOMENTS:
-                if only in f"search --jobs {jobs}, {kind}, kill {moment}":
-                    rows.append(search_case(work, kind, url, jobs, moment, reference))
-                    print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+    if cases:  # the uninterrupted search the killed ones are compared with
+        run(search_args(work, "reference", None, 1), work / "reference.log")
+        folder = work / "studies" / "reference"
+        reference = points(Study(f"sqlite:///{folder}/study.db", "reference", folder).trials())
+    for kind, url, jobs, moment in cases:
+        rows.append(search_case(work, kind, url, jobs, moment, reference))
+        print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     if only in "train, kill mid-epoch":
         rows.append(train_case(work, data))
     return rows
+
+
+def run_matrix(pg_url: str | None, only: str = "") -> tuple[list[Row], float]:
+    """:func:`matrix` in a temporary folder (kept when a case fails), one thread per archtune
+    process unless ARCHTUNE_THREADS says otherwise; its rows and minutes."""
+    started = time.perf_counter()
+    threads = os.environ.get("ARCHTUNE_THREADS")
+    os.environ.setdefault("ARCHTUNE_THREADS", "1")  # tiny models: one thread per process
+    try:
+        work = Path(tempfile.mkdtemp(prefix="archtune-faults-"))
+        rows = matrix(work, pg_url, only)
+        shutil.rmtree(work)
+    finally:
+        if threads is None:
+            del os.environ["ARCHTUNE_THREADS"]
+    return rows, (time.perf_counter() - started) / 60
 
 
 def main() -> None:
@@ -291,14 +309,9 @@ def main() -> None:
     ap.add_argument("--only", default="", help="run only the cases whose name holds this text")
     ap.add_argument("--write", action="store_true", help="write the table to bench/RESULTS.md")
     args = ap.parse_args()
-    os.environ.setdefault("ARCHTUNE_THREADS", "1")  # tiny models: one thread per process
-    started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="archtune-faults-"))  # kept when a case fails
-    rows = matrix(work, args.pg_url, args.only)
-    shutil.rmtree(work)
+    rows, minutes = run_matrix(args.pg_url, args.only)
     text = table(rows)
     print(text)
-    minutes = (time.perf_counter() - started) / 60
     if args.write and not args.only:
         note = ("" if args.pg_url else "PostgreSQL not tested (no URL given).\n\n")
         body = (f"{note}{text}\n\nEach search: {TRIALS} trials of {EPOCHS} epochs on {IMAGES} "

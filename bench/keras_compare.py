@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from train_bench import archtune_loop, first_reaching, plain_loop  # noqa: I001  (bench-local)
 
@@ -27,12 +28,13 @@ from archtune.data import load_dataset, split_dataset, test_split
 TARGET = 0.90
 
 
-def keras_loop(splits, x_test, y_test, epochs: int) -> tuple[list[tuple[float, float]], float]:
+def keras_loop(splits, x_test, y_test, epochs: int,
+               seed: int = 0) -> tuple[list[tuple[float, float]], float]:
     """The author's Keras code; returns ((cumulative training seconds, test acc) per epoch, wall)."""
     import tensorflow as tf
     from tensorflow import keras
 
-    tf.keras.utils.set_random_seed(0)
+    tf.keras.utils.set_random_seed(seed)
 
     def nhwc(x):  # noqa: ANN001, ANN202
         return x.permute(0, 2, 3, 1).numpy()
@@ -65,16 +67,18 @@ def keras_loop(splits, x_test, y_test, epochs: int) -> tuple[list[tuple[float, f
     return out, time.perf_counter() - t0
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--smoke", action="store_true", help="1 epoch on 1,000 images; writes nothing")
-    args = ap.parse_args()
-    epochs = 1 if args.smoke else args.epochs
-    ds = load_dataset("fashion-mnist")
+def measure(epochs: int, data: str = "fashion-mnist", seed: int | None = None,
+            train_subset: int | None = None, test_images: int | None = None,
+            run_root: Path = Path("runs")) -> tuple[list[dict], int]:
+    """Train cnn-classic in each framework (Keras only where TensorFlow is installed) on ``data``;
+    ``seed``: every framework's seed (None: the spec's, and 0 for Keras). Returns, per arm, its
+    label, precision, curve (cumulative training seconds, test accuracy per epoch) and wall
+    seconds; and the number of training images."""
+    ds = load_dataset(data)
     test = test_split(ds)
-    x_test, y_test = (test.x[:1000], test.y[:1000]) if args.smoke else (test.x, test.y)
-    sets = [f"train.epochs={epochs}"] + (["data.train_subset=1000"] if args.smoke else [])
+    x_test, y_test = test.x[:test_images], test.y[:test_images]
+    sets = [f"train.epochs={epochs}"] + ([f"data.train_subset={train_subset}"] if train_subset else [])
+    sets += [f"train.seed={seed}"] if seed is not None else []
     spec32 = at.load_spec("cnn-classic", [*sets, "train.precision=fp32"])
     splits = split_dataset(ds, dev_fraction=spec32.data.dev_fraction, seed=spec32.data.split_seed,
                            train_subset=spec32.data.train_subset)
@@ -83,7 +87,7 @@ def main() -> None:
         import tensorflow as tf
 
         arms.append((f"Keras {tf.keras.__version__} (TensorFlow {tf.__version__}, CPU)", "fp32",
-                     lambda: keras_loop(splits, x_test, y_test, epochs)))
+                     lambda: keras_loop(splits, x_test, y_test, epochs, seed or 0)))
     except ImportError:
         print("TensorFlow is not installed: skipping Keras (pip install tensorflow to include it)",
               file=sys.stderr)
@@ -94,17 +98,33 @@ def main() -> None:
 
     resolved, why = resolve_precision("auto", torch.device("cpu"))
     arms += [("plain PyTorch loop", "fp32", lambda: plain_loop(spec32, splits, x_test, y_test)),
-             ("archtune", "fp32", lambda: archtune_loop(spec32, splits, x_test, y_test)),
+             ("archtune", "fp32", lambda: archtune_loop(spec32, splits, x_test, y_test, run_root)),
              ("archtune, its default precision", f"auto -> {resolved} ({why.removeprefix('auto: ')})",
-              lambda: archtune_loop(auto, splits, x_test, y_test))]
-    rows = []
+              lambda: archtune_loop(auto, splits, x_test, y_test, run_root))]
+    out = []
     for label, precision, fn in arms:
         curve, wall = fn()
-        rows.append(f"| {label} | {precision} | {curve[-1][0] / len(curve):.1f} | "
+        print(f"{label}: {curve[-1][0] / len(curve):.1f} s/epoch, {wall:.0f} s", file=sys.stderr,
+              flush=True)
+        out.append({"label": label, "precision": precision, "curve": curve, "wall": wall})
+    return out, len(splits.train.y)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--smoke", action="store_true", help="1 epoch on 1,000 images; writes nothing")
+    args = ap.parse_args()
+    epochs = 1 if args.smoke else args.epochs
+    arms, images = measure(epochs, train_subset=1000 if args.smoke else None,
+                           test_images=1000 if args.smoke else None)
+    rows = []
+    for arm in arms:
+        curve = arm["curve"]
+        rows.append(f"| {arm['label']} | {arm['precision']} | {curve[-1][0] / len(curve):.1f} | "
                     f"{first_reaching(curve, TARGET)} | {max(a for _, a in curve) * 100:.2f}% | "
-                    f"{curve[-1][1] * 100:.2f}% | {wall:.0f} s |")
-        print(rows[-1], flush=True)
-    body = (f"cnn-classic, Adam 1e-3, batch 32, {epochs} epochs, {len(splits.train.y):,} training "
+                    f"{curve[-1][1] * 100:.2f}% | {arm['wall']:.0f} s |")
+    body = (f"cnn-classic, Adam 1e-3, batch 32, {epochs} epochs, {images:,} training "
             f"images, {os.cpu_count()} cores. Seconds per epoch include the dev validation; time to "
             f"{TARGET:.0%} is cumulative training seconds at the end of the first epoch whose test "
             "accuracy reaches it ('auto' precision is bf16 where the CPU has it).\n\n"

@@ -15,6 +15,8 @@ The data sets are built here, as .npz files under --work:
   footwear, bags); 60,000 / 10,000.
 - fmnist: Fashion-MNIST itself (the recipes were tuned on it), for the issue's 25-minute target;
   the runs are given `--data fashion-mnist`, as a user would, so flips and flip TTA are on.
+- fmnist-tiny (not a --sets choice): 400 training and 200 test images of Fashion-MNIST,
+  stratified, for smoke runs of other benches.
 
 Each arm gets the same wall budget (--minutes), per seed:
 - search: `archtune search auto-space` for --search-share of the budget (`--timeout`; its default
@@ -89,10 +91,14 @@ def build(name: str, work: Path) -> Path:
         x_tr, y_tr = ds.x_train[:, 0].numpy(), ds.y_train.numpy()
         x_te, y_te = ds.x_test[:, 0].numpy(), ds.y_test.numpy()
         classes = list(ds.classes)
-        if name == "fmnist-2k":
+        if name in ("fmnist-2k", "fmnist-tiny"):
             from sklearn.model_selection import train_test_split
 
-            x_tr, _, y_tr, _ = train_test_split(x_tr, y_tr, train_size=2000, stratify=y_tr, random_state=0)
+            size = 2000 if name == "fmnist-2k" else 400
+            x_tr, _, y_tr, _ = train_test_split(x_tr, y_tr, train_size=size, stratify=y_tr, random_state=0)
+            if name == "fmnist-tiny":  # smoke runs (bench/headline.py --smoke): 200 test images
+                x_te, _, y_te, _ = train_test_split(x_te, y_te, train_size=200, stratify=y_te,
+                                                    random_state=0)
         elif name == "fmnist":
             pass  # as it is
         elif name == "fmnist-coarse5":

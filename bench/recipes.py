@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from _results import ARCHTUNE, evaluate_test, use_shared_data, write_section  # noqa: I001  (bench-local helper)
@@ -28,10 +29,12 @@ TARGETS = {"default": (90, 0.930), "accurate": (30 * 60, 0.950)}
 TALOS_BEST = 0.916  # the seed notebooks' best tuned CNN (172 Talos trials)
 
 
-def run_recipe(recipe: str, seed: int, root: Path) -> dict:
+def run_recipe(recipe: str, seed: int, root: Path, extra: Sequence[str] = ()) -> dict:
+    """Train ``recipe`` (``name@N``: N epochs) with ``seed`` under ``root``, test it once; its
+    figures. ``extra``: more `archtune train` options (e.g. ``--data FILE`` for a smoke run)."""
     name, _, epochs = recipe.partition("@")
     run_dir = root / f"{recipe.replace('@', '-e')}-s{seed}"
-    cmd = [*ARCHTUNE, "train", name, "--seed", str(seed), "--run-dir", str(run_dir)]
+    cmd = [*ARCHTUNE, "train", name, "--seed", str(seed), "--run-dir", str(run_dir), *extra]
     if epochs:
         cmd += ["--epochs", epochs]
     t0 = time.perf_counter()
@@ -46,7 +49,8 @@ def run_recipe(recipe: str, seed: int, root: Path) -> dict:
             "precision": env["precision"]}
 
 
-def _mean_spread(values: list[float]) -> tuple[float, float]:
+def mean_spread(values: list[float]) -> tuple[float, float]:
+    """Mean and spread (half the min-max range) over seeds."""
     return statistics.fmean(values), (max(values) - min(values)) / 2
 
 
@@ -54,9 +58,9 @@ def table(results: list[dict], recipes: list[str]) -> tuple[str, list[str]]:
     rows, verdicts = [], []
     for recipe in recipes:
         rs = [r for r in results if r["recipe"] == recipe]
-        dev, dev_s = _mean_spread([r["dev"] for r in rs])
-        test, test_s = _mean_spread([r["test"] for r in rs])
-        wall, wall_s = _mean_spread([r["wall"] for r in rs])
+        dev, dev_s = mean_spread([r["dev"] for r in rs])
+        test, test_s = mean_spread([r["test"] for r in rs])
+        wall, wall_s = mean_spread([r["wall"] for r in rs])
         seeds = ", ".join(f"{r['seed']}: {r['test']:.2%} in {r['wall']:.0f} s" for r in rs)
         rows.append(f"| {recipe} | {len(rs)} | {rs[0]['epochs']} | {dev:.2%} ± {dev_s:.2%} | "
                     f"**{test:.2%} ± {test_s:.2%}** | {wall:.0f} ± {wall_s:.0f} s | "

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import torch
 from _results import write_section  # noqa: I001  (bench-local helper)
 from PIL import Image
 
@@ -51,8 +52,8 @@ HOST = "127.0.0.1"
 CLI = [sys.executable, "-c", "from archtune.cli import main; main()"]
 
 
-def quick_run(folder: Path) -> Path:
-    spec = at.load_spec("cnn-small", ["train.epochs=1", "data.train_subset=5000"])
+def quick_run(folder: Path, images: int = 5000) -> Path:
+    spec = at.load_spec("cnn-small", ["train.epochs=1", f"data.train_subset={images}"])
     return at.train(spec, run_dir=folder / "cnn-small", progress=False).path
 
 
@@ -207,18 +208,25 @@ class Variant:
         if stats is not None:
             self.stages.append((stats, self.get("/stats")))
 
-    def row(self, concurrency: int) -> str:
+    def figures(self) -> dict:
+        """Requests, requests/s, latency percentiles (ms), errors, mean batch, and the cores
+        busy with other processes while the load ran."""
         ms = np.array(self.latencies) * 1000
         p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-        n, mean_batch = len(ms), self.images / max(self.batches, 1)
-        others = self.others_cpu / self.seconds  # cores busy with other processes
-        print(f"{self.name}: {n} requests in {self.seconds:.1f}s, {n / self.seconds:.0f} req/s, "
-              f"p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, max {ms.max():.1f} ms, "
-              f"errors {self.errors}, mean batch {mean_batch:.1f}, other processes used "
-              f"{others:.2f} cores")
-        return (f"| {self.name} | {n:,} | {concurrency} | {n / self.seconds:,.0f} | {p50:.1f} | "
-                f"{p90:.1f} | {p99:.1f} | {ms.max():.1f} | {self.errors} | {mean_batch:.1f} | "
-                f"{others:.2f} |\n")
+        return {"requests": len(ms), "rps": len(ms) / self.seconds, "p50": p50, "p90": p90,
+                "p99": p99, "max": ms.max(), "errors": self.errors,
+                "mean_batch": self.images / max(self.batches, 1),
+                "others": self.others_cpu / self.seconds}
+
+    def row(self, concurrency: int) -> str:
+        f = self.figures()
+        print(f"{self.name}: {f['requests']} requests in {self.seconds:.1f}s, {f['rps']:.0f} req/s, "
+              f"p50 {f['p50']:.1f} ms, p90 {f['p90']:.1f} ms, p99 {f['p99']:.1f} ms, max "
+              f"{f['max']:.1f} ms, errors {self.errors}, mean batch {f['mean_batch']:.1f}, other "
+              f"processes used {f['others']:.2f} cores")
+        return (f"| {self.name} | {f['requests']:,} | {concurrency} | {f['rps']:,.0f} | "
+                f"{f['p50']:.1f} | {f['p90']:.1f} | {f['p99']:.1f} | {f['max']:.1f} | {self.errors} "
+                f"| {f['mean_batch']:.1f} | {f['others']:.2f} |\n")
 
     def stage_table(self) -> str:
         """Per-stage server times summed over the segments (empty for a server without /stats)."""
@@ -242,9 +250,10 @@ class Variant:
         return "\n".join(lines) + "\n"
 
 
-def load_test(run: Path, images: np.ndarray, n: int, concurrency: int, time_limit: float,
-              sources: dict[str, Path | None], rounds: int) -> str:
-    """Serve ``run`` with each source tree (None: this checkout) and interleave their loads."""
+def serve_load(run: Path, images: np.ndarray, n: int, concurrency: int, time_limit: float,
+               sources: dict[str, Path | None], rounds: int) -> list[Variant]:
+    """Serve ``run`` with each source tree (None: this checkout), interleave their loads, and
+    return what each measured."""
     payloads = [png_bytes(a) for a in images[:256]]
     variants: list[Variant] = []
     try:
@@ -261,6 +270,13 @@ def load_test(run: Path, images: np.ndarray, n: int, concurrency: int, time_limi
         for v in variants:
             v.proc.terminate()
             v.proc.wait(timeout=30)
+    return variants
+
+
+def load_test(run: Path, images: np.ndarray, n: int, concurrency: int, time_limit: float,
+              sources: dict[str, Path | None], rounds: int) -> str:
+    """:func:`serve_load`, as the section's tables."""
+    variants = serve_load(run, images, n, concurrency, time_limit, sources, rounds)
     table = ("| server | requests | concurrency | requests/s | p50 ms | p90 ms | p99 ms | max ms "
              "| errors | mean batch | cores used by other processes |\n"
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
@@ -268,20 +284,26 @@ def load_test(run: Path, images: np.ndarray, n: int, concurrency: int, time_limi
     return table + "\n" + "\n".join(filter(None, (v.stage_table() for v in variants)))
 
 
-def predict_throughput(run: Path, images: np.ndarray, folder: Path) -> str:
+def predict_rates(run: Path, images: np.ndarray, folder: Path) -> dict:
+    """Seconds to predict ``images`` three ways (in-memory tensors, ``predict_files`` on PNG files,
+    the ``archtune predict`` command), and how many of the files' classes match the tensors'."""
     files = folder / "test-png"
     files.mkdir()
     for i, a in enumerate(images):
         Image.fromarray(a).save(files / f"{i:05d}.png")
+    threads = torch.get_num_threads()
     set_threads(1)  # as `archtune predict` does by default
-    predictor = Predictor.from_run(run)
-    x = images[:, None].astype(np.float32) / 255
-    t0 = time.perf_counter()
-    probs = predictor.probabilities(x)
-    t_tensor = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    rows = predictor.predict_files([files])
-    t_files = time.perf_counter() - t0
+    try:
+        predictor = Predictor.from_run(run)
+        x = images[:, None].astype(np.float32) / 255
+        t0 = time.perf_counter()
+        probs = predictor.probabilities(x)
+        t_tensor = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rows = predictor.predict_files([files])
+        t_files = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
     same = sum(r["index"] == int(k) for r, k in zip(rows, probs.argmax(1), strict=True))
     t0 = time.perf_counter()
     subprocess.run([*CLI, "-q", "predict", str(run), str(files), "--json"], check=True,
@@ -290,13 +312,19 @@ def predict_throughput(run: Path, images: np.ndarray, folder: Path) -> str:
     n = len(images)
     print(f"predict: tensors {n / t_tensor:,.0f}/s, files {n / t_files:,.0f}/s, "
           f"CLI {n / t_cli:,.0f}/s; same class {same}/{n}")
-    return ("| route (10,000 test images) | seconds | images/s |\n| --- | ---: | ---: |\n"
+    return {"images": n, "tensor_s": t_tensor, "files_s": t_files, "cli_s": t_cli, "same": same}
+
+
+def predict_throughput(run: Path, images: np.ndarray, folder: Path) -> str:
+    r = predict_rates(run, images, folder)
+    n, t_tensor, t_files, t_cli = r["images"], r["tensor_s"], r["files_s"], r["cli_s"]
+    return (f"| route ({n:,} test images) | seconds | images/s |\n| --- | ---: | ---: |\n"
             f"| forward pass only, in-memory tensors (batches of 256, 1 thread) | {t_tensor:.2f} | {n / t_tensor:,.0f} |\n"
             f"| `Predictor.predict_files(folder)`: decode PNG + preprocess + forward "
             f"| {t_files:.2f} | {n / t_files:,.0f} |\n"
             f"| `archtune predict RUN folder --json`, whole command incl. start-up "
             f"| {t_cli:.2f} | {n / t_cli:,.0f} |\n\n"
-            f"Files and in-memory tensors give the same class for {same:,} of {n:,} images.\n")
+            f"Files and in-memory tensors give the same class for {r['same']:,} of {n:,} images.\n")
 
 
 def main() -> None:

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import argparse
 import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -90,8 +93,10 @@ def plain_loop(spec: at.Spec, splits, x_test, y_test) -> tuple[list[tuple[float,
     return out, elapsed
 
 
-def archtune_loop(spec: at.Spec, splits, x_test, y_test) -> tuple[list[tuple[float, float]], float]:
-    """(curve, wall seconds of the whole train() call less the benchmark's own test evaluations)."""
+def archtune_loop(spec: at.Spec, splits, x_test, y_test,
+                  run_root: Path = Path("runs")) -> tuple[list[tuple[float, float]], float]:
+    """(curve, wall seconds of the whole train() call less the benchmark's own test evaluations);
+    the run folder goes under ``run_root``."""
     torch.manual_seed(spec.train.seed)
     mean, std = at.data.channel_stats(splits.train.x) if spec.data.standardize else (None, None)
     model = at.build_model(spec, mean, std)
@@ -105,16 +110,45 @@ def archtune_loop(spec: at.Spec, splits, x_test, y_test) -> tuple[list[tuple[flo
         measuring[0] += time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    at.train(spec, splits=splits, run_dir=f"runs/bench-{spec.name}-{time.time():.0f}",
+    at.train(spec, splits=splits, run_dir=run_root / f"bench-{spec.name}-{uuid.uuid4().hex[:8]}",
              progress=False, epoch_callback=on_epoch, model=model)
     return out, time.perf_counter() - t0 - measuring[0]
 
 
+def time_to(curve: list[tuple[float, float]], target: float) -> tuple[float, int] | None:
+    """(cumulative training seconds, epoch) at the first epoch whose test accuracy reaches
+    ``target``; None when none does."""
+    return next(((t, i + 1) for i, (t, acc) in enumerate(curve) if acc >= target), None)
+
+
 def first_reaching(curve: list[tuple[float, float]], target: float) -> str:
-    for i, (t, acc) in enumerate(curve):
-        if acc >= target:
-            return f"{t:.0f} s (epoch {i + 1})"
+    reached = time_to(curve, target)
+    if reached:
+        return f"{reached[0]:.0f} s (epoch {reached[1]})"
     return f"not reached (best {max(a for _, a in curve) * 100:.2f}%)"
+
+
+def compare(name: str, precision: str, ds, x_test, y_test, sets: Sequence[str] = (),
+            train_subset: int | None = None, plain: bool = True,
+            run_root: Path = Path("runs")) -> tuple[at.Spec, list[dict]]:
+    """Train recipe ``name`` (``NAME@EPOCHS``) at ``precision`` with archtune and, when ``plain``,
+    the plain loop, on the same splits of ``ds`` (``sets``: more overrides). Returns the spec and,
+    per loop, its label, curve (cumulative training seconds, test accuracy per epoch), wall
+    seconds and seconds per epoch."""
+    base, _, epochs = name.partition("@")
+    overrides = ([f"train.epochs={epochs}"] if epochs else []) + [f"train.precision={precision}"]
+    spec = resolve_flips(at.load_spec(base, [*overrides, *sets]))
+    splits = split_dataset(ds, dev_fraction=spec.data.dev_fraction, seed=spec.data.split_seed,
+                           train_subset=train_subset)
+    loops = [("archtune", lambda: archtune_loop(spec, splits, x_test, y_test, run_root))]
+    if plain:
+        loops.append(("plain PyTorch", lambda: plain_loop(spec, splits, x_test, y_test)))
+    out = []
+    for label, fn in loops:
+        curve, wall = fn()
+        out.append({"loop": label, "curve": curve, "wall": wall,
+                    "s_epoch": curve[-1][0] / len(curve)})
+    return spec, out
 
 
 def main() -> None:
@@ -132,22 +166,17 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     rows = []
     for name, precision in [(n, p) for n in args.recipes for p in args.precision]:
-        base, _, epochs = name.partition("@")
-        sets = [f"train.epochs={epochs}", f"train.precision={precision}"] if epochs else \
-            [f"train.precision={precision}"]
-        spec = resolve_flips(at.load_spec(base, sets + (["train.epochs=1"] if args.smoke else [])))
-        splits = split_dataset(ds, dev_fraction=spec.data.dev_fraction, seed=spec.data.split_seed,
-                               train_subset=500 if args.smoke else None)
-        plain = [] if name in args.skip_plain else [("plain PyTorch", plain_loop)]
-        loops = [("archtune", archtune_loop), *plain]
-        for label, fn in loops:
-            curve, wall = fn(spec, splits, test.x, test.y)
-            per_epoch = curve[-1][0] / len(curve)
+        spec, loops = compare(name, precision, ds, test.x, test.y,
+                              sets=["train.epochs=1"] if args.smoke else [],
+                              train_subset=500 if args.smoke else None,
+                              plain=name not in args.skip_plain)
+        for r in loops:
+            curve, label, per_epoch = r["curve"], r["loop"], r["s_epoch"]
             print(f"{name} {label}: {per_epoch:.1f} s/epoch; test acc per epoch "
                   f"{[round(a * 100, 2) for _, a in curve]}", flush=True)
             rows.append(f"| {name} | {label} | {precision} | {spec.train.epochs} | {spec.train.batch_size} | {per_epoch:.1f} | "
                         f"{first_reaching(curve, TARGETS[0])} | {first_reaching(curve, TARGETS[1])} | "
-                        f"{curve[-1][1] * 100:.2f}% | {wall + load_s:.0f} s |")
+                        f"{curve[-1][1] * 100:.2f}% | {r['wall'] + load_s:.0f} s |")
     body = ("Seconds per epoch include the dev-set evaluation. Times to a test accuracy are "
             "cumulative training seconds at the end of the first epoch whose test accuracy reaches it. "
             f"The last column adds the data loading ({load_s:.1f} s) and, for archtune, everything "
