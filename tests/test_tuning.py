@@ -186,6 +186,10 @@ def test_tune_delivers_a_run_that_reloads_and_evaluates(tmp_path: Path, tiny_npz
     spent = spending(state)
     assert spent["delivered"] + spent["explore"] + spent["other"] == pytest.approx(spent["elapsed"])
     assert "delivered:" in result.summary() and "fidelity rung 0" in result.summary()
+    from archtune.report import report
+
+    page = report(result.folder, best_report=False).read_text()
+    assert 'id="tune-table"' in page and winner.label in page
     again = tune(data=str(tiny_npz), minutes=0.25, candidates=4, device="cpu")
     assert again.state.delivered == state.delivered  # finished: nothing is trained again
     with pytest.raises(ArchtuneError, match="minutes 0.25"):
@@ -206,11 +210,12 @@ def test_final_stretch_ends_with_the_budget(tmp_path: Path, tiny_npz: Path,
         seen.append(s.epoch)
         end = s.epoch + 20
         monkeypatch.setattr(_run, "_recent_epoch_s", lambda session: 1.0)
-        monkeypatch.setattr(_run._Tuner, "left",
-                            lambda self: plan.final_s + (end - s.epoch + 0.5) / _run.MARGIN)
+        monkeypatch.setattr(Session, "final_eval_s", lambda self: 0.0)
+        monkeypatch.setattr(_run._Tuner, "left", lambda self: (end - s.epoch + 0.5) / _run.MARGIN)
         real(self, c, plan)
 
     monkeypatch.setattr(_run._Tuner, "_final", final)
+    monkeypatch.setattr("archtune.tuning._plan.MIN_RUNG_EPOCHS", 0)
     monkeypatch.chdir(tmp_path)
     result = tune(data=str(tiny_npz), minutes=0.2, candidates=2, device="cpu")
     assert result.run.metrics["epochs_run"] == seen[0] + 20
@@ -219,8 +224,10 @@ def test_final_stretch_ends_with_the_budget(tmp_path: Path, tiny_npz: Path,
 
 
 def test_a_killed_tune_resumes_without_losing_a_finished_rung(tmp_path: Path, tiny_npz: Path) -> None:
-    cmd = [sys.executable, "-m", "archtune", "tune", "--data", str(tiny_npz), "--minutes", "0.6",
-           "--candidates", "4", "--device", "cpu"]
+    args = ["tune", "--data", str(tiny_npz), "--minutes", "0.6", "--candidates", "4", "--device", "cpu"]
+    # 4 candidates however slow the machine is (the plan shrinks rung 0 on a slow one)
+    cmd = [sys.executable, "-c", "import sys, archtune.tuning._plan as p; p.MIN_RUNG_EPOCHS = 0; "
+           "from archtune.cli import main; main(sys.argv[1:])", *args]
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)

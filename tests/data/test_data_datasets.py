@@ -338,3 +338,23 @@ def test_real_fashion_mnist(
     assert Path(ds.source).resolve() == (shared_datasets / "fashion-mnist").resolve()
     assert abs(ds.x_train.float().mean().item() / 255 - 0.2860) < 5e-4
     assert abs(ds.x_test.float().mean().item() / 255 - 0.2868) < 5e-4
+
+
+@pytest.mark.parametrize("resize", ["fit", "crop"])
+def test_npz_resized_keeps_the_aspect_ratio(tmp_path: Path, resize: str) -> None:
+    """A wide array image brought to a square: fit pads above and below with the border's level,
+    crop keeps the centre; neither stretches the picture."""
+    x = np.full((2, 10, 20), 40, np.uint8)
+    x[:, :, 8:12] = 250  # a bright vertical bar in the middle, 4 of 20 columns
+    path = tmp_path / "wide.npz"
+    np.savez(path, x_train=x, y_train=np.array([0, 1]), x_test=x, y_test=np.array([0, 1]))
+    ds = load_dataset(path, image_size=(20, 20), resize=resize)
+    img = ds.x_train[0, 0]
+    assert img.shape == (20, 20)
+    bright = (img[10] > 150).sum().item()
+    if resize == "fit":  # 10x20 -> 10x20 inside 20x20: the bar stays 4 columns wide
+        assert bright == 4
+        assert (img[:5] == 40).all() and (img[-5:] == 40).all()  # padded with the border's level
+    else:  # 10x20 -> 20x40, the centre 20 columns kept: the bar is 8 columns wide
+        assert bright == 8
+    assert not (img[:, :2] > 150).any()  # a stretched bar would not fit either

@@ -79,22 +79,43 @@ def stratified_test_split(
     return np.sort(tr), np.sort(te)
 
 
-def conform(x: torch.Tensor, size: tuple[int, int] | None, channels: int | None) -> torch.Tensor:
-    """Resize / change channel count of a uint8 (N, C, H, W) tensor, in chunks."""
+def conform(x: torch.Tensor, size: tuple[int, int] | None, channels: int | None,
+            resize: str = "fit") -> torch.Tensor:
+    """Resize / change channel count of a uint8 (N, C, H, W) tensor, in chunks. A new size
+    keeps the aspect ratio as an image folder's does (``resize``: ``fit`` inside and pad with
+    each image's border level, or ``crop``: cover and keep the centre)."""
     c, h, w = x.shape[1:]
     want_c = channels or c
     want_hw = size or (h, w)
     if want_c == c and tuple(want_hw) == (h, w):
         return x
     out = torch.empty((x.shape[0], want_c, *want_hw), dtype=torch.uint8)
-    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     for start in range(0, x.shape[0], 4096):
         chunk = x[start : start + 4096].float()
         if want_c != c:
-            chunk = chunk.expand(-1, 3, -1, -1) if want_c == 3 else (chunk * weights).sum(1, True)
+            chunk = chunk.expand(-1, 3, -1, -1) if want_c == 3 else (chunk * _LUMA).sum(1, True)
         if tuple(want_hw) != (h, w):
-            chunk = F.interpolate(
-                chunk, size=want_hw, mode="bilinear", align_corners=False, antialias=True
-            )
+            chunk = _resized(chunk, (int(want_hw[0]), int(want_hw[1])), resize)
         out[start : start + 4096] = chunk.round_().clamp_(0, 255).to(torch.uint8)
     return out
+
+
+_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+
+
+def _resized(x: torch.Tensor, size: tuple[int, int], resize: str) -> torch.Tensor:
+    """(N, C, h, w) floats at ``size``, the aspect ratio kept: fit and pad, or cover and crop."""
+    (h, w), (H, W) = x.shape[2:], size
+    scale = min(H / h, W / w) if resize == "fit" else max(H / h, W / w)
+    sh, sw = (min(max(1, round(h * scale)), H), min(max(1, round(w * scale)), W)) \
+        if resize == "fit" else (max(H, round(h * scale)), max(W, round(w * scale)))
+    x = F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False, antialias=True)
+    top, left = abs(sh - H) // 2, abs(sw - W) // 2
+    if resize != "fit":
+        return x[:, :, top : top + H, left : left + W]
+    luma = (x * _LUMA).sum(1) if x.shape[1] == 3 else x[:, 0]
+    edge = torch.cat([luma[:, 0], luma[:, -1], luma[:, :, 0], luma[:, :, -1]], dim=1)
+    level = edge.quantile(0.5, dim=1).view(-1, 1, 1, 1)  # each image's border level
+    canvas = level.expand(-1, x.shape[1], H, W).clone()
+    canvas[:, :, top : top + sh, left : left + sw] = x
+    return canvas

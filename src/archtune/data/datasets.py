@@ -15,7 +15,7 @@
   Images are converted to one size (``image_size``; else their size when they share one; else
   their median height and width, the long side capped at 128 pixels: :mod:`archtune.data.policy`)
   keeping their aspect ratio (``resize``: ``fit`` and pad with the border's level, or ``crop``
-  the centre) and to one channel count (``channels``, else 1 if every image is grayscale, else
+  the centre; a .npz or IDX data set given an ``image_size`` is resized the same way) and to one channel count (``channels``, else 1 if every image is grayscale, else
   3), exactly as ``archtune predict`` prepares a file (:mod:`archtune.data.images`). Unreadable
   files are listed in one error, or left out with ``skip_bad_files``.
 
@@ -112,7 +112,7 @@ def load_dataset(
     name = os.fspath(name)
     if name in SOURCES:
         folder = locate(name, data_dir=data_dir, download=download)
-        ds = _load_idx_folder(folder, name, list(SOURCES[name].classes), size, channels)
+        ds = _load_idx_folder(folder, name, list(SOURCES[name].classes), size, channels, resize)
     else:
         path = Path(name).expanduser()
         if not path.exists():
@@ -123,12 +123,12 @@ def load_dataset(
             )
         if path.is_dir():
             if any(find_files(path, "mnist").values()):
-                ds = _load_idx_folder(path, path.name, None, size, channels)
+                ds = _load_idx_folder(path, path.name, None, size, channels, resize)
             else:
                 ds = _load_image_folder(path, size, channels, test_fraction, seed,
                                         resize=resize, skip_bad_files=skip_bad_files)
         elif path.suffix.lower() == ".npz":
-            ds = _load_npz(path, size, channels, test_fraction, seed)
+            ds = _load_npz(path, size, channels, test_fraction, seed, resize)
         else:
             raise ArchtuneError(
                 f"{path}: unsupported data file '{path.suffix}'; expected a registered data set "
@@ -181,6 +181,7 @@ def _load_idx_folder(
     classes: list[str] | None,
     size: tuple[int, int] | None,
     channels: int | None,
+    resize: str = "fit",
 ) -> Dataset:
     files = find_files(folder, "mnist")  # all registered sets share the file names
     missing = [get_source("mnist").files[r] for r in ROLES if files[r] is None]
@@ -217,7 +218,7 @@ def _load_idx_folder(
     if len(out["y_train"]) == 0:
         raise ArchtuneError(f"{arrays['train_images'][0]}: no training images")
     for k in ("x_train", "x_test"):
-        out[k] = conform(out[k], size, channels)
+        out[k] = conform(out[k], size, channels, resize)
     return Dataset(name=name, classes=list(classes), source=str(folder.resolve()), **out)
 
 
@@ -320,7 +321,8 @@ def _npz_classes(arrays: dict[str, np.ndarray], path: Path) -> list[str] | None:
 
 
 def _load_npz(
-    path: Path, size: tuple[int, int] | None, channels: int | None, test_fraction: float, seed: int
+    path: Path, size: tuple[int, int] | None, channels: int | None, test_fraction: float, seed: int,
+    resize: str = "fit",
 ) -> Dataset:
     arrays = _npz_arrays(path)
     classes = _npz_classes(arrays, path)
@@ -348,9 +350,9 @@ def _load_npz(
     return Dataset(
         name=path.stem,
         classes=classes,
-        x_train=conform(torch.from_numpy(x_tr), size, channels),
+        x_train=conform(torch.from_numpy(x_tr), size, channels, resize),
         y_train=torch.from_numpy(y_tr),
-        x_test=conform(torch.from_numpy(x_te), size, channels),
+        x_test=conform(torch.from_numpy(x_te), size, channels, resize),
         y_test=torch.from_numpy(y_te),
         source=str(path.resolve()),
     )

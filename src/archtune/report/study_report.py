@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import ArchtuneError
 from ..search import best_record, costs_of, public_url, read_finals
 from ..training.runs import load_run
+from ..tuning import fidelity, read_state, spending
 from . import data as plot_data
 from . import figures as fg
 from . import study as sy
@@ -60,7 +61,7 @@ def study_report(folder: str | Path, output: str | Path | None = None, *,
     objective = sd.meta.objective or "objective"
     best = best_record(sd.trials, sd.direction)
     sections = [_overview(sd, best), _best(sd, best, out, best_report, data_dir, device),
-                *_finalists(sd), _history(sd, objective), *_front(sd), _importances(sd), _parallel(sd, objective),
+                *_finalists(sd), *_tune(sd), _history(sd, objective), *_front(sd), _importances(sd), _parallel(sd, objective),
                 _slices(sd, objective), _intermediate(sd, objective), _trials(sd, objective),
                 _space(sd)]
     subtitle = (f"{_trial_count(sd)} - {sd.direction} {objective} - sampler "
@@ -187,6 +188,34 @@ def _finalists(sd: sy.StudyData) -> list[Section]:
         body += note("Left out of the round (a run that cannot finish one epoch in its share "
                      "of the time budget would overrun it): " + "; ".join(finals.left_out) + ".")
     return [Section("finalists", "Finalists: the choice before retraining", body)]
+
+
+def _tune(sd: sy.StudyData) -> list[Section]:
+    """A tune's rungs, where its minutes went and how well each rung predicted the next
+    (tune.json), when the study is a tune's."""
+    state = read_state(sd.folder)
+    if state is None:
+        return []
+    spent = spending(state)
+    b = spent["budget"] or 1.0
+    body = note(f"Budget {b:.0f} s, {spent['elapsed']:.0f} s spent: the delivered weights "
+                f"{spent['delivered']:.0f} s ({spent['delivered'] / b:.0%}), exploration "
+                f"{spent['explore']:.0f} s ({spent['explore'] / b:.0%}), the rest "
+                f"{spent['other']:.0f} s ({spent['other'] / b:.0%}: loading, timing, dev passes, "
+                "writing)." + (f" Delivered: {state.delivered}, dev {state.dev_accuracy:.2%}."
+                               if state.delivered and state.dev_accuracy is not None else ""))
+    rows = [[c.label, c.status, " / ".join(f"{s:.2%}" for s in c.scores) or "-",
+             c.epochs[-1] if c.epochs else 0, f"{c.seconds[-1]:.0f}" if c.seconds else "-"]
+            for c in state.candidates]
+    body += table(["trial", "status", "dev at each rung", "epochs", "training s"], rows,
+                  id="tune-table")
+    lines = [f"rung {f['rung']} -> {f['next']}: Spearman "
+             + ("n/a" if f["spearman"] is None else f"{f['spearman']:+.2f}")
+             + f" over {f['trials']} trials, {f['reversed']} of {f['pairs']} pairs reversed"
+             for f in fidelity(state)]
+    if lines:
+        body += note("Fidelity, from this tune's own trials: " + "; ".join(lines) + ".")
+    return [Section("tune", "Tune: rungs and where the minutes went", body)]
 
 
 def _history(sd: sy.StudyData, objective: str) -> Section:

@@ -29,7 +29,8 @@ import torch
 from ..data import Splits
 from ..errors import ArchtuneError
 from ..specs import Spec, spec_from_dict
-from .budget import time_epoch
+from .budget import _timed, time_epoch
+from .loop import predict_log_probs
 from .optim import _Factor, wsd_steps
 from .run_writer import RunWriter
 from .runs import Run, load_run, temp_beside
@@ -118,6 +119,14 @@ class Session:
         """Epochs until the warm-up has ended."""
         steps = self.fit.steps
         return -(-wsd_steps(self.spec.train, self.spec.train.epochs * steps)[0] // steps)
+
+    def final_eval_s(self) -> float:
+        """Seconds :meth:`finish`'s dev evaluation will take (fp32, the spec's test-time
+        augmentation), timed on up to 1,000 dev images."""
+        fit, cfg = self.fit, self.spec.train
+        return _timed(lambda x: predict_log_probs(
+            fit.tech.evaluated, x, batch_size=cfg.eval_batch_size, channels_last=fit.channels_last,
+            tta=cfg.tta, tta_translate=cfg.tta_translate), fit.x_dev, images=1000)
 
     def advance(self, epochs: int = 1, on_epoch: EpochHook | None = None) -> None:
         """Train ``epochs`` more epochs (never past the spec's ``epochs``)."""

@@ -389,10 +389,11 @@ class _Tuner:
         c.status = "training"
         report = self._report(c)
         saves = 0
+        final_s = session.final_eval_s()  # this model's, not the slowest start point's
         while True:
             epoch_s = _recent_epoch_s(session)
             if session.epoch <= session.decay_epoch:  # the end can still move: re-plan it
-                left = MARGIN * (self.left() - plan.final_s)
+                left = MARGIN * (self.left() - final_s)
                 total = max(session.epoch + max(1, math.floor(left / max(epoch_s, 1e-9))),
                             session.warmup_epochs + 1)
                 cool = max(1, min(total - session.epoch, round(COOLDOWN * total)))

@@ -103,6 +103,11 @@ def summary(state: TuneState, folder: Path) -> str:
         lines.append(f"delivered: {state.delivered}  ({winner.label}, {winner.epochs[-1]} epochs)")
         lines.append(f"dev accuracy {state.dev_accuracy:.2%} (final weights, fp32, the spec's "
                      "test-time augmentation)")
+    starts = [c for c in state.candidates if c.start_point is not None and c.scores]
+    if starts:
+        best = max(starts, key=lambda c: max(c.scores))
+        lines.append(f"best start point seen: {best.label} at {max(best.scores):.2%} dev "
+                     f"(moving-average weights, {best.epochs[-1]} epochs)")
     lines.append(f"time: {spent['elapsed']:.0f}s of {b:.0f}s ({spent['elapsed'] / b:.1%} of the "
                  f"budget): delivered weights {spent['delivered']:.0f}s "
                  f"({spent['delivered'] / b:.0%}), exploration {spent['explore']:.0f}s "
