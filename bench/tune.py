@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from _results import ARCHTUNE, evaluate_test, use_shared_data, write_section  # noqa: I001  (bench-local helper)
+from _results import ARCHTUNE, commit, evaluate_test, use_shared_data, write_section  # noqa: I001  (bench-local helper)
 from new_data import REGISTERED, SETS, STARTUP_S, build, recipe_arm, spread
 
 ARMS = ("tune", "default", "accurate")
@@ -63,14 +63,14 @@ def run_one(name: str, arm: str, seed: int, minutes: float, work: Path) -> dict:
         row = recipe_arm(arm, source, seed, budget, out)
         run = out / "run"
         row["dev"] = json.loads((run / "metrics.json").read_text())["dev"]["accuracy"]
-    row.update(set=name, seed=seed, minutes=minutes, budget_s=budget,
+    row.update(set=name, seed=seed, minutes=minutes, budget_s=budget, commit=commit(),
                test=evaluate_test(run))  # read once, after the arm ended
     return row
 
 
 def report(rows: list[dict], command: str) -> None:
-    lines = ["| data | minutes | arm | seeds | mean test | spread | mean dev | wall s (of budget) | detail (first seed) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| data | minutes | arm | seeds | mean test | spread | mean dev | wall s (of budget) | commit | detail (first seed) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     verdicts = []
     for name in dict.fromkeys(r["set"] for r in rows):
         by_arm = {a: [r for r in rows if r["set"] == name and r["arm"] == a] for a in ARMS}
@@ -80,9 +80,11 @@ def report(rows: list[dict], command: str) -> None:
             tests = [100 * r["test"] for r in rs]
             walls = [r["wall_s"] for r in rs]
             lines.append(f"| {name} | {rs[0]['minutes']:g} | {arm} | {len(rs)} | "
-                         f"{statistics.mean(tests):.2f}% | {spread(tests):.2f} | "
+                         f"{statistics.mean(tests):.2f}% | "
+                         f"{f'{spread(tests):.2f}' if len(tests) > 1 else '-'} | "
                          f"{100 * statistics.mean(r['dev'] for r in rs):.2f}% | "
-                         f"{statistics.mean(walls):.0f} ({rs[0]['budget_s']:.0f}) | {rs[0]['detail']} |")
+                         f"{statistics.mean(walls):.0f} ({rs[0]['budget_s']:.0f}) | "
+                         f"{', '.join(sorted({r.get('commit', '?') for r in rs}))} | {rs[0]['detail']} |")
         if by_arm["tune"]:
             t = [100 * r["test"] for r in by_arm["tune"]]
             for recipe in ("default", "accurate"):
@@ -90,6 +92,10 @@ def report(rows: list[dict], command: str) -> None:
                     continue
                 o = [100 * r["test"] for r in by_arm[recipe]]
                 gap, noise = statistics.mean(t) - statistics.mean(o), max(spread(t), spread(o))
+                if min(len(t), len(o)) < 2:  # no spread to judge by
+                    verdicts.append(f"- {name}: tune against `{recipe}`: {gap:+.2f} points, one "
+                                    "seed: not judged")
+                    continue
                 word = ("above" if gap > noise else "below" if -gap > noise else "within noise of")
                 verdicts.append(f"- {name}: tune is {word} `{recipe}` ({gap:+.2f} points; larger "
                                 f"spread {noise:.2f}; {len(t)} and {len(o)} seeds)")
@@ -116,7 +122,7 @@ def main() -> None:
         for seed in args.seeds:  # seeds outermost: a stopped run still has every arm of seed 0
             for name in args.sets:
                 for arm in args.arms:
-                    row = run_one(name, arm, seed, args.minutes, args.work)
+                    row = run_one(name, arm, seed, args.minutes, args.work) | {"command": command}
                     rows = [r for r in rows if (r["set"], r["arm"], r["seed"], r["minutes"])
                             != (name, arm, seed, args.minutes)] + [row]
                     saved.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +130,8 @@ def main() -> None:
                     print(f"{name} {arm} seed {seed}: test {row['test']:.2%} dev {row['dev']:.2%} "
                           f"wall {row['wall_s']:.0f}s  {row['detail']}", flush=True)
     if not args.quick:
+        if args.report_only:  # the section names the commands that measured its rows
+            command = "; ".join(sorted({r.get("command", "?") for r in rows})) + " (rows); " + command
         report(rows, command)
 
 
