@@ -205,14 +205,14 @@ def test_final_stretch_ends_with_the_budget(tmp_path: Path, tiny_npz: Path,
     seen: list[int] = []
     real = _run._Tuner._final
 
-    def final(self, c, plan):
+    def final(self, c):
         s = self.sessions[c.number]
         seen.append(s.epoch)
         end = s.epoch + 20
         monkeypatch.setattr(_run, "_recent_epoch_s", lambda session: 1.0)
         monkeypatch.setattr(Session, "final_eval_s", lambda self: 0.0)
         monkeypatch.setattr(_run._Tuner, "left", lambda self: (end - s.epoch + 0.5) / _run.MARGIN)
-        real(self, c, plan)
+        real(self, c)
 
     monkeypatch.setattr(_run._Tuner, "_final", final)
     monkeypatch.setattr("archtune.tuning._plan.MIN_RUNG_EPOCHS", 0)

@@ -175,7 +175,6 @@ class Session:
         tmp = temp_beside(self.path / STATE_FILE)
         torch.save(state, tmp)
         os.replace(tmp, self.path / STATE_FILE)
-        self.writer.update_metrics()
 
     def stop(self, reason: str) -> None:
         """End the run here (a candidate that was not promoted): its folder keeps the weights

@@ -69,11 +69,8 @@ def tune(space: str | Path | dict[str, Any] | SearchSpace = "auto-space", *,
     (the same ``minutes``, ``explore`` and ``seed`` are required); ``new`` starts again.
     """
     t0 = time.monotonic()
-    check_minutes(minutes)
-    loaded = _load(space, data)
+    loaded, splits = _space_and_data(space, data, data_dir, minutes)
     name = study or f"{loaded.name}-tune"
-    splits = load_search_splits(loaded, data_dir=data_dir)
-    check_data(loaded, splits)
     handle = _open(loaded, name, storage, studies_dir, seed, candidates, new)
     state = read_state(handle.folder)
     if state is not None:
@@ -99,12 +96,19 @@ def tune_plan(space: str | Path | dict[str, Any] | SearchSpace = "auto-space", *
     """How :func:`tune` would spend ``minutes``: the data is loaded and the start points are
     timed (a few seconds each); nothing is trained or written."""
     t0 = time.monotonic()
+    loaded, splits = _space_and_data(space, data, data_dir, minutes)
+    tuner = _Tuner(None, loaded, splits, Path("runs"), device, threads)
+    return tuner.plan(minutes * 60, time.monotonic() - t0, explore, candidates)
+
+
+def _space_and_data(space: str | Path | dict[str, Any] | SearchSpace, data: str | None,
+                    data_dir: str | None, minutes: float) -> tuple[SearchSpace, Splits]:
+    """The space (its data set replaced by ``data``) and its train/dev splits, checked."""
     check_minutes(minutes)
     loaded = _load(space, data)
     splits = load_search_splits(loaded, data_dir=data_dir)
     check_data(loaded, splits)
-    tuner = _Tuner(None, loaded, splits, Path("runs"), device, threads)
-    return tuner.plan(minutes * 60, time.monotonic() - t0, explore, candidates)
+    return loaded, splits
 
 
 def _load(space: str | Path | dict[str, Any] | SearchSpace, data: str | None) -> SearchSpace:
@@ -235,7 +239,7 @@ class _Tuner:
         if state.phase == "final":
             if not state.alive():
                 self._fill(1, 0.0, plan)
-            self._final(state.alive()[0], plan)
+            self._final(state.alive()[0])
         return self._result()
 
     def _reopen(self) -> None:
@@ -380,16 +384,16 @@ class _Tuner:
         if keep == 1:
             self.state.phase = "final"
 
-    def _final(self, c: Candidate, plan: TunePlan) -> None:
+    def _final(self, c: Candidate) -> None:
         """The winner trains to the end of the budget, cooling down over its last epochs, and
         becomes the delivered run."""
-        if self.state.phase != "final":
-            self.state.phase = "final"
+        self.state.phase = "final"
         session = self.sessions[c.number]
         c.status = "training"
         report = self._report(c)
         saves = 0
         final_s = session.final_eval_s()  # this model's, not the slowest start point's
+        planned: tuple[int, int] | None = None  # (epochs, epochs of decay) last set
         while True:
             epoch_s = _recent_epoch_s(session)
             if session.epoch <= session.decay_epoch:  # the end can still move: re-plan it
@@ -397,8 +401,9 @@ class _Tuner:
                 total = max(session.epoch + max(1, math.floor(left / max(epoch_s, 1e-9))),
                             session.warmup_epochs + 1)
                 cool = max(1, min(total - session.epoch, round(COOLDOWN * total)))
-                if total != session.spec.train.epochs or session.decay_epoch != total - cool:
+                if (total, cool) != planned:
                     session.set_end(total, cool)
+                    planned = (total, cool)
             if session.epoch >= session.spec.train.epochs:
                 break
             session.advance(1, on_epoch=report)
