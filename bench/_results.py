@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -59,6 +60,34 @@ def commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return head + (" (modified)" if dirty else "")
+
+
+def mean_spread(values: list[float]) -> tuple[float, float]:
+    """Mean and spread (half the min-max range) over seeds."""
+    return statistics.fmean(values), (max(values) - min(values)) / 2
+
+
+def verdict(values: list[float], least: float, walls: list[float] | None = None,
+            most_s: float | None = None) -> str:
+    """The target line of ``values`` (one per seed) against ``least``: **met** when the mean less
+    the spread reaches it, **within noise** when only the mean plus the spread does, **missed**
+    otherwise or when a run (``walls``) took longer than ``most_s``; one seed is not judged."""
+    mean, spread = mean_spread(values)
+    limit = "" if not most_s else f"{most_s:.0f} s" if most_s < 120 else f"{most_s / 60:g} min"
+    what = f">= {least:.1%} mean test" + (f" within {limit} per run" if most_s else "")
+    slowest = max(walls) if walls else 0.0
+    if most_s and slowest > most_s:
+        word = "missed"
+    elif len(values) < 2:
+        word = "not judged (one seed: no spread)"
+    elif mean - spread >= least - 1e-12:
+        word = "met"
+    elif mean + spread >= least - 1e-12:
+        word = "within noise"
+    else:
+        word = "missed"
+    return (f"{what}: **{word}** (mean less spread {mean - spread:.2%}"
+            + (f"; slowest run {slowest:.0f} s)" if walls else ")"))
 
 
 def write_section(title: str, body: str, command: str) -> None:

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import _results  # noqa: I001  (bench-local helpers)
 import recipes
-from recipes import mean_spread
+from _results import mean_spread, verdict  # noqa: F401  (verdict: the rule, tested here)
 
 TITLE = "Headline figures, regenerated"
 SMOKE_TITLE = TITLE + " (smoke run: tiny sizes, not the benchmark)"
@@ -77,27 +77,6 @@ def pct(values: list[float]) -> str:
     """'mean% ± spread%' over seeds."""
     mean, spread = mean_spread(values)
     return f"{mean:.2%} ± {spread:.2%}"
-
-
-def verdict(values: list[float], least: float, walls: list[float] | None = None,
-            most_s: float | None = None) -> str:
-    """The target line: met, within noise or missed (see the module's docstring)."""
-    mean, spread = mean_spread(values)
-    limit = "" if not most_s else f"{most_s:.0f} s" if most_s < 120 else f"{most_s / 60:g} min"
-    what = f">= {least:.1%} mean test" + (f" within {limit} per run" if most_s else "")
-    slowest = max(walls) if walls else 0.0
-    if most_s and slowest > most_s:
-        word = "missed"
-    elif len(values) < 2:
-        word = "not judged (one seed: no spread)"
-    elif mean - spread >= least - 1e-12:
-        word = "met"
-    elif mean + spread >= least - 1e-12:
-        word = "within noise"
-    else:
-        word = "missed"
-    return (f"{what}: **{word}** (mean less spread {mean - spread:.2%}"
-            + (f"; slowest run {slowest:.0f} s)" if walls else ")"))
 
 
 def versus(a: list[float], b: list[float]) -> str:

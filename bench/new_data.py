@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _results import ARCHTUNE, evaluate_test, use_shared_data, write_section  # noqa: I001  (bench-local helper)
+from _results import ARCHTUNE, evaluate_test, use_shared_data, verdict, write_section  # noqa: I001  (bench-local helper)
 
 RECIPES = ("default", "accurate")
 ARMS = ("search", "ensemble", "random", *RECIPES, "default-x6")  # every arm, in table order
@@ -296,15 +296,14 @@ def judge(name: str, lead: str, by_arm: dict[str, list[dict]], minutes: float) -
             out.append(f"- {name}: {lead} {margin:+.2f} points against `{other}`; one "
                        "seed, so no seed spread to judge it by")
             continue
-        verdict = "beats" if margin > noise else ("ties" if margin > -noise else "loses to")
-        out.append(f"- {name}: {lead} {verdict} `{other}` ({margin:+.2f} points; "
+        word = "beats" if margin > noise else ("ties" if margin > -noise else "loses to")
+        out.append(f"- {name}: {lead} {word} `{other}` ({margin:+.2f} points; "
                    f"larger spread {noise:.2f})")
     if name in TARGETS:
-        target, worst = TARGETS[name], max(r["wall_s"] + r.get("eval_s", 0.0) for r in by_arm[lead])
-        out.append(f"- {name} target, {lead} (mean test >= {target:.1f}%, search + retrain + test "
-                   f"evaluation within {minutes:g} minutes): mean {np.mean(s):.2f}%, longest "
-                   f"{worst / 60:.1f} minutes with evaluation: "
-                   + ("**met**" if np.mean(s) >= target and worst <= minutes * 60 else "**missed**"))
+        worst = [r["wall_s"] + r.get("eval_s", 0.0) for r in by_arm[lead]]
+        out.append(f"- {name} target, {lead} (search + retrain + test evaluation): "
+                   + verdict([r["test"] for r in by_arm[lead]], TARGETS[name] / 100, worst,
+                             minutes * 60))
     return out
 
 

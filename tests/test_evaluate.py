@@ -55,6 +55,16 @@ def test_capacity_verdicts() -> None:
     assert capacity_verdict(fine)["verdict"] == "fine"
 
 
+def test_a_near_zero_dev_loss_minimum_is_no_huge_rise() -> None:
+    full = [1.0, 1.0, 1.0, 1.0]
+    noise = _hist(full, full, [0.3, 0.01, 1e-6, 1e-6], [0.2, 1e-9, 2e-9, 0.002])  # +0.002 on ~0
+    v = capacity_verdict(noise)
+    assert v["verdict"] == "fine" and v["numbers"]["dev_loss_rise_from_min"] == pytest.approx(0.04)
+    rose = capacity_verdict(_hist(full, full, [0.3, 0.01, 1e-6, 1e-6], [0.2, 1e-9, 0.01, 0.3]))
+    assert rose["verdict"] == "over-fitting"
+    assert rose["reason"] == "dev loss rose from 0.0000 (epoch 2) to 0.3000 at the end"
+
+
 def test_evaluate_run_on_given_split(tiny_splits, tmp_path) -> None:
     from tests.training.test_train import tiny
 

@@ -69,12 +69,16 @@ def metrics_from_logits(logits: torch.Tensor, y: torch.Tensor, classes: list[str
     }
 
 
+LOSS_FLOOR = 0.05  # the least minimum a dev-loss rise is measured against
+
+
 def capacity_verdict(history: list[dict[str, float]], chance: float | None = None) -> dict[str, Any]:
     """Read under-/over-fitting from the train/dev curves, with the numbers that led to it.
 
-    over-fitting: dev loss rose more than 10% above its minimum by the end, or train accuracy
-    exceeds dev accuracy by more than 3 points. under-fitting: train loss still fell by more
-    than 5% over the last third of training (more epochs or capacity would help) and dev
+    over-fitting: dev loss rose more than 10% above its minimum by the end (measured against a
+    minimum of at least LOSS_FLOOR, so that noise on a near-zero loss is not a large rise), or
+    train accuracy exceeds dev accuracy by more than 3 points. under-fitting: train loss still
+    fell by more than 5% over the last third of training (more epochs or capacity would help) and dev
     accuracy is at least as high as train accuracy (no gap yet). A best dev accuracy below 1.5x
     ``chance`` (1 / number of classes) is under-fitting too: the net is not learning. Otherwise: fine.
     """
@@ -95,7 +99,7 @@ def capacity_verdict(history: list[dict[str, float]], chance: float | None = Non
                 "numbers": {"best_dev_accuracy": best_dev, "chance": chance, "epochs": len(history)}}
     dev_losses = [h["dev_loss"] for h in history]
     best_i = int(np.argmin(dev_losses))
-    rise = (dev_losses[-1] - dev_losses[best_i]) / max(dev_losses[best_i], 1e-12)
+    rise = (dev_losses[-1] - dev_losses[best_i]) / max(dev_losses[best_i], LOSS_FLOOR)
     gap = last["train_accuracy"] - last["dev_accuracy"]
     k = max(len(history) // 3, 1)
     ref = history[-1 - k]["train_loss"] if len(history) > k else history[0]["train_loss"]
@@ -104,7 +108,8 @@ def capacity_verdict(history: list[dict[str, float]], chance: float | None = Non
                "accuracy_gap": gap, "best_dev_loss_epoch": best_i + 1, "epochs": len(history),
                "dev_loss_rise_from_min": rise, "train_loss_drop_last_third": still_falling}
     if rise > 0.10 or gap > 0.03:
-        why = (f"dev loss rose {rise:.0%} above its minimum (epoch {best_i + 1})" if rise > 0.10
+        why = (f"dev loss rose from {dev_losses[best_i]:.4f} (epoch {best_i + 1}) to "
+               f"{dev_losses[-1]:.4f} at the end" if rise > 0.10
                else f"train accuracy exceeds dev accuracy by {gap * 100:.1f} points")
         return {"verdict": "over-fitting", "reason": why, "numbers": numbers}
     if len(history) > 1 and still_falling > 0.05 and gap <= 0.0:

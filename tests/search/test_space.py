@@ -22,6 +22,31 @@ def test_builtin_spaces_and_reference_grid_sizes() -> None:
         load_space("default-space").grid()
 
 
+@pytest.mark.parametrize("name", list_spaces())
+def test_every_builtin_space_builds_for_any_channels_and_size(name: str) -> None:
+    """Start points and sampled candidates of each space bind to 1 or 3 channels at 28, 32 and
+    64 pixels (or the size the space names) and give one score per class."""
+    import torch
+
+    from archtune.models import build_model
+    from archtune.specs import summary
+
+    space_ = load_space(name)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    candidates = [space_.resolve(p) for p in space_.settings.start or []]
+    candidates += [space_.sample(study.ask()) for _ in range(2)]
+    for raw in candidates:
+        spec = spec_from_dict(raw)
+        for channels in (1, 3):
+            for size in (28, 32, 64):
+                h, w = spec.data.image_size or (size, size)
+                bound = spec.for_input((h, w, channels)).for_classes(5)
+                assert f"(None, {h}, {w}, {channels})" in summary(bound)
+                with torch.no_grad():
+                    out = build_model(bound).eval()(torch.rand(2, channels, h, w))
+                assert out.shape == (2, 5), (name, raw.get("name"), channels, size)
+
+
 def test_every_reference_grid_candidate_is_a_valid_model() -> None:
     cnn = load_space("seed-cnn-grid")
     grid = cnn.grid()
