@@ -90,6 +90,18 @@ def verdict(values: list[float], least: float, walls: list[float] | None = None,
             + (f"; slowest run {slowest:.0f} s)" if walls else ")"))
 
 
+def against(name: str, lead: str, a: list[float], other: str, b: list[float]) -> str:
+    """The verdict line of arm ``lead``'s test accuracies ``a`` against arm ``other``'s ``b`` (in
+    %) on data set ``name``: above / below / within noise of, by the larger seed spread (max - min)."""
+    gap = statistics.mean(a) - statistics.mean(b)
+    if min(len(a), len(b)) < 2:  # no spread to judge by
+        return f"- {name}: {lead} against `{other}`: {gap:+.2f} points, one seed: not judged"
+    noise = max(max(a) - min(a), max(b) - min(b))
+    word = "above" if gap > noise else "below" if -gap > noise else "within noise of"
+    return (f"- {name}: {lead} is {word} `{other}` ({gap:+.2f} points; larger spread {noise:.2f}; "
+            f"{len(a)} and {len(b)} seeds)")
+
+
 def write_section(title: str, body: str, command: str) -> None:
     """Replace (or append) '## title' in RESULTS.md with the body, commit, machine, date and
     command."""

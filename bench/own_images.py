@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _results import ARCHTUNE, commit, evaluate_test, use_shared_data, write_section  # noqa: I001  (bench-local helper)
+from _results import ARCHTUNE, against, commit, evaluate_test, use_shared_data, write_section  # noqa: I001  (bench-local helper)
 from new_data import recipe_arm, search_arm, spread
 
 SETS = ("fmnist-rgb32", "digits-rgb32", "fmnist-rgb64")
@@ -192,18 +192,8 @@ def report(rows: list[dict], command: str, work: Path) -> None:
                 f"{max(r['wall_s'] for r in rs):.0f} | {', '.join(sorted({r['commit'] for r in rs}))} | "
                 f"{rs[0]['detail'] or '-'} |")
         s = [100 * r["test"] for r in by_arm["search"]]
-        for recipe in ("default", "accurate"):
-            o = [100 * r["test"] for r in by_arm[recipe]]
-            if not s or not o:
-                continue
-            gap, noise = statistics.mean(s) - statistics.mean(o), max(spread(s), spread(o))
-            if min(len(s), len(o)) < 2:
-                verdicts.append(f"- {name}: search against `{recipe}`: {gap:+.2f} points, one seed: "
-                                "not judged")
-                continue
-            word = "above" if gap > noise else "below" if -gap > noise else "within noise of"
-            verdicts.append(f"- {name}: search is {word} `{recipe}` ({gap:+.2f} points; larger "
-                            f"spread {noise:.2f})")
+        verdicts += [against(name, "search", s, recipe, [100 * r["test"] for r in by_arm[recipe]])
+                     for recipe in ("default", "accurate") if s and by_arm[recipe]]
     sizes = "; ".join(sorted({f"{r['set']} {r['input'][0]}x{r['input'][1]}" for r in rows}))
     head = ("Folders built by the script (see its docstring), read at their one size (" + sizes
             + "), 80% training / 20% dev of `train/`, then `test/` read once per run. Each arm as "

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from _results import ARCHTUNE, commit, evaluate_test, use_shared_data, write_section  # noqa: I001  (bench-local helper)
+from _results import ARCHTUNE, against, commit, evaluate_test, use_shared_data, write_section  # noqa: I001  (bench-local helper)
 from new_data import REGISTERED, SETS, STARTUP_S, build, recipe_arm, spread
 
 ARMS = ("tune", "default", "accurate")
@@ -87,18 +87,8 @@ def report(rows: list[dict], command: str) -> None:
                          f"{', '.join(sorted({r.get('commit', '?') for r in rs}))} | {rs[0]['detail']} |")
         if by_arm["tune"]:
             t = [100 * r["test"] for r in by_arm["tune"]]
-            for recipe in ("default", "accurate"):
-                if not by_arm[recipe]:
-                    continue
-                o = [100 * r["test"] for r in by_arm[recipe]]
-                gap, noise = statistics.mean(t) - statistics.mean(o), max(spread(t), spread(o))
-                if min(len(t), len(o)) < 2:  # no spread to judge by
-                    verdicts.append(f"- {name}: tune against `{recipe}`: {gap:+.2f} points, one "
-                                    "seed: not judged")
-                    continue
-                word = ("above" if gap > noise else "below" if -gap > noise else "within noise of")
-                verdicts.append(f"- {name}: tune is {word} `{recipe}` ({gap:+.2f} points; larger "
-                                f"spread {noise:.2f}; {len(t)} and {len(o)} seeds)")
+            verdicts += [against(name, "tune", t, recipe, [100 * r["test"] for r in by_arm[recipe]])
+                         for recipe in ("default", "accurate") if by_arm[recipe]]
     write_section(TITLE, "\n".join(lines) + "\n\n" + "\n".join(verdicts), command)
 
 
