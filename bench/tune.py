@@ -4,6 +4,8 @@
     python bench/tune.py --sets fmnist-2k digits fmnist-coarse5 --minutes 10
     python bench/tune.py --quick          # a tiny budget on digits, to test this script
     python bench/tune.py --report-only    # the section from the rows finished so far
+    python bench/tune.py --dev-only --work /tmp/dev   # dev accuracy only, no test, no section:
+                                                      # to check a rule before the test is read
 
 Data sets: as bench/new_data.py builds them (digits, fmnist-2k, fmnist-coarse5, fmnist).
 Arms, each given the whole budget (--minutes, less STARTUP_S for the command's start-up):
@@ -52,7 +54,7 @@ def tune_arm(source: str, seed: int, budget: float, out: Path) -> dict:
             "detail": detail, "dev": state["dev_accuracy"]}
 
 
-def run_one(name: str, arm: str, seed: int, minutes: float, work: Path) -> dict:
+def run_one(name: str, arm: str, seed: int, minutes: float, work: Path, test: bool = True) -> dict:
     source = REGISTERED.get(name) or str(build(name, work))
     out = work / name / f"{arm}-s{seed}"
     budget = minutes * 60
@@ -64,7 +66,7 @@ def run_one(name: str, arm: str, seed: int, minutes: float, work: Path) -> dict:
         run = out / "run"
         row["dev"] = json.loads((run / "metrics.json").read_text())["dev"]["accuracy"]
     row.update(set=name, seed=seed, minutes=minutes, budget_s=budget, commit=commit(),
-               test=evaluate_test(run))  # read once, after the arm ended
+               test=evaluate_test(run) if test else None)  # read once, after the arm ended
     return row
 
 
@@ -101,6 +103,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/archtune-bench-tune"))
     ap.add_argument("--quick", action="store_true", help="digits, 1 minute, one seed")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--dev-only", action="store_true", help="no test evaluation, no section")
     args = ap.parse_args()
     use_shared_data()
     if args.quick:
@@ -112,14 +115,16 @@ def main() -> None:
         for seed in args.seeds:  # seeds outermost: a stopped run still has every arm of seed 0
             for name in args.sets:
                 for arm in args.arms:
-                    row = run_one(name, arm, seed, args.minutes, args.work) | {"command": command}
+                    row = run_one(name, arm, seed, args.minutes, args.work,
+                                  test=not args.dev_only) | {"command": command}
                     rows = [r for r in rows if (r["set"], r["arm"], r["seed"], r["minutes"])
                             != (name, arm, seed, args.minutes)] + [row]
                     saved.parent.mkdir(parents=True, exist_ok=True)
                     saved.write_text(json.dumps(rows, indent=1))
-                    print(f"{name} {arm} seed {seed}: test {row['test']:.2%} dev {row['dev']:.2%} "
+                    shown = "-" if row["test"] is None else f"{row['test']:.2%}"
+                    print(f"{name} {arm} seed {seed}: test {shown} dev {row['dev']:.2%} "
                           f"wall {row['wall_s']:.0f}s  {row['detail']}", flush=True)
-    if not args.quick:
+    if not (args.quick or args.dev_only):
         if args.report_only:  # the section names the commands that measured its rows
             command = "; ".join(sorted({r.get("command", "?") for r in rows})) + " (rows); " + command
         report(rows, command)

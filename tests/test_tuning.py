@@ -33,7 +33,7 @@ from archtune.tuning import (
     survivors,
     tune,
 )
-from archtune.tuning._plan import explore_units
+from archtune.tuning._plan import MIN_RUNG_EPOCHS, explore_units, rank
 from archtune.tuning._state import write_state
 
 
@@ -56,16 +56,18 @@ def test_survivors_and_exploration_units() -> None:
 
 
 def test_plan_spends_the_exploration_share_and_shrinks_when_short() -> None:
-    plan = plan_tune(1500, 10, [5.0, 10.0], 25, explore=0.25)
+    plan = plan_tune(1500, 10, [2.0, 5.0], 25, explore=0.25)
     assert plan.candidates == 9
     assert plan.explore_s == pytest.approx(0.25 * plan.train_s)
     assert plan.explore_s + plan.delivered_s == pytest.approx(plan.train_s)
     assert plan.spent_s + plan.train_s + plan.final_s <= plan.budget_s
     assert [n for n, _ in plan.rungs] == [9, 3]
     assert plan.rungs[1][1] == pytest.approx(3 * plan.first_rung_s)
-    short = plan_tune(240, 10, [7.0, 20.0], 25, explore=0.25)
-    assert 1 < short.candidates < 9  # each first rung still gives the slowest 2 epochs
-    assert short.first_rung_s >= 2 * 20.0
+    short = plan_tune(1000, 10, [7.0, 20.0], 25, explore=0.25)
+    assert 1 < short.candidates < 9  # each first rung still gives the slowest MIN_RUNG_EPOCHS
+    assert short.first_rung_s >= MIN_RUNG_EPOCHS * 20.0
+    assert plan_tune(1000, 10, [7.0, 20.0], 25, candidates=short.candidates + 1).candidates \
+        == short.candidates  # one more would not fit
     none = plan_tune(60, 10, [7.0, 20.0], 25)
     assert none.candidates == 1 and none.explore_s == 0 and none.rungs == []
     with pytest.raises(ArchtuneError, match="explore"):
@@ -137,6 +139,19 @@ def test_mutations_stay_in_the_space_and_change_one_or_two_values() -> None:
     assert mutate(start, space, random.Random(3)) == mutate(start, space, random.Random(3))
 
 
+def test_rungs_compare_at_equal_epochs_and_rank_the_too_slow_last() -> None:
+    fast = [0.80, 0.85, 0.88, 0.90, 0.91, 0.92, 0.925, 0.93]  # 8 epochs in the rung's time
+    slow = [0.78, 0.84, 0.87, 0.905]  # 4 epochs: behind at equal time, ahead at equal epochs
+    assert rank({0: fast, 1: slow}) == ([1, 0], 4)
+    too_slow = [0.95] * (MIN_RUNG_EPOCHS - 1)  # best score, but too few epochs to compare
+    assert rank({0: fast, 1: slow, 2: too_slow}) == ([1, 0, 2], 4)
+    assert rank({2: too_slow, 3: [0.5] * (MIN_RUNG_EPOCHS - 1)}) == ([2, 3], MIN_RUNG_EPOCHS - 1)
+    # a tie at the compared epoch goes to the better last score; then to the earlier candidate
+    assert rank({0: [0.9] * 4, 1: [0.9, 0.9, 0.9, 0.9, 0.95]})[0] == [1, 0]
+    assert rank({5: [0.9] * 4, 3: [0.9] * 4})[0] == [5, 3]
+    assert rank({}) == ([], 0)
+
+
 def test_fidelity_counts_reversed_pairs_and_rank_correlation() -> None:
     assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
@@ -186,6 +201,11 @@ def test_tune_delivers_a_run_that_reloads_and_evaluates(tmp_path: Path, tiny_npz
     spent = spending(state)
     assert spent["delivered"] + spent["explore"] + spent["other"] == pytest.approx(spent["elapsed"])
     assert "delivered:" in result.summary() and "fidelity rung 0" in result.summary()
+    # each decided rung names its compared epoch; its ranked scores are the dev accuracies there
+    assert len(state.compared_at) == len(winner.ranked) >= 1
+    assert f"rung 0 compared at epoch {state.compared_at[0]}" in result.summary()
+    history = [float(r["dev_accuracy"]) for r in run.history_rows]
+    assert winner.ranked[0] == pytest.approx(history[state.compared_at[0] - 1])
     from archtune.report import report
 
     page = report(result.folder, best_report=False).read_text()

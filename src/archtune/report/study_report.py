@@ -205,10 +205,12 @@ def _tune(sd: sy.StudyData) -> list[Section]:
                 "writing)." + (f" Delivered: {state.delivered}, dev {state.dev_accuracy:.2%}."
                                if state.delivered and state.dev_accuracy is not None else ""))
     rows = [[c.label, c.status, " / ".join(f"{s:.2%}" for s in c.scores) or "-",
+             " / ".join(f"{s:.2%}" for s in c.ranked) or "-",
              c.epochs[-1] if c.epochs else 0, f"{c.seconds[-1]:.0f}" if c.seconds else "-"]
             for c in state.candidates]
-    body += table(["trial", "status", "dev at each rung", "epochs", "training s"], rows,
-                  id="tune-table")
+    at = ", ".join(f"rung {r}: epoch {e}" for r, e in enumerate(state.compared_at))
+    body += table(["trial", "status", "dev at each rung's end", "dev at the compared epoch"
+                   + (f" ({at})" if at else ""), "epochs", "training s"], rows, id="tune-table")
     lines = [f"rung {f['rung']} -> {f['next']}: Spearman "
              + ("n/a" if f["spearman"] is None else f"{f['spearman']:+.2f}")
              + f" over {f['trials']} trials, {f['reversed']} of {f['pairs']} pairs reversed"

@@ -1,16 +1,16 @@
 """How a tune spends its minutes: rungs of successive halving with continuation.
 
-Every candidate trains ``first_rung_s`` seconds (rung 0); the best third continue from where
-they stopped to ``ETA`` times that (rung 1), and so on until one is left: it continues to the end
-of the budget, its learning rate decaying over the last ``COOLDOWN`` of its epochs, and is the
-delivered model. What is spent on the others (and on the winner's rivals' share of each rung)
+Every candidate trains ``first_rung_s`` seconds (rung 0); the best third, compared at equal
+epochs (:func:`rank`), continue from where they stopped to ``ETA`` times that (rung 1), and so
+on until one is left: it continues to the end of the budget, its learning rate decaying over
+the last ``COOLDOWN`` of its epochs, and is the delivered model. What is spent on the others (and on the winner's rivals' share of each rung)
 is the exploration share, ``explore`` of the training time by default a quarter.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,7 +19,8 @@ from ..errors import ArchtuneError
 ETA = 3  # a rung keeps a third of its candidates (at least one)
 CANDIDATES = 9  # candidates at the first rung, start points first
 EXPLORE = 0.25  # share of the training time spent on weights that are not delivered
-MIN_RUNG_EPOCHS = 2  # the first rung gives the slowest start point at least this many epochs
+MIN_RUNG_EPOCHS = 4  # the first rung gives the slowest start point at least this many epochs:
+# rungs compare candidates at equal epochs, and under 4 the one-epoch warm-up dominates
 COOLDOWN = 0.2  # the delivered run's last share of epochs, its learning rate decaying to zero
 MARGIN = 0.97  # plan the training for this share of the seconds left: epochs vary a little
 MUTATE = 2 / 3  # share of exploration candidates that are mutations of the best so far (the
@@ -122,3 +123,25 @@ def plan_tune(budget_s: float, spent_s: float, epoch_s: Sequence[float], final_s
         if first >= MIN_RUNG_EPOCHS * slowest:
             return TunePlan(budget_s, spent_s, final_s, list(epoch_s), n, first, eta, explore)
     return base
+
+
+def rank(curves: Mapping[int, Sequence[float]]) -> tuple[list[int], int]:
+    """Candidates best first, and the epoch they were compared at.
+
+    ``curves``: each candidate's dev accuracy after each epoch it trained. Candidates trained
+    for equal time have different epoch counts; a fast model is ahead early in training, and a
+    comparison at equal time picks it over a slower model that ends higher at the delivered
+    length. So they are compared at equal epochs: each one's dev accuracy at the fewest epochs
+    any of them trained (ties broken by the last score). A candidate under MIN_RUNG_EPOCHS
+    epochs is too slow for the budget and ranks after the others (when all are, all compare).
+    """
+    if not curves:
+        return [], 0
+    enough = [n for n, c in curves.items() if len(c) >= MIN_RUNG_EPOCHS] or list(curves)
+    at = min(len(curves[n]) for n in enough)
+
+    def key(n: int) -> tuple[bool, float, float]:
+        c = curves[n]
+        return n in enough, c[at - 1] if n in enough and c else 0.0, c[-1] if c else 0.0
+
+    return sorted(curves, key=key, reverse=True), at

@@ -2,8 +2,9 @@
 
 The space's start points (for auto-space the ``default`` and ``accurate`` recipes) train first;
 the other candidates are mostly mutations of the best so far, the rest proposed by the space's
-sampler. Rungs of successive halving (:mod:`._plan`) compare candidates at equal training time,
-at their moving-average weights while the learning rate is still at its stable value; promoted
+sampler. Rungs of successive halving (:mod:`._plan`) train candidates for equal time and compare
+them at equal epochs (:func:`._plan.rank`), at their moving-average weights while the learning
+rate is still at its stable value; promoted
 candidates continue from their own weights; the last one trains to the end of the budget and
 cools down. Every candidate is a trial of an Optuna study (pruned ones with the rungs they
 reached) and a run folder; the winner's folder is moved to ``runs/`` as the delivered run.
@@ -41,7 +42,17 @@ from ..specs import Spec, infer_shapes, spec_from_dict, totals
 from ..training import Session, load_run, measure
 from ..training.budget import check_minutes
 from ..training.runs import new_run_dir
-from ._plan import CANDIDATES, COOLDOWN, EXPLORE, MARGIN, MUTATE, TunePlan, plan_tune, survivors
+from ._plan import (
+    CANDIDATES,
+    COOLDOWN,
+    EXPLORE,
+    MARGIN,
+    MUTATE,
+    TunePlan,
+    plan_tune,
+    rank,
+    survivors,
+)
 from ._state import Candidate, TuneState, read_state, write_state
 from ._summary import TuneResult, fidelity
 
@@ -280,7 +291,7 @@ class _Tuner:
         waiting = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
         rng = random.Random(self.state.seed * 100_003 + len(self.state.candidates))
         if not waiting and alive and rng.random() < MUTATE:
-            parent = max(alive, key=lambda c: c.scores[0])
+            parent = self.state.find(self._ranked(alive)[0][0])
             self.study.enqueue_trial(mutate(parent.params, self.space, rng),
                                      user_attrs={PARENT: parent.number})
         with warnings.catch_warnings():  # heartbeats are for optimize()'s workers, not asked trials
@@ -368,9 +379,19 @@ class _Tuner:
         log.info("%-8s %-30s dev %6.2f%%  %4d epochs  %6.0fs   [%d:%02d of %d:%02d]", where,
                  c.label, 100 * c.scores[-1], c.epochs[-1], c.seconds[-1], m, s, *divmod(total, 60))
 
+    def _ranked(self, candidates: list[Candidate]) -> tuple[list[int], int]:
+        """``rank`` over the candidates' dev accuracy after each epoch they trained."""
+        return rank({c.number: [row["dev_accuracy"] for row in self.sessions[c.number].history]
+                     for c in candidates})
+
     def _decide(self, rung: int, plan: TunePlan) -> None:
-        """Keep the best of the rung (a third, at least one); stop the others."""
-        alive = sorted(self.state.alive(), key=lambda c: c.scores[rung], reverse=True)
+        """Keep the best of the rung (a third, at least one), compared at equal epochs; stop
+        the others."""
+        order, at = self._ranked(self.state.alive())
+        alive = [self.state.find(n) for n in order]
+        for c in alive:
+            c.ranked.append(float(self.sessions[c.number].history[at - 1]["dev_accuracy"]))
+        self.state.compared_at.append(at)
         keep = survivors(len(alive), plan.eta)[1] if len(alive) > 1 else 1
         for c in alive[keep:]:
             self.sessions.pop(c.number).stop(f"not among the best {keep} at rung {rung}")
@@ -380,7 +401,8 @@ class _Tuner:
                                "epochs": c.epochs[-1], "train_seconds": c.seconds[-1]}.items():
                 trial.set_user_attr(key, value)
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        log.info("rung %d: %s continue", rung, ", ".join(c.label for c in alive[:keep]))
+        log.info("rung %d, compared at epoch %d: %s continue", rung, at,
+                 ", ".join(c.label for c in alive[:keep]))
         if keep == 1:
             self.state.phase = "final"
 

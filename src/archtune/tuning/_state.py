@@ -29,6 +29,8 @@ class Candidate:
     scores: list[float] = field(default_factory=list)  # dev accuracy at each rung it finished
     epochs: list[int] = field(default_factory=list)  # epochs trained at each of them
     seconds: list[float] = field(default_factory=list)  # training seconds at each of them
+    ranked: list[float] = field(default_factory=list)  # dev accuracy at each rung's compared
+    # epoch (TuneState.compared_at), the score its rung decided on
     error: str | None = None
 
     @property
@@ -52,6 +54,7 @@ class TuneState:
     rung: int = 0  # the rung being trained (len(plan rungs): the winner's final stretch)
     phase: str = "rungs"  # rungs | final | done
     candidates: list[Candidate] = field(default_factory=list)
+    compared_at: list[int] = field(default_factory=list)  # each decided rung's compared epoch
     delivered: str | None = None  # the delivered run folder
     dev_accuracy: float | None = None
     version: int = VERSION
@@ -90,9 +93,11 @@ def read_state(folder: Path) -> TuneState | None:
         candidates = [Candidate(**c) for c in data.pop("candidates")]
         state = TuneState(**data, candidates=candidates)
         for c in candidates:
-            if c.status not in STATUSES or not isinstance(c.scores, list):
+            if (c.status not in STATUSES or not isinstance(c.scores, list)
+                    or not isinstance(c.ranked, list)):
                 raise TypeError(f"trial {short(c.number)}: status {short(c.status)}")
-        if state.phase not in ("rungs", "final", "done") or not isinstance(state.plan, dict):
+        if (state.phase not in ("rungs", "final", "done") or not isinstance(state.plan, dict)
+                or not isinstance(state.compared_at, list)):
             raise TypeError(f"phase {short(state.phase)}")
     except (TypeError, KeyError, AttributeError) as err:
         raise ArchtuneError(f"{path}: not a tune file of this archtune ({short(str(err))}); "

@@ -23,19 +23,27 @@ def spearman(a: list[float], b: list[float]) -> float | None:
     return float(spearmanr(a, b).statistic)
 
 
+def decided(c: Candidate, rung: int) -> float:
+    """The score a rung decided on: dev accuracy at its compared epoch (the score at the rung's
+    end in a tune.json written before rungs compared at equal epochs)."""
+    return c.ranked[rung] if len(c.ranked) > rung else c.scores[rung]
+
+
 def fidelity(state: TuneState) -> list[dict[str, Any]]:
     """For each rung and the one after it (the last: the delivered model's final score), over
-    the candidates measured at both: the rank correlation and the pairs whose order reversed."""
+    the candidates measured at both: the rank correlation between the scores the rung decided
+    on and the next rung's, and the pairs whose order reversed."""
     out = []
     depth = max((len(c.scores) for c in state.candidates), default=0)
     for r in range(depth - 1):
         both = [c for c in state.candidates if len(c.scores) > r + 1]
-        a = [c.scores[r] for c in both]
+        a = [decided(c, r) for c in both]
         b = [c.scores[r + 1] for c in both]
         pairs = [(i, j) for i in range(len(both)) for j in range(i + 1, len(both))]
         reversed_ = sum(1 for i, j in pairs if (a[i] - a[j]) * (b[i] - b[j]) < 0)
         out.append({"rung": r, "next": "final" if r + 1 == depth - 1 and state.phase == "done"
-                    else r + 1, "trials": len(both), "spearman": spearman(a, b),
+                    else r + 1, "epoch": state.compared_at[r] if len(state.compared_at) > r
+                    else None, "trials": len(both), "spearman": spearman(a, b),
                     "pairs": len(pairs), "reversed": reversed_})
     return out
 
@@ -99,6 +107,11 @@ def summary(state: TuneState, folder: Path) -> str:
     lines.append(f"  {'trial':<30} {'status':<10} {'dev % at each rung':<22} {'epochs':>5} "
                  f"{'train':>8}")
     lines += [_row(c) for c in state.candidates]
+    for r, at in enumerate(state.compared_at):
+        ranked = sorted((c for c in state.candidates if len(c.ranked) > r),
+                        key=lambda c: c.ranked[r], reverse=True)
+        lines.append(f"rung {r} compared at epoch {at}: " + ", ".join(
+            f"trial {c.number} {c.ranked[r]:.2%}" for c in ranked))
     for f in fidelity(state):
         rho = "n/a (under 3 trials, or no spread)" if f["spearman"] is None else f"{f['spearman']:+.2f}"
         lines.append(f"fidelity rung {f['rung']} -> {f['next']}: Spearman {rho} over "
