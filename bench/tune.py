@@ -48,7 +48,9 @@ def tune_arm(source: str, seed: int, budget: float, out: Path) -> dict:
     label = (f"start point {winner['start_point']}" if winner["start_point"] is not None
              else f"mutation of {winner['parent']}" if winner["parent"] is not None else "sampled")
     detail = (f"{len(state['candidates'])} candidates; delivered trial {winner['number']} ({label}), "
-              f"{winner['epochs'][-1]} epochs; exploration {explore / budget:.0%} of the budget, "
+              f"{winner['epochs'][-1]} epochs; rungs compared at epoch(s) "
+              f"{', '.join(map(str, state.get('compared_at', []))) or '-'}; "
+              f"exploration {explore / budget:.0%} of the budget, "
               f"delivered weights {winner['seconds'][-1] / budget:.0%}")
     return {"arm": "tune", "wall_s": wall, "run": str(Path(state["delivered"]).relative_to(out)),
             "detail": detail, "dev": state["dev_accuracy"]}
@@ -74,8 +76,9 @@ def report(rows: list[dict], command: str) -> None:
     lines = ["| data | minutes | arm | seeds | mean test | spread | mean dev | wall s (of budget) | commit | detail (first seed) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     verdicts = []
-    for name in dict.fromkeys(r["set"] for r in rows):
-        by_arm = {a: [r for r in rows if r["set"] == name and r["arm"] == a] for a in ARMS}
+    for name, minutes in dict.fromkeys((r["set"], r["minutes"]) for r in rows):
+        by_arm = {a: [r for r in rows if (r["set"], r["minutes"], r["arm"]) == (name, minutes, a)]
+                  for a in ARMS}
         for arm, rs in by_arm.items():
             if not rs:
                 continue
@@ -89,7 +92,8 @@ def report(rows: list[dict], command: str) -> None:
                          f"{', '.join(sorted({r.get('commit', '?') for r in rs}))} | {rs[0]['detail']} |")
         if by_arm["tune"]:
             t = [100 * r["test"] for r in by_arm["tune"]]
-            verdicts += [against(name, "tune", t, recipe, [100 * r["test"] for r in by_arm[recipe]])
+            verdicts += [against(f"{name}, {minutes:g} minutes", "tune", t, recipe,
+                                 [100 * r["test"] for r in by_arm[recipe]])
                          for recipe in ("default", "accurate") if by_arm[recipe]]
     write_section(TITLE, "\n".join(lines) + "\n\n" + "\n".join(verdicts), command)
 

@@ -53,13 +53,15 @@ def _kill_mid_trial(proc: subprocess.Popen, url: str, name: str, done: int) -> i
     """SIGKILL ``proc`` while a trial runs, after ``done`` complete ones; returns that trial's
     number. The process is frozen (SIGSTOP) before its study is read, so the trial read as
     running is still running when the kill lands (not finished in between). (Frozen inside a
-    commit, its SQLite file makes the read wait up to the storage's 120 s, then fail: again.)"""
+    commit, its SQLite file is locked: the read gives up after a second and looks again.)"""
     deadline = time.monotonic() + 300
     while True:
         number = _wait_mid_trial(proc, url, name, done)
         os.kill(proc.pid, signal.SIGSTOP)
         try:
-            state = next(t.state for t in _trials(url, name) if t.number == number)
+            peek = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 1}})
+            study = optuna.load_study(study_name=name, storage=peek)
+            state = next(t.state for t in study.get_trials(deepcopy=False) if t.number == number)
         except Exception:  # frozen inside a write (the database locked): look again
             state = None
         if state == TrialState.RUNNING:
