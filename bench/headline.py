@@ -187,20 +187,24 @@ def keras_row(ctx: Ctx) -> dict:
 
 
 def search_row(ctx: Ctx) -> dict:
-    """bench/new_data.py's arms on Fashion-MNIST, 25 minutes each: search (auto-space, 40% of the
-    time) + `retrain --minutes`, the same with random search, and `accurate --minutes 25`."""
+    """Fashion-MNIST, 25 minutes each: `tune` (bench/tune.py), search (auto-space, 40% of the
+    time) + `retrain --minutes` and the same with random search (bench/new_data.py), and
+    `accurate --minutes 25`."""
     import new_data
+    import tune as tune_bench
     from _results import evaluate_test
 
     budget, share = (SMOKE_BUDGET_S if ctx.smoke else 25 * 60.0), 0.4
     source = str(ctx.tiny) if ctx.smoke else new_data.REGISTERED["fmnist"]
-    by_arm: dict[str, list[dict]] = {"search": [], "random": [], "accurate": []}
+    by_arm: dict[str, list[dict]] = {"tune": [], "search": [], "random": [], "accurate": []}
     precisions = set()
     for seed in ctx.seeds:
         for arm, rows in by_arm.items():
             out = ctx.work / f"s{seed}" / arm
             if arm == "accurate":
                 r = new_data.recipe_arm("accurate", source, seed, budget, out)
+            elif arm == "tune":
+                r = tune_bench.tune_arm(source, seed, budget, out)
             else:
                 r = new_data.search_arm(source, seed, budget, share, out, random=arm == "random")
             run = out / r.pop("run")
@@ -214,16 +218,18 @@ def search_row(ctx: Ctx) -> dict:
     test = {arm: [r["test"] for r in rows] for arm, rows in by_arm.items()}
     least = new_data.TARGETS["fmnist"] / 100
     minutes = f"{budget / 60:.3g}"
-    return {"result": f"search + retrain {pct(test['search'])}, random search + retrain "
-                      f"{pct(test['random'])}, `archtune train accurate --minutes {minutes}` "
-                      f"{pct(test['accurate'])} mean test; search against `accurate`: "
-                      f"{versus(test['search'], test['accurate'])}; against random search: "
-                      f"{versus(test['search'], test['random'])}",
-            "target": "search: " + verdict(test["search"], least,
-                                           [r["wall_s"] + r["eval_s"] for r in by_arm["search"]],
-                                           budget),
+    return {"result": f"`archtune tune` {pct(test['tune'])}, search + retrain "
+                      f"{pct(test['search'])}, random search + retrain {pct(test['random'])}, "
+                      f"`archtune train accurate --minutes {minutes}` {pct(test['accurate'])} mean "
+                      f"test; tune against `accurate`: {versus(test['tune'], test['accurate'])}; "
+                      f"against search + retrain: {versus(test['tune'], test['search'])}; search "
+                      f"against random search: {versus(test['search'], test['random'])}",
+            "target": "; ".join(f"{arm}: " + verdict(test[arm], least, [r["wall_s"] + r["eval_s"]
+                                                                         for r in by_arm[arm]],
+                                                      budget) for arm in ("tune", "search")),
             "precision": ", ".join(sorted(precisions)),
-            "by": f"`archtune search auto-space --timeout {share * budget:.0f} --seed S`, `archtune "
+            "by": f"`archtune tune auto-space --minutes {minutes} --seed S` (bench/tune.py); "
+                  f"`archtune search auto-space --timeout {share * budget:.0f} --seed S`, `archtune "
                   "retrain STUDY --finalists 1 --seeds 1 --minutes REST` (and with `--sampler "
                   f"random --pruner none`); `archtune train accurate --minutes {minutes}`; then "
                   "`archtune evaluate RUN --split test` (bench/new_data.py)"}
@@ -318,8 +324,9 @@ ROWS: dict[str, Row] = {  # name -> row, in the order of the README's table, the
                  "training-speed-archtune-vs-a-plain-pytorch-loop-same-precision", 11, 0, speed_row),
     "keras": Row("speed against Keras 3 (classic CNN, fp32)",
                  "keras-against-archtune-and-a-plain-pytorch-loop-classic-cnn", 0, 15.5, keras_row),
-    "search-25": Row("25 minutes on Fashion-MNIST: search + retrain against `accurate --minutes 25`",
-                     "search-on-fashion-mnist-against-the-recipes-25-minutes", 0, 77, search_row),
+    "search-25": Row("25 minutes on Fashion-MNIST: `tune`, and search + retrain, against "
+                     "`accurate --minutes 25`",
+                     "search-on-fashion-mnist-against-the-recipes-25-minutes", 0, 103, search_row),
     "serving": Row("`archtune serve`: HTTP load test and batch prediction",
                    "serving-http-load-test-and-batch-prediction", 3, 0, serving_row),
     "faults": Row("searches and training killed with SIGKILL, then resumed",

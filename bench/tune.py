@@ -58,7 +58,7 @@ def tune_arm(source: str, seed: int, budget: float, out: Path) -> dict:
 
 def run_one(name: str, arm: str, seed: int, minutes: float, work: Path, test: bool = True) -> dict:
     source = REGISTERED.get(name) or str(build(name, work))
-    out = work / name / f"{arm}-s{seed}"
+    out = work / name / (f"{arm}-s{seed}" if minutes == 10 else f"{arm}-{minutes:g}m-s{seed}")
     budget = minutes * 60
     if arm == "tune":
         row = tune_arm(source, seed, budget, out)

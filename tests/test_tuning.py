@@ -33,7 +33,7 @@ from archtune.tuning import (
     survivors,
     tune,
 )
-from archtune.tuning._plan import MIN_RUNG_EPOCHS, explore_units, rank
+from archtune.tuning._plan import MIN_RUNG_EPOCHS, explore_units, prior_margin, rank
 from archtune.tuning._state import write_state
 
 
@@ -142,14 +142,27 @@ def test_mutations_stay_in_the_space_and_change_one_or_two_values() -> None:
 def test_rungs_compare_at_equal_epochs_and_rank_the_too_slow_last() -> None:
     fast = [0.80, 0.85, 0.88, 0.90, 0.91, 0.92, 0.925, 0.93]  # 8 epochs in the rung's time
     slow = [0.78, 0.84, 0.87, 0.905]  # 4 epochs: behind at equal time, ahead at equal epochs
-    assert rank({0: fast, 1: slow}) == ([1, 0], 4)
+    assert rank({0: fast, 1: slow}) == ([1, 0], 4, 0.0)
     too_slow = [0.95] * (MIN_RUNG_EPOCHS - 1)  # best score, but too few epochs to compare
-    assert rank({0: fast, 1: slow, 2: too_slow}) == ([1, 0, 2], 4)
-    assert rank({2: too_slow, 3: [0.5] * (MIN_RUNG_EPOCHS - 1)}) == ([2, 3], MIN_RUNG_EPOCHS - 1)
+    assert rank({0: fast, 1: slow, 2: too_slow})[:2] == ([1, 0, 2], 4)
+    assert rank({2: too_slow, 3: [0.5] * (MIN_RUNG_EPOCHS - 1)})[:2] == ([2, 3], MIN_RUNG_EPOCHS - 1)
     # a tie at the compared epoch goes to the better last score; then to the earlier candidate
     assert rank({0: [0.9] * 4, 1: [0.9, 0.9, 0.9, 0.9, 0.95]})[0] == [1, 0]
     assert rank({5: [0.9] * 4, 3: [0.9] * 4})[0] == [5, 3]
-    assert rank({}) == ([], 0)
+    assert rank({}) == ([], 0, 0.0)
+
+
+def test_a_start_point_is_replaced_only_beyond_the_dev_noise() -> None:
+    margin = prior_margin(0.9, 10_000)
+    assert margin == pytest.approx((2 * 0.9 * 0.1 / 10_000) ** 0.5)  # 0.42 points
+    assert prior_margin(0.9, 0) == 0.0 and prior_margin(1.0, 100) == 0.0
+    start, close, far = [0.85, 0.9] * 2, [0.85, 0.9, 0.85, 0.9 + margin / 2], [0.85, 0.9] + [0.9 + 2 * margin] * 2
+    assert rank({0: start, 7: close}, prior={0}, dev_size=10_000) == ([0, 7], 4, margin)
+    assert rank({0: start, 7: far}, prior={0}, dev_size=10_000)[0] == [7, 0]
+    assert rank({0: start, 7: close}, dev_size=10_000)[0] == [7, 0]  # no prior: the score alone
+    # challengers keep their order among themselves; the margin comes from the best start point
+    order, _, m = rank({0: start, 1: [0.5] * 4, 7: close, 8: far}, prior={0, 1}, dev_size=10_000)
+    assert order == [8, 0, 7, 1] and m == margin
 
 
 def test_fidelity_counts_reversed_pairs_and_rank_correlation() -> None:

@@ -10,7 +10,7 @@ is the exploration share, ``explore`` of the training time by default a quarter.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -125,8 +125,16 @@ def plan_tune(budget_s: float, spent_s: float, epoch_s: Sequence[float], final_s
     return base
 
 
-def rank(curves: Mapping[int, Sequence[float]]) -> tuple[list[int], int]:
-    """Candidates best first, and the epoch they were compared at.
+def prior_margin(accuracy: float, dev_size: int) -> float:
+    """One standard error of the difference of two accuracies near ``accuracy`` measured on
+    ``dev_size`` images: how much a candidate must beat a start point by to replace it."""
+    p = min(max(accuracy, 0.0), 1.0)
+    return math.sqrt(2 * p * (1 - p) / dev_size) if dev_size > 0 else 0.0
+
+
+def rank(curves: Mapping[int, Sequence[float]], prior: Collection[int] = (),
+         dev_size: int = 0) -> tuple[list[int], int, float]:
+    """Candidates best first, the epoch they were compared at, and the prior's margin.
 
     ``curves``: each candidate's dev accuracy after each epoch it trained. Candidates trained
     for equal time have different epoch counts; a fast model is ahead early in training, and a
@@ -134,14 +142,23 @@ def rank(curves: Mapping[int, Sequence[float]]) -> tuple[list[int], int]:
     length. So they are compared at equal epochs: each one's dev accuracy at the fewest epochs
     any of them trained (ties broken by the last score). A candidate under MIN_RUNG_EPOCHS
     epochs is too slow for the budget and ranks after the others (when all are, all compare).
+
+    The start points (``prior``) are the expert's choice: a candidate that is not one counts
+    with ``prior_margin`` less (one standard error of a difference on ``dev_size`` images), so
+    it replaces a start point only by beating it beyond the dev set's noise.
     """
     if not curves:
-        return [], 0
+        return [], 0, 0.0
     enough = [n for n, c in curves.items() if len(c) >= MIN_RUNG_EPOCHS] or list(curves)
     at = min(len(curves[n]) for n in enough)
+    starts = [curves[n][at - 1] for n in enough if n in prior]
+    margin = prior_margin(max(starts), dev_size) if starts else 0.0
 
     def key(n: int) -> tuple[bool, float, float]:
         c = curves[n]
-        return n in enough, c[at - 1] if n in enough and c else 0.0, c[-1] if c else 0.0
+        if n not in enough or not c:
+            return False, 0.0, c[-1] if c else 0.0
+        less = 0.0 if n in prior else margin
+        return True, c[at - 1] - less, c[-1] - less
 
-    return sorted(curves, key=key, reverse=True), at
+    return sorted(curves, key=key, reverse=True), at, margin

@@ -291,7 +291,7 @@ class _Tuner:
         waiting = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
         rng = random.Random(self.state.seed * 100_003 + len(self.state.candidates))
         if not waiting and alive and rng.random() < MUTATE:
-            parent = self.state.find(self._ranked(alive)[0][0])
+            parent = self.state.find(self._ranked(alive)[0][0])  # a start point, unless beaten
             self.study.enqueue_trial(mutate(parent.params, self.space, rng),
                                      user_attrs={PARENT: parent.number})
         with warnings.catch_warnings():  # heartbeats are for optimize()'s workers, not asked trials
@@ -379,19 +379,23 @@ class _Tuner:
         log.info("%-8s %-30s dev %6.2f%%  %4d epochs  %6.0fs   [%d:%02d of %d:%02d]", where,
                  c.label, 100 * c.scores[-1], c.epochs[-1], c.seconds[-1], m, s, *divmod(total, 60))
 
-    def _ranked(self, candidates: list[Candidate]) -> tuple[list[int], int]:
-        """``rank`` over the candidates' dev accuracy after each epoch they trained."""
+    def _ranked(self, candidates: list[Candidate]) -> tuple[list[int], int, float]:
+        """``rank`` over the candidates' dev accuracy after each epoch they trained, the start
+        points as the prior."""
         return rank({c.number: [row["dev_accuracy"] for row in self.sessions[c.number].history]
-                     for c in candidates})
+                     for c in candidates},
+                    prior={c.number for c in candidates if c.start_point is not None},
+                    dev_size=len(self.splits.dev.y))
 
     def _decide(self, rung: int, plan: TunePlan) -> None:
         """Keep the best of the rung (a third, at least one), compared at equal epochs; stop
         the others."""
-        order, at = self._ranked(self.state.alive())
+        order, at, margin = self._ranked(self.state.alive())
         alive = [self.state.find(n) for n in order]
         for c in alive:
             c.ranked.append(float(self.sessions[c.number].history[at - 1]["dev_accuracy"]))
         self.state.compared_at.append(at)
+        self.state.margins.append(margin)
         keep = survivors(len(alive), plan.eta)[1] if len(alive) > 1 else 1
         for c in alive[keep:]:
             self.sessions.pop(c.number).stop(f"not among the best {keep} at rung {rung}")
@@ -401,7 +405,8 @@ class _Tuner:
                                "epochs": c.epochs[-1], "train_seconds": c.seconds[-1]}.items():
                 trial.set_user_attr(key, value)
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        log.info("rung %d, compared at epoch %d: %s continue", rung, at,
+        log.info("rung %d, compared at epoch %d (a start point is replaced by a margin over "
+                 "%.2f points): %s continue", rung, at, 100 * margin,
                  ", ".join(c.label for c in alive[:keep]))
         if keep == 1:
             self.state.phase = "final"

@@ -55,6 +55,7 @@ class TuneState:
     phase: str = "rungs"  # rungs | final | done
     candidates: list[Candidate] = field(default_factory=list)
     compared_at: list[int] = field(default_factory=list)  # each decided rung's compared epoch
+    margins: list[float] = field(default_factory=list)  # and the margin a start point had there
     delivered: str | None = None  # the delivered run folder
     dev_accuracy: float | None = None
     version: int = VERSION
@@ -97,7 +98,7 @@ def read_state(folder: Path) -> TuneState | None:
                     or not isinstance(c.ranked, list)):
                 raise TypeError(f"trial {short(c.number)}: status {short(c.status)}")
         if (state.phase not in ("rungs", "final", "done") or not isinstance(state.plan, dict)
-                or not isinstance(state.compared_at, list)):
+                or not isinstance(state.compared_at, list) or not isinstance(state.margins, list)):
             raise TypeError(f"phase {short(state.phase)}")
     except (TypeError, KeyError, AttributeError) as err:
         raise ArchtuneError(f"{path}: not a tune file of this archtune ({short(str(err))}); "

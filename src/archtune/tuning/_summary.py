@@ -110,8 +110,10 @@ def summary(state: TuneState, folder: Path) -> str:
     for r, at in enumerate(state.compared_at):
         ranked = sorted((c for c in state.candidates if len(c.ranked) > r),
                         key=lambda c: c.ranked[r], reverse=True)
-        lines.append(f"rung {r} compared at epoch {at}: " + ", ".join(
-            f"trial {c.number} {c.ranked[r]:.2%}" for c in ranked))
+        margin = state.margins[r] if len(state.margins) > r else 0.0
+        lines.append(f"rung {r} compared at epoch {at} (start points kept unless beaten by "
+                     f"{margin:.2%}): " + ", ".join(
+                         f"trial {c.number} {c.ranked[r]:.2%}" for c in ranked))
     for f in fidelity(state):
         rho = "n/a (under 3 trials, or no spread)" if f["spearman"] is None else f"{f['spearman']:+.2f}"
         lines.append(f"fidelity rung {f['rung']} -> {f['next']}: Spearman {rho} over "
