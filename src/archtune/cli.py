@@ -16,6 +16,7 @@ from ._files import write_text
 from .commands.common import (
     IMAGE_SIZE_HELP,
     SKIP_BAD_HELP,
+    THREADS,
     echo_builtins,
     image_size_option,
     log_options,
@@ -185,7 +186,7 @@ def _imbalance_line(counts: list[int]) -> str:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any override, e.g. train.lr=0.05.")
 @click.option("--run-dir", type=click.Path(), help="Run folder (default: runs/<spec>-<time>).")
 @click.option("--device", type=str, help="cpu | cuda (default: cuda when available).")
-@click.option("--threads", type=int, help="CPU threads (default: all cores available).")
+@click.option("--threads", type=THREADS, help="CPU threads (default: all cores available).")
 @log_options
 @click.pass_context
 def train(ctx: click.Context, spec: str, epochs: int | None, minutes: float | None,

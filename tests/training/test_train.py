@@ -177,6 +177,25 @@ def test_auto_precision_falls_back_to_fp32_without_native_bf16(monkeypatch) -> N
         device.pick_device("cuda")
 
 
+def test_thread_counts_out_of_range_are_refused(monkeypatch, capsys) -> None:
+    from archtune.training import device
+    from tests._cli import run_cli
+
+    before = torch.get_num_threads()
+    for bad in (0, -3, 10**20, True):
+        with pytest.raises(ArchtuneError, match="threads: expected 1 to 4096"):
+            device.set_threads(bad)
+    monkeypatch.setenv("ARCHTUNE_THREADS", "two")
+    with pytest.raises(ArchtuneError, match="ARCHTUNE_THREADS: expected a whole number.*two"):
+        device.set_threads(None)
+    monkeypatch.setenv("ARCHTUNE_THREADS", "0")
+    with pytest.raises(ArchtuneError, match="ARCHTUNE_THREADS: expected 1 to 4096"):
+        device.set_threads(None)
+    assert torch.get_num_threads() == before  # nothing was set
+    code, _, err = run_cli(["train", "--threads", "99999999999999999999"], capsys)
+    assert code == 2 and "--threads" in err and "Traceback" not in err
+
+
 def test_the_bf16_check_forgives_a_few_images_on_a_small_dev_split() -> None:
     from archtune.training.trainer import bf16_tolerance
 

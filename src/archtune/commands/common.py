@@ -10,6 +10,8 @@ import click
 
 from ..errors import ArchtuneError, short
 
+THREADS = click.IntRange(1, 4096)  # --threads: more than any machine's cores is a typo
+
 if TYPE_CHECKING:
     from ..training import Run
 

@@ -10,6 +10,7 @@ import click
 
 from .._files import read_text
 from ..errors import ArchtuneError
+from .common import THREADS
 from .search import quiet_libraries
 
 
@@ -27,7 +28,7 @@ from .search import quiet_libraries
                                          "running again without it tops the searches up).")
 @click.option("--data-dir", help="Folder holding the data set's files.")
 @click.option("--device", help="cpu | cuda.")
-@click.option("--threads", type=int, help="CPU threads.")
+@click.option("--threads", type=THREADS, help="CPU threads.")
 @click.pass_context
 def plan(ctx: click.Context, plan: str, dry_run: bool, show: bool, folder: str | None,
          plans_dir: str, sets: tuple[str, ...], trials: int | None, data_dir: str | None,

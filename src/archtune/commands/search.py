@@ -14,7 +14,7 @@ import click
 
 from ..errors import ArchtuneError
 from ..search import value_of
-from .common import log_options, report_training
+from .common import THREADS, log_options, report_training
 from .dashboard import beside_study
 
 STUDIES_DIR = click.option("--studies-dir", default="studies", show_default=True, type=click.Path(),
@@ -81,7 +81,7 @@ def _interrupted() -> None:
 @click.option("--seed", type=int, help="Seed of the sampler, the grid order and each trial (default 0).")
 @click.option("--jobs", callback=_jobs_option, metavar="N|auto",
               help="Trials at once, each in its own process (cores are divided); auto: by model size.")
-@click.option("--threads", type=int, help="CPU threads per trial.")
+@click.option("--threads", type=THREADS, help="CPU threads per trial.")
 @click.option("--device", help="cpu | cuda.")
 @click.option("--data", "dataset", help="fashion-mnist | mnist | a .npz file or image folder.")
 @click.option("--data-dir", help="Folder holding the data set's files (not part of the study).")
@@ -243,7 +243,7 @@ def _print_outcome(study: Any) -> None:
 @click.option("--target", type=float, help="Stop once a trial reaches this dev accuracy.")
 @click.option("--jobs", default="1", show_default=True, callback=_jobs_option, metavar="N|auto",
               help="Trials at once (processes); auto: one per core for small models.")
-@click.option("--threads", type=int, help="CPU threads per trial.")
+@click.option("--threads", type=THREADS, help="CPU threads per trial.")
 @click.option("--device", help="cpu | cuda.")
 @click.option("--data-dir", help="Folder holding the data set's files on this machine.")
 @click.option("--keep-runs/--no-keep-runs", default=None, help="Keep trial run folders (default: as the study).")
@@ -283,7 +283,7 @@ def worker(study: str, **kw: Any) -> None:
               "search's epochs), else the best trial once with all of it.")
 @click.option("--run-dir", type=click.Path(), help="Run folder (default: runs/STUDY-trialN-<time>).")
 @click.option("--data-dir", help="Folder holding the data set's files.")
-@click.option("--threads", type=int, help="CPU threads.")
+@click.option("--threads", type=THREADS, help="CPU threads.")
 @click.option("--device", help="cpu | cuda.")
 @STORAGE
 @STUDIES_DIR

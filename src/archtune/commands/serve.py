@@ -12,6 +12,8 @@ import click
 
 from archtune.errors import ArchtuneError
 
+from .common import THREADS
+
 log = logging.getLogger(__name__)
 INVERT = click.Choice(["auto", "always", "never"])
 
@@ -35,7 +37,7 @@ def _format_row(row: dict[str, Any], width: int) -> str:
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1),
               help="Images per forward pass.")
 @click.option("--device", default="cpu", show_default=True, type=str)
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
+@click.option("--threads", default=1, show_default=True, type=THREADS,
               help="CPU threads of the model; decoding files is the slow part and gets 2 threads.")
 def predict(run: str, images: tuple[str, ...], top: int, as_json: bool, invert: str,
             batch_size: int, device: str, threads: int) -> None:
@@ -108,7 +110,7 @@ def _check_host(host: str) -> None:
               help="Most images per forward pass.")
 @click.option("--invert", default="auto", show_default=True, type=INVERT)
 @click.option("--device", default="cpu", show_default=True, type=str)
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
+@click.option("--threads", default=1, show_default=True, type=THREADS,
               help="CPU threads of the model; the other cores serve HTTP and decode images.")
 def serve(run: str, host: str, port: int, max_mb: float, max_pixels: int, max_images: int,
           batch_wait_ms: float, max_batch: int, invert: str, device: str, threads: int) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from .common import THREADS
 from .search import STORAGE, STUDIES_DIR, quiet_libraries
 
 
@@ -33,7 +34,7 @@ from .search import STORAGE, STUDIES_DIR, quiet_libraries
 @click.option("--new", is_flag=True, help="Replace an existing tune of this study (deletes its trials).")
 @click.option("--data-dir", help="Folder holding the data set's files.")
 @click.option("--device", help="cpu | cuda.")
-@click.option("--threads", type=int, help="CPU threads.")
+@click.option("--threads", type=THREADS, help="CPU threads.")
 def tune(space: str, dry_run: bool, **kw: Any) -> None:
     """Spend --minutes on the best model SPACE (default auto-space) holds for --data: the
     space's start points first, rungs of successive halving whose promoted candidates continue

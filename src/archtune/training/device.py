@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import torch
 
 from .._version import __version__
-from ..errors import ArchtuneError
+from ..errors import ArchtuneError, short
 
 M = TypeVar("M", bound=torch.nn.Module)
 
@@ -61,12 +61,24 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
+MAX_THREADS = 4096  # more intra-op threads than any machine has cores is a typo
+
+
 def set_threads(threads: int | None) -> int:
-    """Use ``threads`` intra-op threads (default: the cores this process may use)."""
+    """Use ``threads`` intra-op threads (default: $ARCHTUNE_THREADS, else the cores this process
+    may use)."""
+    where = "threads"
     if threads is None:
         env = os.environ.get("ARCHTUNE_THREADS")
-        threads = int(env) if env else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    torch.set_num_threads(max(1, threads))
+        where = "ARCHTUNE_THREADS"
+        try:
+            threads = int(env) if env else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        except ValueError:
+            raise ArchtuneError(f"ARCHTUNE_THREADS: expected a whole number of CPU threads, "
+                                f"got {short(env)}") from None
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise ArchtuneError(f"{where}: expected 1 to {MAX_THREADS} CPU threads, got {short(threads)}")
+    torch.set_num_threads(threads)
     return torch.get_num_threads()
 
 
