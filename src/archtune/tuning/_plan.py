@@ -3,8 +3,9 @@
 Every candidate trains ``first_rung_s`` seconds (rung 0); the best third, compared at equal
 epochs (:func:`rank`), continue from where they stopped to ``ETA`` times that (rung 1), and so
 on until one is left: it continues to the end of the budget, its learning rate decaying over
-the last ``COOLDOWN`` of its epochs, and is the delivered model. What is spent on the others (and on the winner's rivals' share of each rung)
-is the exploration share, ``explore`` of the training time by default a quarter.
+the last ``COOLDOWN`` of its epochs, and is the delivered model. What is spent on the others
+(and on the winner's rivals' share of each rung) is the exploration share, ``explore`` of the
+training time by default a quarter.
 """
 
 from __future__ import annotations

@@ -392,8 +392,9 @@ class _Tuner:
         the others."""
         order, at, margin = self._ranked(self.state.alive())
         alive = [self.state.find(n) for n in order]
-        for c in alive:
-            c.ranked.append(float(self.sessions[c.number].history[at - 1]["dev_accuracy"]))
+        for c in alive:  # a too-slow candidate (fewer than ``at`` epochs): its last score
+            history = self.sessions[c.number].history
+            c.ranked.append(float(history[min(at, len(history)) - 1]["dev_accuracy"]))
         self.state.compared_at.append(at)
         self.state.margins.append(margin)
         keep = survivors(len(alive), plan.eta)[1] if len(alive) > 1 else 1
