@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import _results  # noqa: I001  (bench-local helpers)
@@ -59,6 +59,30 @@ class Ctx:
     smoke: bool
     work: Path  # the row's own folder (runs, studies)
     tiny: Path | None  # the smoke data set (.npz), only with --smoke
+    dates: set[str] = field(default_factory=set)  # when the row's units were measured
+
+
+def unit(ctx: Ctx, name: str, measure: Callable[[Path], dict]) -> dict:
+    """One unit of a row (a seed's run, an arm) in its folder ``ctx.work/name``: measured now, or
+    kept from an earlier call with the same --work at the same commit, on the same machine and at
+    the same size, so that a row of hours can be stopped and taken up again. Nothing is kept from a
+    checkout with modified files, and a unit that did not finish is measured again from nothing."""
+    out = ctx.work / name
+    record = out / "unit.json"
+    key = {"commit": _results.commit(), "machine": _results.machine(), "smoke": ctx.smoke}
+    if record.exists() and "(modified)" not in key["commit"]:
+        saved = json.loads(record.read_text())
+        if saved.get("key") == key:
+            print(f"{name}: kept, measured on {saved['date']}", file=sys.stderr, flush=True)
+            ctx.dates.add(saved["date"])
+            return saved["result"]
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    result = measure(out)
+    date = time.strftime("%Y-%m-%d")
+    record.write_text(json.dumps({"key": key, "date": date, "result": result}))
+    ctx.dates.add(date)
+    return result
 
 
 @dataclass(frozen=True)
@@ -102,7 +126,8 @@ def recipe_row(recipe: str, target: Callable[[], tuple[float, float]]) -> Callab
     def measure(ctx: Ctx) -> dict:
         base, _, epochs = recipe.partition("@")
         run_as, extra = (f"{base}@1", ["--data", str(ctx.tiny)]) if ctx.smoke else (recipe, [])
-        rs = [recipes.run_recipe(run_as, seed, ctx.work, extra) for seed in ctx.seeds]
+        rs = [unit(ctx, f"s{seed}", lambda out, seed=seed: recipes.run_recipe(run_as, seed, out, extra))
+              for seed in ctx.seeds]
         walls = [r["wall"] for r in rs]
         wall, wall_s = mean_spread(walls)
         per_seed = ", ".join(f"{r['seed']}: {r['test']:.2%} in {r['wall']:.0f} s" for r in rs)
@@ -188,51 +213,52 @@ def keras_row(ctx: Ctx) -> dict:
 
 def search_row(ctx: Ctx) -> dict:
     """Fashion-MNIST, 25 minutes each: `tune` (bench/tune.py), search (auto-space, 40% of the
-    time) + `retrain --minutes` and the same with random search (bench/new_data.py), and
-    `accurate --minutes 25`."""
+    time) + `retrain --minutes` (bench/new_data.py), and `accurate --minutes 25`; each arm of
+    each seed a unit of its own (kept when the row is taken up again)."""
     import new_data
     import tune as tune_bench
     from _results import evaluate_test
 
     budget, share = (SMOKE_BUDGET_S if ctx.smoke else 25 * 60.0), 0.4
     source = str(ctx.tiny) if ctx.smoke else new_data.REGISTERED["fmnist"]
-    by_arm: dict[str, list[dict]] = {"tune": [], "search": [], "random": [], "accurate": []}
-    precisions = set()
-    for seed in ctx.seeds:
-        for arm, rows in by_arm.items():
-            out = ctx.work / f"s{seed}" / arm
-            if arm == "accurate":
-                r = new_data.recipe_arm("accurate", source, seed, budget, out)
-            elif arm == "tune":
-                r = tune_bench.tune_arm(source, seed, budget, out)
-            else:
-                r = new_data.search_arm(source, seed, budget, share, out, random=arm == "random")
-            run = out / r.pop("run")
-            started = time.monotonic()
-            r["test"] = evaluate_test(run)  # once, after the arm's choice
-            r["eval_s"] = time.monotonic() - started
-            precisions.add(_precision(run))
-            rows.append(r)
-            print(f"search-25 seed {seed} {arm}: {r['wall_s']:.0f} s ({r['detail']})",
-                  file=sys.stderr, flush=True)
-    test = {arm: [r["test"] for r in rows] for arm, rows in by_arm.items()}
+
+    def arm(name: str, seed: int, out: Path) -> dict:
+        if name == "accurate":
+            r = new_data.recipe_arm("accurate", source, seed, budget, out)
+        elif name == "tune":
+            r = tune_bench.tune_arm(source, seed, budget, out)
+        else:
+            r = new_data.search_arm(source, seed, budget, share, out)
+        run = out / r.pop("run")
+        started = time.monotonic()
+        r["test"] = evaluate_test(run)  # once, after the arm's choice
+        r["eval_s"] = time.monotonic() - started
+        r["precision"] = _precision(run)
+        print(f"search-25 seed {seed} {name}: {r['wall_s']:.0f} s ({r['detail']})",
+              file=sys.stderr, flush=True)
+        return r
+
+    by_arm = {name: [unit(ctx, f"s{seed}/{name}", lambda out, n=name, s=seed: arm(n, s, out))
+                     for seed in ctx.seeds]
+              for name in ("tune", "accurate", "search")}
+    test = {name: [r["test"] for r in rows] for name, rows in by_arm.items()}
     least = new_data.TARGETS["fmnist"] / 100
     minutes = f"{budget / 60:.3g}"
-    return {"result": f"`archtune tune` {pct(test['tune'])}, search + retrain "
-                      f"{pct(test['search'])}, random search + retrain {pct(test['random'])}, "
-                      f"`archtune train accurate --minutes {minutes}` {pct(test['accurate'])} mean "
-                      f"test; tune against `accurate`: {versus(test['tune'], test['accurate'])}; "
-                      f"against search + retrain: {versus(test['tune'], test['search'])}; search "
-                      f"against random search: {versus(test['search'], test['random'])}",
-            "target": "; ".join(f"{arm}: " + verdict(test[arm], least, [r["wall_s"] + r["eval_s"]
-                                                                         for r in by_arm[arm]],
-                                                      budget) for arm in ("tune", "search")),
-            "precision": ", ".join(sorted(precisions)),
+    return {"result": f"`archtune tune` {pct(test['tune'])}, `archtune train accurate --minutes "
+                      f"{minutes}` {pct(test['accurate'])}, search + retrain {pct(test['search'])} "
+                      f"mean test; tune against `accurate`: {versus(test['tune'], test['accurate'])}"
+                      f"; against search + retrain: {versus(test['tune'], test['search'])}",
+            "target": "; ".join(f"{name}: " + verdict(test[name], least,
+                                                      [r["wall_s"] + r["eval_s"]
+                                                       for r in by_arm[name]], budget)
+                                for name in ("tune", "search")),
+            "precision": ", ".join(sorted({r["precision"] for rows in by_arm.values()
+                                           for r in rows})),
             "by": f"`archtune tune auto-space --minutes {minutes} --seed S` (bench/tune.py); "
-                  f"`archtune search auto-space --timeout {share * budget:.0f} --seed S`, `archtune "
-                  "retrain STUDY --finalists 1 --seeds 1 --minutes REST` (and with `--sampler "
-                  f"random --pruner none`); `archtune train accurate --minutes {minutes}`; then "
-                  "`archtune evaluate RUN --split test` (bench/new_data.py)"}
+                  f"`archtune train accurate --minutes {minutes}`; `archtune search auto-space "
+                  f"--timeout {share * budget:.0f} --seed S`, `archtune retrain STUDY --finalists 1 "
+                  "--seeds 1 --minutes REST` (bench/new_data.py); then `archtune evaluate RUN "
+                  "--split test`"}
 
 
 def serving_row(ctx: Ctx) -> dict:
@@ -326,7 +352,7 @@ ROWS: dict[str, Row] = {  # name -> row, in the order of the README's table, the
                  "keras-against-archtune-and-a-plain-pytorch-loop-classic-cnn", 0, 15.5, keras_row),
     "search-25": Row("25 minutes on Fashion-MNIST: `tune`, and search + retrain, against "
                      "`accurate --minutes 25`",
-                     "search-on-fashion-mnist-against-the-recipes-25-minutes", 0, 103, search_row),
+                     "search-on-fashion-mnist-against-the-recipes-25-minutes", 0, 78, search_row),
     "serving": Row("`archtune serve`: HTTP load test and batch prediction",
                    "serving-http-load-test-and-batch-prediction", 3, 0, serving_row),
     "faults": Row("searches and training killed with SIGKILL, then resumed",
@@ -403,7 +429,7 @@ def section(results: dict[str, dict], kept: dict[str, str], seeds: int, smoke: b
 
     precision, why = resolve_precision("auto", torch.device("cpu"))
     flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in _results.cpu_flags().items())
-    ran = f"{time.strftime('%Y-%m-%d')} at {_results.commit()}"
+    today, at = time.strftime("%Y-%m-%d"), f"at {_results.commit()} on {_results.cpu_name()}"
     head = [f"CPU flags for precision: {flags}; `--precision auto` on this CPU: {precision} "
             f"({why}). Load average at the start (1, 5, 15 min): {load_start}. Seeds: "
             f"{', '.join(map(str, range(seeds)))} (rows that quote an accuracy).", ""]
@@ -415,7 +441,9 @@ def section(results: dict[str, dict], kept: dict[str, str], seeds: int, smoke: b
              "mean ± spread (half the min-max range) over seeds; each arm's final model tested "
              "once, after its own choice on dev; no candidate tested. A target is met when the mean "
              "less the spread reaches it, within noise when only the mean plus the spread does, "
-             "missed otherwise or when a run overran its time.", ""]
+             "missed otherwise or when a run overran its time. A row stopped part way goes on "
+             "with the same `--work`: the seeds and arms it finished at the same commit on the "
+             "same machine are kept, each dated in 'ran'; 'took' counts the last call only.", ""]
     if kept:
         head += [f"Not every row ran in the call that wrote this header: {', '.join(kept)} kept "
                  "from an earlier call (see 'ran').", ""]
@@ -426,7 +454,7 @@ def section(results: dict[str, dict], kept: dict[str, str], seeds: int, smoke: b
             r = results[name]
             head.append("| " + " | ".join(cell(c) for c in (
                 name, ROWS[name].what, r["result"], r["target"], r["seeds"], r["precision"],
-                r["by"], r["took"], ran)) + " |")
+                r["by"], r["took"], f"{', '.join(r.get('dates') or [today])} {at}")) + " |")
         elif name in kept:
             head.append(kept[name])
     return "\n".join(head)
@@ -438,7 +466,8 @@ def child(args: argparse.Namespace) -> None:
               Path(args.data) if args.data else None)
     out = Path(args.out)
     try:
-        out.write_text(json.dumps(ROWS[args.one].measure(ctx)))
+        result = ROWS[args.one].measure(ctx)
+        out.write_text(json.dumps({**result, "dates": sorted(ctx.dates)}))
     except (Exception, SystemExit) as err:  # a failed subprocess raises SystemExit in the benches
         message = str(err).strip().splitlines()
         out.write_text(json.dumps({"error": f"{type(err).__name__}: "

@@ -78,3 +78,37 @@ def test_smoke_row_writes_its_line_and_keeps_the_others(tmp_path: Path, real_dat
     assert cells[4] == "2" and cells[5] in ("bf16", "fp32")
     assert "`archtune train --epochs 2 --seed S`" in cells[6]
     assert (BENCH / "RESULTS.md").read_text() == bench_results
+
+
+def test_a_row_taken_up_again_keeps_the_units_it_finished(module, tmp_path: Path,  # noqa: ANN001
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import _results
+
+    state = {"commit": "abc1234", "calls": 0}
+    monkeypatch.setattr(_results, "commit", lambda: state["commit"])
+    monkeypatch.setattr(_results, "machine", lambda: "a CPU, 2 cores")
+
+    def measure(out: Path) -> dict:
+        assert not any(out.iterdir()), "a unit starts in an empty folder"
+        (out / "run").mkdir()
+        state["calls"] += 1
+        return {"call": state["calls"]}
+
+    def ctx():  # noqa: ANN202
+        return module.Ctx([0], False, tmp_path, None)
+
+    first = ctx()
+    assert module.unit(first, "s0/tune", measure) == {"call": 1} and first.dates
+    again = ctx()
+    assert module.unit(again, "s0/tune", measure) == {"call": 1}  # kept, not measured
+    assert state["calls"] == 1 and again.dates == first.dates
+    (tmp_path / "s1" / "tune").mkdir(parents=True)  # a unit stopped part way: measured anew
+    (tmp_path / "s1" / "tune" / "half.pt").write_text("x")
+    assert module.unit(ctx(), "s1/tune", measure) == {"call": 2}
+    state["commit"] = "abc1234 (modified)"  # never kept from a modified checkout
+    assert module.unit(ctx(), "s0/tune", measure) == {"call": 3}
+    state["commit"] = "def5678"  # nor from another commit
+    assert module.unit(ctx(), "s0/tune", measure) == {"call": 4}
+    monkeypatch.setattr(_results, "machine", lambda: "another CPU, 2 cores")  # nor machine
+    assert module.unit(ctx(), "s0/tune", measure) == {"call": 5}
+    assert module.unit(ctx(), "s0/tune", measure) == {"call": 5}
