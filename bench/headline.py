@@ -238,9 +238,10 @@ def search_row(ctx: Ctx) -> dict:
               file=sys.stderr, flush=True)
         return r
 
-    by_arm = {name: [unit(ctx, f"s{seed}/{name}", lambda out, n=name, s=seed: arm(n, s, out))
-                     for seed in ctx.seeds]
-              for name in ("tune", "accurate", "search")}
+    by_arm: dict[str, list[dict]] = {"tune": [], "accurate": [], "search": []}
+    for seed in ctx.seeds:  # seed by seed: a row stopped part way has whole seeds done
+        for name, rows in by_arm.items():
+            rows.append(unit(ctx, f"s{seed}/{name}", lambda out, n=name, s=seed: arm(n, s, out)))
     test = {name: [r["test"] for r in rows] for name, rows in by_arm.items()}
     least = new_data.TARGETS["fmnist"] / 100
     minutes = f"{budget / 60:.3g}"
@@ -421,7 +422,7 @@ def existing_lines(path: Path, title: str) -> dict[str, str]:
     return lines
 
 
-def section(results: dict[str, dict], kept: dict[str, str], seeds: int, smoke: bool,
+def section(results: dict[str, dict], kept: dict[str, str], smoke: bool,
             load_start: str) -> str:
     import torch
 
@@ -431,8 +432,8 @@ def section(results: dict[str, dict], kept: dict[str, str], seeds: int, smoke: b
     flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in _results.cpu_flags().items())
     today, at = time.strftime("%Y-%m-%d"), f"at {_results.commit()} on {_results.cpu_name()}"
     head = [f"CPU flags for precision: {flags}; `--precision auto` on this CPU: {precision} "
-            f"({why}). Load average at the start (1, 5, 15 min): {load_start}. Seeds: "
-            f"{', '.join(map(str, range(seeds)))} (rows that quote an accuracy).", ""]
+            f"({why}). Load average at the start (1, 5, 15 min): {load_start}. Seeds 0..N-1, "
+            "N in each row's 'seeds' cell.", ""]
     if smoke:
         head += ["**Smoke run**: every row at tiny size (400 training and 200 test images, 1 epoch "
                  "or a few seconds of budget); it checks the script, not the figures.", ""]
@@ -534,7 +535,7 @@ def main() -> None:
     results = {name: run_row(name, args, seeds, work, tiny) for name in names}
     title = SMOKE_TITLE if args.smoke else TITLE
     kept = {k: v for k, v in existing_lines(results_path, title).items() if k not in results}
-    body = section(results, kept, seeds, args.smoke, load_start)
+    body = section(results, kept, args.smoke, load_start)
     command = "python bench/headline.py" + (f" --rows {','.join(names)}" if args.rows else "") + \
         f" --seeds {seeds}" + (" --smoke" if args.smoke else "")
     _results.write_section(title, body, command)
