@@ -430,3 +430,21 @@ def test_results_sections_the_docs_name_exist() -> None:
                 if anchor not in anchors and anchor != "anchor":  # the benchmarks page's example
                     missing.append(f"{path.relative_to(ROOT).as_posix()}:{number}: #{anchor}")
     assert not missing, "no such section in bench/RESULTS.md:\n" + "\n".join(missing)
+
+
+def test_readme_results_table_quotes_the_headline_section_digit_for_digit() -> None:
+    """Every number in README's results table is in bench/RESULTS.md's headline section (as
+    `python bench/headline.py` wrote it), and the table names nothing measured elsewhere."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    results = (ROOT / "bench" / "RESULTS.md").read_text(encoding="utf-8")
+    table = re.search(r"^## Results\n(.*?)(?=^## )", readme, re.S | re.M)
+    headline = re.search(r"^## Headline figures, regenerated\n(.*?)(?=^## |\Z)", results,
+                         re.S | re.M)
+    assert table and headline, "README's '## Results' or RESULTS.md's headline section is gone"
+    rows = [line for line in table.group(1).splitlines()
+            if line.startswith("| ") and not line.startswith(("| what", "| ---"))]
+    assert len(rows) >= 6, rows
+    figures = set(re.findall(r"\d[\d,]*(?:\.\d+)?", headline.group(1)))
+    stray = [(row.split(" | ")[0], number) for row in rows
+             for number in re.findall(r"\d[\d,]*(?:\.\d+)?", row) if number not in figures]
+    assert not stray, f"README figures not in the headline section: {stray}"
